@@ -1,0 +1,73 @@
+// `switchyard gateway`: wires the gRPC gateway, its Redis enqueuer and its admin port.
+import { createGateway } from '../server/gateway';
+import { QueueEnqueuer } from '../server/queue-enqueuer';
+import type { RpcServiceOptions } from '../server/rpc-service';
+import { createAdminServer, type Metrics } from '../shared/admin';
+import type { LoadedApp } from '../shared/app';
+import type { Config } from '../shared/config';
+import { connectQuietly, createRedis } from '../shared/redis';
+import { Store } from '../shared/store/store';
+
+export interface RunningPart {
+  port: number;
+  adminPort: number;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(config: Config, app: LoadedApp): Promise<RunningPart> {
+  const redis = createRedis(config.redis, 'gateway');
+  if (!(await connectQuietly(redis))) {
+    process.stderr.write(`switchyard gateway: redis at ${redactUrl(config.redis)} is not answering; sync calls work, async calls answer 503 until it does\n`);
+  }
+  const store = new Store(redis, config.prefix);
+  let serving = false;
+  const admin = createAdminServer(config.adminPort, config.host, () => ({
+    ready: serving && redis.status === 'ready',
+    detail: { serving, redis: redis.status },
+  }));
+  const gateway = createGateway({
+    app,
+    queue: new QueueEnqueuer(store, { capacity: config.capacity, discardThreshold: config.discardThreshold }),
+    host: config.host,
+    port: config.port,
+    defaultTimeoutMs: config.timeoutMs,
+    maxParamsBytes: config.maxParamsBytes,
+    maxBodyBytes: config.maxBodyBytes,
+    debug: config.debug,
+    token: config.token,
+    tls: config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa } : undefined,
+    observe: observeCalls(admin.metrics),
+  });
+  const port = await gateway.start();
+  const adminPort = await admin.start();
+  serving = true;
+  return {
+    port,
+    adminPort,
+    async stop() {
+      serving = false;
+      await gateway.stop(config.graceMs);
+      await admin.stop();
+      redis.disconnect();
+    },
+  };
+}
+
+/** Per-call metrics with the labelled children looked up once, not hashed on every call. */
+function observeCalls(metrics: Metrics): NonNullable<RpcServiceOptions['observe']> {
+  const counters = new Map<string, ReturnType<Metrics['calls']['labels']>>();
+  const histograms = new Map<string, ReturnType<Metrics['callSeconds']['labels']>>();
+  return (kind, status, startedAt) => {
+    const key = `${kind} ${status}`;
+    let counter = counters.get(key);
+    if (!counter) counters.set(key, (counter = metrics.calls.labels(kind, String(status))));
+    let histogram = histograms.get(kind);
+    if (!histogram) histograms.set(kind, (histogram = metrics.callSeconds.labels(kind)));
+    counter.inc();
+    histogram.observe(Number(process.hrtime.bigint() - startedAt) / 1e9);
+  };
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, '//***@');
+}

@@ -1,0 +1,92 @@
+// The RPCServer service: Input.params → a sync dispatch or an enqueue → Output.content.
+import * as grpc from '@grpc/grpc-js';
+import type { LoadedApp } from '../shared/app';
+import { dispatch } from '../shared/dispatch';
+import { SwitchyardError } from '../shared/errors';
+import { encodeReply, errorReply, type Reply } from '../shared/output';
+import { parseParams, type CallRequest, type ParamsLimits } from '../shared/params';
+import { decodeStringField1, encodeStringField1 } from '../shared/wire';
+
+/** Puts an async call into the queues; answers 201/409/503 as SPEC section 1 says. */
+export interface Enqueuer {
+  enqueue(request: CallRequest): Promise<Reply>;
+}
+
+export interface RpcServiceOptions extends ParamsLimits {
+  app: LoadedApp;
+  /** Absent: async calls answer 503 (no queue configured). */
+  queue?: Enqueuer;
+  defaultTimeoutMs: number;
+  debug: boolean;
+  /** Called once per call with its outcome, for metrics. */
+  observe?: (kind: 'sync' | 'async' | 'invalid', status: number, startedAt: bigint) => void;
+}
+
+/** The two messages as plain objects, like proto-loader gives them (grpc-js treats a bare '' as "no message"). */
+export interface Input {
+  params: string;
+}
+export interface Output {
+  content: string;
+}
+
+function unaryMethod(name: string): grpc.MethodDefinition<Input, Output> {
+  return {
+    path: `/rpc.RPCServer/${name}`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (input) => encodeStringField1(input.params),
+    requestDeserialize: (bytes) => ({ params: decodeStringField1(bytes) }),
+    responseSerialize: (output) => encodeStringField1(output.content),
+    responseDeserialize: (bytes) => ({ content: decodeStringField1(bytes) }),
+    originalName: name,
+  };
+}
+
+/** `handel` is the wire name deployed clients use; `handle` is its correctly spelled alias. */
+export const rpcServiceDefinition: grpc.ServiceDefinition = {
+  handel: unaryMethod('handel'),
+  handle: unaryMethod('handle'),
+};
+
+function remainingMs(call: grpc.ServerUnaryCall<Input, Output>): number {
+  const deadline = call.getDeadline();
+  if (deadline === Infinity) return Infinity;
+  const at = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  return Math.max(0, at - Date.now());
+}
+
+export function createRpcHandler(options: RpcServiceOptions): grpc.handleUnaryCall<Input, Output> {
+  const limits: ParamsLimits = { maxParamsBytes: options.maxParamsBytes, maxBodyBytes: options.maxBodyBytes };
+
+  async function answer(call: grpc.ServerUnaryCall<Input, Output>): Promise<[Reply, 'sync' | 'async' | 'invalid']> {
+    let request: CallRequest;
+    try {
+      request = parseParams(call.request.params, limits);
+    } catch (err) {
+      if (err instanceof SwitchyardError) return [errorReply(err), 'invalid'];
+      throw err;
+    }
+    if (!request.reply) {
+      if (!options.queue) return [{ status: 503, data: 'queue unavailable: this gateway has no Redis configured' }, 'async'];
+      return [await options.queue.enqueue(request), 'async'];
+    }
+    const timeoutMs = Math.min(options.defaultTimeoutMs, request.timeoutMs ?? Infinity, remainingMs(call));
+    return [await dispatch(options.app, request, { timeoutMs, debug: options.debug }), 'sync'];
+  }
+
+  return (call, callback) => {
+    const startedAt = options.observe ? process.hrtime.bigint() : 0n;
+    answer(call).then(
+      ([reply, kind]) => {
+        options.observe?.(kind, reply.status, startedAt);
+        callback(null, { content: encodeReply(reply) });
+      },
+      (err: unknown) => {
+        const reply = err instanceof SwitchyardError ? errorReply(err) : { status: 500, data: `internal error: ${(err as Error)?.message ?? err}` };
+        options.observe?.('sync', reply.status, startedAt);
+        callback(null, { content: encodeReply(reply) });
+      },
+    );
+  };
+}

@@ -1,0 +1,74 @@
+// Protobuf codec for the two messages of proto/rpc.proto, each a single string field 1.
+// Hand-written because it is tiny and sits on the hot path; test/unit/wire.test.ts checks it
+// byte for byte against protobufjs loading proto/rpc.proto.
+
+/** Decodes `Input` (or `Output`): the last occurrence of field 1 wins, unknown fields are skipped. */
+export function decodeStringField1(buf: Buffer): string {
+  let pos = 0;
+  let start = 0;
+  let end = 0;
+  while (pos < buf.length) {
+    const [tag, afterTag] = readVarint(buf, pos);
+    pos = afterTag;
+    const field = Math.floor(tag / 8);
+    const wireType = tag & 7;
+    if (wireType === 0) {
+      pos = readVarint(buf, pos)[1];
+    } else if (wireType === 1) {
+      pos += 8;
+    } else if (wireType === 5) {
+      pos += 4;
+    } else if (wireType === 2) {
+      const [len, afterLen] = readVarint(buf, pos);
+      if (afterLen + len > buf.length) throw new Error('truncated length-delimited field');
+      if (field === 1) {
+        start = afterLen;
+        end = afterLen + len;
+      }
+      pos = afterLen + len;
+    } else {
+      throw new Error(`unsupported wire type ${wireType}`);
+    }
+  }
+  if (pos > buf.length) throw new Error('truncated message');
+  return buf.toString('utf8', start, end);
+}
+
+export function encodeStringField1(value: string): Buffer {
+  if (value.length === 0) return Buffer.alloc(0);
+  const len = Buffer.byteLength(value);
+  const header = varintSize(len) + 1;
+  const out = Buffer.allocUnsafe(header + len);
+  out[0] = 0x0a;
+  let pos = 1;
+  let n = len;
+  while (n > 0x7f) {
+    out[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  out[pos++] = n;
+  out.write(value, pos, 'utf8');
+  return out;
+}
+
+function readVarint(buf: Buffer, pos: number): [number, number] {
+  let result = 0;
+  let shift = 0;
+  for (;;) {
+    if (pos >= buf.length) throw new Error('truncated varint');
+    const byte = buf[pos++];
+    if (shift < 49) result += (byte & 0x7f) * 2 ** shift;
+    if ((byte & 0x80) === 0) return [result, pos];
+    shift += 7;
+    if (shift > 63) throw new Error('varint too long');
+  }
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n > 0x7f) {
+    n >>>= 7;
+    size++;
+  }
+  return size;
+}

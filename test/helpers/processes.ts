@@ -1,0 +1,77 @@
+// Real switchyard processes for end-to-end tests: spawned from the built dist/ (npm test
+// builds first), waited for until they print their ready line, killed for real.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const BIN = path.join(ROOT, 'bin', 'switchyard.js');
+
+export interface SwitchyardProcess {
+  child: ChildProcess;
+  /** Fields of the ready line, e.g. { port: '50051', admin: '9464', id: '...' }. */
+  ready: Record<string, string>;
+  output(): string;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export async function startSwitchyard(command: 'gateway' | 'worker' | 'dev', flags: string[], env: NodeJS.ProcessEnv = {}): Promise<SwitchyardProcess> {
+  const child = spawn(process.execPath, [BIN, command, '--admin-port', '0', ...flags], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  running.add(child);
+  void exited.then(() => running.delete(child));
+  const readyWord = command === 'worker' ? 'worker ready' : 'gateway ready';
+  const ready = await new Promise<Record<string, string>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`switchyard ${command} not ready after 15 s:\n${out}`)), 15_000);
+    const check = (): void => {
+      const line = out.split('\n').find((l) => l.includes(readyWord));
+      if (!line) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', check);
+      resolve(Object.fromEntries([...line.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]])));
+    };
+    child.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`switchyard ${command} exited (${code}) before ready:\n${out}`));
+    });
+  });
+  return { child, ready, output: () => out, exited, kill: (signal = 'SIGTERM') => child.kill(signal) };
+}
+
+const running = new Set<ChildProcess>();
+
+/** Kills every process a test left behind (call in afterAll). */
+export async function killAll(): Promise<void> {
+  const waits = [...running].map((child) => new Promise((resolve) => {
+    child.once('exit', resolve);
+    child.kill('SIGKILL');
+  }));
+  await Promise.all(waits);
+}
+
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it returns true or `timeoutMs` passes; returns the last result. */
+export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 50): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > until) return false;
+    await sleep(everyMs);
+  }
+}

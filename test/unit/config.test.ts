@@ -1,0 +1,69 @@
+// Flags, SWITCHYARD_* variables, derived defaults, and one-line errors (SPEC section 5).
+import { ConfigError, FLAGS, helpText, parseConfig, parseDuration, parseSize } from '../../shared/config';
+
+const APP = ['--app', 'x.js'];
+
+test('durations take ms, s or m; a bare number is seconds', () => {
+  expect(parseDuration('500ms')).toBe(500);
+  expect(parseDuration('3s')).toBe(3000);
+  expect(parseDuration('2m')).toBe(120_000);
+  expect(parseDuration('1.5')).toBe(1500);
+  expect(() => parseDuration('soon')).toThrow();
+  expect(parseSize('64kb')).toBe(65536);
+  expect(parseSize('4mb')).toBe(4 << 20);
+});
+
+test('defaults, including the derived ones', () => {
+  const gateway = parseConfig('gateway', APP, {});
+  expect(gateway).toMatchObject({ redis: 'redis://127.0.0.1:6379', prefix: 'sy', port: 50051, adminPort: 9464, timeoutMs: 5000, capacity: 1000, discardThreshold: 600 });
+  const worker = parseConfig('worker', [...APP, '--concurrency', '25', '--capacity', '50'], {});
+  expect(worker).toMatchObject({ adminPort: 9465, concurrency: 25, reserve: 2, discardThreshold: 30, weights: [3, 1], strict: false, leaseMs: 30_000, attempts: 5, backoffMs: 1000, graceMs: 10_000 });
+  expect(Object.isFrozen(worker)).toBe(true);
+});
+
+test('SWITCHYARD_* variables are read, and the flag wins', () => {
+  const env = { SWITCHYARD_APP: 'from-env.js', SWITCHYARD_ADMIN_PORT: '7000', SWITCHYARD_WEIGHTS: '5:2', SWITCHYARD_STRICT: 'true' };
+  expect(parseConfig('worker', [], env)).toMatchObject({ app: 'from-env.js', adminPort: 7000, weights: [5, 2], strict: true });
+  expect(parseConfig('worker', ['--admin-port=7001', '--weights', '1:1'], env)).toMatchObject({ adminPort: 7001, weights: [1, 1] });
+});
+
+test.each([
+  [['--port', 'abc'], /--port must be a whole number \(got "abc"\)/],
+  [['--port', '70000'], /--port must be at most 65535/],
+  [['--timeout', 'soon'], /--timeout must be a duration like 500ms, 3s or 2m/],
+  [['--weights', '3-1'], /--weights must be two positive whole numbers like 3:1/],
+  [['--redis', 'http://x'], /--redis must be a redis:\/\/ or rediss:\/\/ URL/],
+  [['--nope', '1'], /unknown flag --nope/],
+  [['--concurrency', '4'], /does not apply to switchyard gateway/],
+  [['--port'], /--port needs a value/],
+])('gateway %j stops with one clear line', (argv, message) => {
+  expect(() => parseConfig('gateway', [...APP, ...(argv as string[])], {})).toThrow(message);
+  try {
+    parseConfig('gateway', [...APP, ...(argv as string[])], {});
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).not.toContain('\n');
+  }
+});
+
+test('cross-flag rules', () => {
+  expect(() => parseConfig('worker', [...APP, '--concurrency', '4', '--reserve', '4'], {})).toThrow(/--reserve \(4\) must be less than --concurrency \(4\)/);
+  expect(() => parseConfig('gateway', [], {})).toThrow(/--app is required/);
+  expect(() => parseConfig('gateway', [...APP, '--tls-cert', 'c.pem'], {})).toThrow(/--tls-cert and --tls-key go together/);
+  expect(() => parseConfig('worker', [...APP, '--capacity', '10', '--discard-threshold', '11'], {})).toThrow(/must not exceed --capacity/);
+  expect(() => parseConfig('stats', ['--prefix', 'a b'], {})).toThrow(/--prefix may hold only/);
+});
+
+test('--help lists every flag of the command with its default and variable', () => {
+  for (const command of ['gateway', 'worker', 'dev', 'stats', 'dead'] as const) {
+    const text = helpText(command);
+    for (const [name, spec] of Object.entries(FLAGS)) {
+      if ((spec.commands as readonly string[]).includes(command)) {
+        expect(text).toMatch(new RegExp(`--${name}\\b.*\\[default: [^\\]]+\\] \\(SWITCHYARD_${name.toUpperCase().replace(/-/g, '_')}\\)`));
+      } else {
+        expect(text).not.toMatch(new RegExp(`--${name}\\s`));
+      }
+    }
+  }
+  expect(helpText('worker')).toContain('--concurrency      jobs one worker runs at once [default: 50]');
+});
