@@ -1,0 +1,42 @@
+// npm run bench [-- --only sync|async] [--quick]: every section side by side in one run,
+// medians of interleaved rounds, written to docs-ready markdown on stdout and JSON in bench/results/.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import { benchAsync, asyncTable } from './async';
+import { ensureH2load, loadAverage, ROOT, versionOf } from './lib';
+import { benchSync, syncTable } from './sync';
+
+async function main(): Promise<void> {
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+  const quick = process.argv.includes('--quick');
+  ensureH2load();
+  const header = [
+    `date ${new Date().toISOString()}, node ${process.version}, @grpc/grpc-js ${versionOf('@grpc/grpc-js')}, koa ${versionOf('koa')}, ioredis ${versionOf('ioredis')}, bullmq ${versionOf('bullmq')}, bee-queue ${versionOf('bee-queue')}, autocannon ${versionOf('autocannon')}`,
+    `${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average before the run: ${loadAverage()}`,
+  ].join('\n');
+  const sections: string[] = [header];
+  const json: Record<string, unknown> = { header };
+  if (!only || only === 'sync') {
+    const sync = await benchSync({ rounds: quick ? 1 : 3, requests: quick ? 50_000 : 150_000, inFlight: 64 });
+    json.sync = sync;
+    sections.push('### Sync path\n\n' + syncTable(sync));
+  }
+  if (!only || only === 'async') {
+    const results = await benchAsync({ rounds: quick ? 1 : 3, jobs: quick ? 20_000 : 50_000 });
+    json.async = results;
+    sections.push('### Async path\n\n' + asyncTable(results));
+  }
+  sections.push(`load average after the run: ${loadAverage()}`);
+  const text = sections.join('\n\n');
+  mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(path.join(ROOT, 'bench', 'results', 'latest.json'), JSON.stringify(json, null, 2));
+  writeFileSync(path.join(ROOT, 'bench', 'results', 'latest.md'), text + '\n');
+  process.stdout.write(text + '\n');
+  process.exit(0);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,55 @@
+// Every Redis key of one deployment, in one place. All share the hash tag {prefix}, so one
+// deployment lives in one Cluster slot. SPEC section 4 pins the public ones.
+import type { Level, Policy } from '../params';
+
+export interface Keys {
+  readonly tag: string;
+  queue(level: Level, policy: Policy): string;
+  order(level: Level): string;
+  readonly l2Active: string;
+  readonly dead: string;
+  readonly stats: string;
+  /** Internal: `last` keys being run, "L<level>:<key>" -> worker id. */
+  readonly running: string;
+  /** Internal: smooth weighted round robin state shared by all workers. */
+  readonly sched: string;
+  /** Internal: live workers, id -> lease expiry (ms). */
+  readonly workers: string;
+  /** Internal: one worker's claimed jobs, id -> payload. */
+  workerJobs(workerId: string): string;
+  /** Internal: retries waiting for their time, payload scored by due time (ms). */
+  readonly delayed: string;
+  /** Internal: marker lists idle workers block on. */
+  wake(level: Level): string;
+  /** The 13 keys every script starts with (shared/store/scripts/includes/queues.lua). */
+  readonly common: readonly string[];
+}
+
+export function keysFor(prefix: string): Keys {
+  const tag = `{${prefix}}`;
+  const queue = (level: Level, policy: Policy): string => `${tag}:L${level}:${policy}`;
+  const order = (level: Level): string => `${tag}:L${level}:last:order`;
+  const wake = (level: Level): string => `${tag}:wake:L${level}`;
+  const running = `${tag}:running`;
+  const stats = `${tag}:stats`;
+  const l2Active = `${tag}:L2:active`;
+  return {
+    tag,
+    queue,
+    order,
+    l2Active,
+    dead: `${tag}:dead`,
+    stats,
+    running,
+    sched: `${tag}:sched`,
+    workers: `${tag}:workers`,
+    workerJobs: (workerId) => `${tag}:worker:${workerId}`,
+    delayed: `${tag}:delayed`,
+    wake,
+    common: Object.freeze([
+      queue(1, 'execute'), queue(1, 'discard'), queue(1, 'last'), order(1),
+      queue(2, 'execute'), queue(2, 'discard'), queue(2, 'last'), order(2),
+      running, stats, wake(1), wake(2), l2Active,
+    ]),
+  };
+}

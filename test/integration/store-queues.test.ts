@@ -1,0 +1,265 @@
+// The queue rules of SPEC section 3, one script call at a time, against a real Redis.
+import Redis from 'ioredis';
+import { decodeJob, type Job } from '../../shared/job';
+import { parseParams, type CallRequest } from '../../shared/params';
+import { Store, type SelectionOptions } from '../../shared/store/store';
+import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+
+const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 };
+const ADMISSION = { capacity: 100, discardThreshold: 60 };
+const SELECTION: SelectionOptions = { weights: [3, 1], strict: false, capacity: 100 };
+const FAR = () => Date.now() + 60_000;
+
+function asyncCall(url: string, level: 1 | 2, policy: 'execute' | 'last' | 'discard', content: unknown = null, extra: Record<string, unknown> = {}): CallRequest {
+  return parseParams(JSON.stringify({ url, method: 'POST', reply: false, content, queue_detail: { level, limit_policy: policy, ...extra } }), LIMITS);
+}
+
+let server: TestRedis;
+let redis: Redis;
+let store: Store;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url);
+});
+afterAll(async () => {
+  redis.disconnect();
+  await server.close();
+});
+beforeEach(() => {
+  store = new Store(redis, uniquePrefix('store'));
+});
+
+async function claimAll(workerId: string, n = 1000, selection = SELECTION, level2Room = n): Promise<Job[]> {
+  return store.claim(workerId, n, level2Room, selection, FAR());
+}
+
+describe('enqueue', () => {
+  test('an execute message waits in its list as JSON naming url, method and level', async () => {
+    const { id, outcome } = await store.enqueue(asyncCall('/users/42?x=1', 2, 'execute', { name: 'Ada' }), ADMISSION);
+    expect(outcome).toBe('queued');
+    const [payload] = await redis.lrange(store.keys.queue(2, 'execute'), 0, -1);
+    expect(JSON.parse(payload)).toMatchObject({ id, url: '/users/42?x=1', method: 'POST', level: 2, content: { name: 'Ada' } });
+    expect(store.keys.queue(2, 'execute')).toMatch(/^\{store-[^}]+\}:L2:execute$/);
+    expect(await redis.hget(store.keys.stats, 'L2:queued')).toBe('1');
+  });
+
+  test('execute messages are claimed in arrival order', async () => {
+    for (let i = 0; i < 5; i++) await store.enqueue(asyncCall('/e', 1, 'execute', { i }), ADMISSION);
+    const jobs = await claimAll('w1');
+    expect(jobs.map((j) => (j.content as { i: number }).i)).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  test('50 updates to one last key leave one waiting entry, which carries the newest body', async () => {
+    const outcomes: string[] = [];
+    for (let i = 1; i <= 50; i++) outcomes.push((await store.enqueue(asyncCall('/users/7', 1, 'last', { version: i }), ADMISSION)).outcome);
+    expect(outcomes[0]).toBe('queued');
+    expect(outcomes.slice(1).every((o) => o === 'replaced')).toBe(true);
+    expect(await redis.hlen(store.keys.queue(1, 'last'))).toBe(1);
+    expect(await redis.llen(store.keys.order(1))).toBe(1);
+    const jobs = await claimAll('w1');
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0].content).toEqual({ version: 50 });
+    expect(jobs[0].key).toBe('POST /users/7');
+  });
+
+  test('a replaced last key keeps its original place in line', async () => {
+    for (const k of ['a', 'b', 'c']) await store.enqueue(asyncCall(`/k/${k}`, 1, 'last', { v: 1 }), ADMISSION);
+    await store.enqueue(asyncCall('/k/a', 1, 'last', { v: 2 }), ADMISSION);
+    const jobs = await claimAll('w1');
+    expect(jobs.map((j) => j.url)).toEqual(['/k/a', '/k/b', '/k/c']);
+    expect(jobs[0].content).toEqual({ v: 2 });
+  });
+
+  test('an explicit coalescing key groups different urls', async () => {
+    await store.enqueue(asyncCall('/one', 1, 'last', { v: 1 }, { key: 'user:9' }), ADMISSION);
+    expect((await store.enqueue(asyncCall('/two', 1, 'last', { v: 2 }, { key: 'user:9' }), ADMISSION)).outcome).toBe('replaced');
+    const jobs = await claimAll('w1');
+    expect(jobs.map((j) => j.url)).toEqual(['/two']);
+  });
+
+  test('a message for a running key waits until that run ends, then runs (newest only)', async () => {
+    await store.enqueue(asyncCall('/users/1', 1, 'last', { v: 1 }), ADMISSION);
+    const [first] = await claimAll('w1');
+    expect(first.content).toEqual({ v: 1 });
+    expect((await store.enqueue(asyncCall('/users/1', 1, 'last', { v: 2 }), ADMISSION)).outcome).toBe('queued');
+    expect((await store.enqueue(asyncCall('/users/1', 1, 'last', { v: 3 }), ADMISSION)).outcome).toBe('replaced');
+    expect(await claimAll('w2')).toHaveLength(0);
+    expect(await redis.hlen(store.keys.queue(1, 'last'))).toBe(1);
+    await store.finish('w1', [{ job: first, outcome: 'done' }]);
+    const next = await claimAll('w2');
+    expect(next.map((j) => j.content)).toEqual([{ v: 3 }]);
+    await store.finish('w2', next.map((job) => ({ job, outcome: 'done' as const })));
+    expect(await claimAll('w2')).toHaveLength(0);
+    expect(await redis.hget(store.keys.stats, 'L1:done')).toBe('2');
+  });
+
+  test('level 2 turns inactive above 80% of capacity and active again under 60%, for every gateway', async () => {
+    const secondGateway = new Store(new Redis(server.url), store.keys.tag.slice(1, -1));
+    try {
+      for (let i = 0; i < 81; i++) expect((await store.enqueue(asyncCall('/l2', 2, 'execute', { i }), ADMISSION)).outcome).toBe('queued');
+      expect(await redis.get(store.keys.l2Active)).toBe('0');
+      expect((await store.enqueue(asyncCall('/l2', 2, 'execute'), ADMISSION)).outcome).toBe('refused');
+      expect((await secondGateway.enqueue(asyncCall('/l2', 2, 'last'), ADMISSION)).outcome).toBe('refused');
+      // Level 1 is never refused.
+      expect((await secondGateway.enqueue(asyncCall('/l1', 1, 'execute'), ADMISSION)).outcome).toBe('queued');
+      await redis.del(store.keys.queue(1, 'execute'));
+      // Drained to 60 waiting (not under 60%): still refusing.
+      await store.claim('w1', 21, 21, SELECTION, FAR());
+      expect(await redis.llen(store.keys.queue(2, 'execute'))).toBe(60);
+      expect((await secondGateway.enqueue(asyncCall('/l2', 2, 'execute'), ADMISSION)).outcome).toBe('refused');
+      // One more claim takes it under 60%: the claim itself turns the switch back on.
+      await store.claim('w1', 1, 1, SELECTION, FAR());
+      expect(await redis.get(store.keys.l2Active)).toBe('1');
+      expect((await secondGateway.enqueue(asyncCall('/l2', 2, 'execute'), ADMISSION)).outcome).toBe('queued');
+      expect(Number(await redis.hget(store.keys.stats, 'L2:refused'))).toBe(3);
+    } finally {
+      secondGateway.redis.disconnect();
+    }
+  });
+
+  test('discard messages are dropped only when their level backlog is at or over the threshold', async () => {
+    for (let i = 0; i < 59; i++) await store.enqueue(asyncCall('/x', 1, 'execute'), ADMISSION);
+    expect((await store.enqueue(asyncCall('/d', 1, 'discard'), ADMISSION)).outcome).toBe('queued');
+    expect((await store.enqueue(asyncCall('/d', 1, 'discard'), ADMISSION)).outcome).toBe('dropped');
+    // Level 2's backlog is its own: empty, so accepted.
+    expect((await store.enqueue(asyncCall('/d', 2, 'discard'), ADMISSION)).outcome).toBe('queued');
+    expect(await redis.hget(store.keys.stats, 'L1:dropped')).toBe('1');
+  });
+});
+
+describe('claim', () => {
+  async function fill(level: 1 | 2, n: number): Promise<void> {
+    const pipeline = redis.pipeline();
+    for (let i = 0; i < n; i++) {
+      pipeline.lpush(store.keys.queue(level, 'execute'), JSON.stringify({ id: `L${level}-${i}`, level, method: 'POST', url: '/x' }));
+    }
+    await pipeline.exec();
+  }
+
+  test('with both levels waiting, claims go 3:1 across all workers together', async () => {
+    await fill(1, 600);
+    await fill(2, 600);
+    const levels: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      const [job] = await store.claim(`w${i % 4}`, 1, 1, SELECTION, FAR());
+      levels.push(job.level);
+    }
+    expect(levels.filter((l) => l === 1).length).toBe(300);
+    // And in every window of 4 consecutive claims.
+    for (let i = 0; i < 400; i += 4) expect(levels.slice(i, i + 4).filter((l) => l === 1).length).toBe(3);
+  });
+
+  test('a batch claim keeps the ratio', async () => {
+    await fill(1, 400);
+    await fill(2, 400);
+    const jobs = await store.claim('w1', 200, 200, SELECTION, FAR());
+    expect(jobs.filter((j) => j.level === 1).length).toBe(150);
+  });
+
+  test('an empty level gives its share away, and strict mode serves level 1 first', async () => {
+    await fill(2, 10);
+    expect((await store.claim('w1', 5, 5, SELECTION, FAR())).map((j) => j.level)).toEqual([2, 2, 2, 2, 2]);
+    await fill(1, 3);
+    const strict = await store.claim('w1', 5, 5, { ...SELECTION, strict: true }, FAR());
+    expect(strict.map((j) => j.level)).toEqual([1, 1, 1, 2, 2]);
+  });
+
+  test('queues of one level take turns', async () => {
+    for (let i = 0; i < 3; i++) {
+      await store.enqueue(asyncCall(`/e${i}`, 1, 'execute'), ADMISSION);
+      await store.enqueue(asyncCall(`/l${i}`, 1, 'last'), ADMISSION);
+      await store.enqueue(asyncCall(`/d${i}`, 1, 'discard'), ADMISSION);
+    }
+    const jobs = await claimAll('w1');
+    expect(jobs.map((j) => j.url)).toEqual(['/e0', '/l0', '/d0', '/e1', '/l1', '/d1', '/e2', '/l2', '/d2']);
+  });
+
+  test('no level-2 job is claimed beyond the room the worker gives it', async () => {
+    await fill(2, 10);
+    expect(await store.claim('w1', 5, 0, SELECTION, FAR())).toHaveLength(0);
+    await fill(1, 2);
+    const jobs = await store.claim('w1', 5, 1, SELECTION, FAR());
+    expect(jobs.map((j) => j.level).sort()).toEqual([1, 1, 2]);
+  });
+
+  test('a claimed job is held by its worker until finished', async () => {
+    await store.enqueue(asyncCall('/x', 1, 'execute'), ADMISSION);
+    const [job] = await claimAll('w1');
+    expect(await redis.hexists(store.keys.workerJobs('w1'), job.id)).toBe(1);
+    expect(Number(await redis.zscore(store.keys.workers, 'w1'))).toBeGreaterThan(Date.now());
+    expect(await store.finish('w1', [{ job, outcome: 'done' }])).toBe(1);
+    expect(await redis.exists(store.keys.workerJobs('w1'))).toBe(0);
+  });
+});
+
+describe('recovery and retries', () => {
+  test("a dead worker's jobs go back to the front of their queues with attempt + 1", async () => {
+    for (let i = 0; i < 3; i++) await store.enqueue(asyncCall('/x', 1, 'execute', { i }), ADMISSION);
+    await store.enqueue(asyncCall('/k', 1, 'last', { v: 1 }), ADMISSION);
+    const held = await store.claim('dead-worker', 2, 2, SELECTION, Date.now() - 1);
+    expect(await store.expiredWorkers(Date.now())).toEqual(['dead-worker']);
+    expect(await store.requeueWorker('dead-worker', 'expired', 5, 100)).toBe(2);
+    const again = await claimAll('w2');
+    const recovered = again.filter((j) => held.some((h) => h.id === j.id));
+    expect(recovered).toHaveLength(2);
+    expect(recovered.every((j) => j.attempt === 2)).toBe(true);
+    expect(again[0].id).toBe(held[0].id);
+    // The finish of the presumed-dead worker counts nothing: those jobs are someone else's now.
+    expect(await store.finish('dead-worker', held.map((job) => ({ job, outcome: 'done' as const })))).toBe(0);
+  });
+
+  test('jobs recorded for a live worker that it does not hold (a lost claim reply) go back, the rest stay', async () => {
+    for (let i = 0; i < 3; i++) await store.enqueue(asyncCall('/x', 1, 'execute', { i }), ADMISSION);
+    const held = await claimAll('w1');
+    expect(await store.requeueWorker('w1', 'orphans', 5, 100, [held[0].id])).toBe(2);
+    expect(await redis.hkeys(store.keys.workerJobs('w1'))).toEqual([held[0].id]);
+    expect(await redis.zscore(store.keys.workers, 'w1')).not.toBeNull();
+    const again = await claimAll('w2');
+    // The jobs one worker held ran side by side: the order they go back in is not specified.
+    expect(again.map((j) => [j.id, j.attempt]).sort()).toEqual([[held[1].id, 1], [held[2].id, 1]].sort());
+  });
+
+  test('a job whose attempts are used up by lost leases is buried', async () => {
+    await store.enqueue(asyncCall('/x', 1, 'execute'), ADMISSION);
+    await store.claim('w1', 1, 1, SELECTION, Date.now() - 1);
+    await store.requeueWorker('w1', 'expired', 1, 100);
+    const [entry] = await redis.lrange(store.keys.dead, 0, -1);
+    expect(JSON.parse(entry)).toMatchObject({ attempts: 1, error: expect.stringContaining('lease'), job: { url: '/x' } });
+  });
+
+  test('a retry waits in the delayed set and comes back when due; a last retry loses to a newer message', async () => {
+    await store.enqueue(asyncCall('/x', 1, 'execute'), ADMISSION);
+    await store.enqueue(asyncCall('/k', 1, 'last', { v: 1 }), ADMISSION);
+    const [x, k] = await claimAll('w1');
+    const now = Date.now();
+    expect(await store.fail('w1', x, { retryPayload: `{"attempt":2,${x.payload.slice(1)}`, dueAt: now + 1000 })).toBe('retry');
+    expect(await store.fail('w1', k, { retryPayload: `{"attempt":2,${k.payload.slice(1)}`, dueAt: now + 1000 })).toBe('retry');
+    await store.enqueue(asyncCall('/k', 1, 'last', { v: 2 }), ADMISSION);
+    expect(await store.promoteDue(now)).toBe(0);
+    expect(await store.promoteDue(now + 1000)).toBe(1);
+    const jobs = await claimAll('w1');
+    expect(jobs.map((j) => [j.url, j.attempt, j.content]).sort()).toEqual([['/k', 1, { v: 2 }], ['/x', 2, null]]);
+  });
+
+  test('the dead-letter list is capped and trimmed entries are counted', async () => {
+    for (let i = 0; i < 5; i++) {
+      await store.enqueue(asyncCall('/x', 1, 'execute', { i }), ADMISSION);
+      const [job] = await claimAll('w1');
+      await store.fail('w1', job, { deadEntry: `{"failedAt":1,"attempts":1,"status":"422","error":"no","job":${job.payload}}`, deadMax: 3 });
+    }
+    expect(await redis.llen(store.keys.dead)).toBe(3);
+    expect(await redis.hget(store.keys.stats, 'dead:trimmed')).toBe('2');
+    expect(await redis.hget(store.keys.stats, 'L1:dead')).toBe('5');
+    const ids = (await store.listDead(10)).map((e) => (JSON.parse(e) as { job: { content: { i: number } } }).job.content.i);
+    expect(ids).toEqual([4, 3, 2]);
+    expect(await store.requeueDead('*')).toBe(3);
+    const requeued = await claimAll('w1');
+    expect(requeued.map((j) => [(j.content as { i: number }).i, j.attempt])).toEqual([[2, 1], [3, 1], [4, 1]]);
+  });
+});
+
+test('decodeJob reads what the gateway writes, and attempt rewrites keep the JSON intact', () => {
+  const job = decodeJob('{"attempt":3,"id":"a1","level":2,"method":"PUT","url":"/u","policy":"last","key":"k","content":{"list":[],"n":12345678901234567}}');
+  expect(job).toMatchObject({ attempt: 3, id: 'a1', level: 2, policy: 'last', key: 'k', content: { list: [] } });
+});
