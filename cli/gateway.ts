@@ -2,7 +2,7 @@
 import { createGateway } from '../server/gateway';
 import { QueueEnqueuer } from '../server/queue-enqueuer';
 import type { RpcServiceOptions } from '../server/rpc-service';
-import { createAdminServer, type Metrics } from '../shared/admin';
+import { createAdminServer, recorders, type Metrics } from '../shared/admin';
 import type { LoadedApp } from '../shared/app';
 import type { Config } from '../shared/config';
 import { connectQuietly, createRedis } from '../shared/redis';
@@ -53,18 +53,14 @@ export async function startGateway(config: Config, app: LoadedApp): Promise<Runn
   };
 }
 
-/** Per-call metrics with the labelled children looked up once, not hashed on every call. */
+/** Per-call metrics: the recorders of each kind and status are resolved once. */
 function observeCalls(metrics: Metrics): NonNullable<RpcServiceOptions['observe']> {
-  const counters = new Map<string, ReturnType<Metrics['calls']['labels']>>();
-  const histograms = new Map<string, ReturnType<Metrics['callSeconds']['labels']>>();
+  const kinds = ['sync', 'async', 'invalid'] as const;
+  const durations = Object.fromEntries(kinds.map((kind) => [kind, metrics.callSeconds.recorder({ kind })])) as Record<(typeof kinds)[number], (s: number) => void>;
+  const counters = Object.fromEntries(kinds.map((kind) => [kind, recorders((status) => metrics.calls.recorder({ kind, status }))])) as Record<(typeof kinds)[number], (status: string) => () => void>;
   return (kind, status, startedAt) => {
-    const key = `${kind} ${status}`;
-    let counter = counters.get(key);
-    if (!counter) counters.set(key, (counter = metrics.calls.labels(kind, String(status))));
-    let histogram = histograms.get(kind);
-    if (!histogram) histograms.set(kind, (histogram = metrics.callSeconds.labels(kind)));
-    counter.inc();
-    histogram.observe(Number(process.hrtime.bigint() - startedAt) / 1e9);
+    counters[kind](String(status))();
+    durations[kind](Number(process.hrtime.bigint() - startedAt) / 1e9);
   };
 }
 

@@ -1,5 +1,5 @@
 // `switchyard worker`: wires the worker engine, its two Redis connections and its admin port.
-import { createAdminServer } from '../shared/admin';
+import { createAdminServer, recorders } from '../shared/admin';
 import type { LoadedApp } from '../shared/app';
 import type { Config } from '../shared/config';
 import { connectQuietly, createRedis } from '../shared/redis';
@@ -18,6 +18,11 @@ export async function startWorker(config: Config, app: LoadedApp, adminHost = '0
     const status = worker?.status();
     return { ready: !!status && status.claiming && redis.status === 'ready', detail: { ...status, redis: redis.status } };
   });
+  const jobCount = recorders((levelAndOutcome) => {
+    const [level, outcome] = levelAndOutcome.split(' ');
+    return admin.metrics.jobs.recorder({ level, outcome });
+  });
+  const jobSeconds = recorders((level) => admin.metrics.jobSeconds.recorder({ level }));
   worker = new Worker({
     store,
     blocking,
@@ -33,8 +38,8 @@ export async function startWorker(config: Config, app: LoadedApp, adminHost = '0
     deadMax: config.deadMax,
     debug: config.debug,
     observe: (job, outcome, ms) => {
-      admin.metrics.jobs.inc({ level: String(job.level), outcome });
-      admin.metrics.jobSeconds.observe({ level: String(job.level) }, ms / 1000);
+      jobCount(`${job.level} ${outcome}`)();
+      jobSeconds(String(job.level))(ms / 1000);
     },
   });
   worker.start();

@@ -59,32 +59,39 @@ function remainingMs(call: grpc.ServerUnaryCall<Input, Output>): number {
 export function createRpcHandler(options: RpcServiceOptions): grpc.handleUnaryCall<Input, Output> {
   const limits: ParamsLimits = { maxParamsBytes: options.maxParamsBytes, maxBodyBytes: options.maxBodyBytes };
 
-  async function answer(call: grpc.ServerUnaryCall<Input, Output>): Promise<[Reply, 'sync' | 'async' | 'invalid']> {
+  const observe = options.observe;
+  const internalError = (err: unknown): Reply =>
+    err instanceof SwitchyardError ? errorReply(err) : { status: 500, data: `internal error: ${(err as Error)?.message ?? err}` };
+
+  return (call, callback) => {
+    const startedAt = observe ? process.hrtime.bigint() : 0n;
     let request: CallRequest;
     try {
       request = parseParams(call.request.params, limits);
     } catch (err) {
-      if (err instanceof SwitchyardError) return [errorReply(err), 'invalid'];
-      throw err;
+      const reply = internalError(err);
+      observe?.('invalid', reply.status, startedAt);
+      callback(null, { content: encodeReply(reply) });
+      return;
     }
-    if (!request.reply) {
-      if (!options.queue) return [{ status: 503, data: 'queue unavailable: this gateway has no Redis configured' }, 'async'];
-      return [await options.queue.enqueue(request), 'async'];
+    let pending: Promise<Reply>;
+    if (request.reply) {
+      const timeoutMs = Math.min(options.defaultTimeoutMs, request.timeoutMs ?? Infinity, remainingMs(call));
+      pending = dispatch(options.app, request, { timeoutMs, debug: options.debug });
+    } else if (options.queue) {
+      pending = options.queue.enqueue(request);
+    } else {
+      pending = Promise.resolve({ status: 503, data: 'queue unavailable: this gateway has no Redis configured' });
     }
-    const timeoutMs = Math.min(options.defaultTimeoutMs, request.timeoutMs ?? Infinity, remainingMs(call));
-    return [await dispatch(options.app, request, { timeoutMs, debug: options.debug }), 'sync'];
-  }
-
-  return (call, callback) => {
-    const startedAt = options.observe ? process.hrtime.bigint() : 0n;
-    answer(call).then(
-      ([reply, kind]) => {
-        options.observe?.(kind, reply.status, startedAt);
+    const kind = request.reply ? 'sync' : 'async';
+    pending.then(
+      (reply) => {
+        observe?.(kind, reply.status, startedAt);
         callback(null, { content: encodeReply(reply) });
       },
       (err: unknown) => {
-        const reply = err instanceof SwitchyardError ? errorReply(err) : { status: 500, data: `internal error: ${(err as Error)?.message ?? err}` };
-        options.observe?.('sync', reply.status, startedAt);
+        const reply = internalError(err);
+        observe?.(kind, reply.status, startedAt);
         callback(null, { content: encodeReply(reply) });
       },
     );

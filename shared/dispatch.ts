@@ -51,25 +51,27 @@ class InProcessResponse {
   writableEnded = false;
   finished = false;
   readonly socket = null;
-  private readonly headers: Record<string, string | number | string[]> = Object.create(null);
+  // A Map, not a prototype-free object: such objects start in V8's slow dictionary mode,
+  // and Koa sets two or three headers on every call.
+  private readonly headers = new Map<string, string | number | string[]>();
   setHeader(name: string, value: string | number | string[]): this {
-    this.headers[name.toLowerCase()] = value;
+    this.headers.set(name.toLowerCase(), value);
     return this;
   }
   getHeader(name: string): string | number | string[] | undefined {
-    return this.headers[name.toLowerCase()];
+    return this.headers.get(name.toLowerCase());
   }
   getHeaders(): Record<string, string | number | string[]> {
-    return { ...this.headers };
+    return Object.fromEntries(this.headers);
   }
   getHeaderNames(): string[] {
-    return Object.keys(this.headers);
+    return [...this.headers.keys()];
   }
   hasHeader(name: string): boolean {
-    return name.toLowerCase() in this.headers;
+    return this.headers.has(name.toLowerCase());
   }
   removeHeader(name: string): void {
-    delete this.headers[name.toLowerCase()];
+    this.headers.delete(name.toLowerCase());
   }
   private emitter: EventEmitter | undefined;
   private events(): EventEmitter {
@@ -92,9 +94,11 @@ class InProcessResponse {
   }
 }
 
-class DeadlineExceeded extends Error {}
-
-export async function dispatch(loaded: LoadedApp, call: CallRequest, options: DispatchOptions = {}): Promise<Reply> {
+/**
+ * Runs the call and settles with its reply; never rejects. One promise per call on the hot
+ * path: the deadline, the route's outcome and the reply meet in a single resolve.
+ */
+export function dispatch(loaded: LoadedApp, call: CallRequest, options: DispatchOptions = {}): Promise<Reply> {
   const headers = call.headers;
   if (call.content !== null && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
   const req = new InProcessRequest(call.url, call.method, headers, call.content);
@@ -102,46 +106,68 @@ export async function dispatch(loaded: LoadedApp, call: CallRequest, options: Di
   const { app } = loaded;
   const ctx = app.createContext(req, res);
   ctx.request.body = call.content;
+  const rpc = options.rpc;
   ctx.state.rpc = {
     reply: call.reply,
-    level: call.queue?.level ?? null,
-    policy: call.queue?.policy ?? null,
-    key: call.queue?.policy === 'last' ? call.queue.key : null,
-    jobId: null,
-    attempt: 1,
-    ...options.rpc,
+    level: rpc?.level ?? call.queue?.level ?? null,
+    policy: rpc?.policy ?? call.queue?.policy ?? null,
+    key: rpc?.key ?? (call.queue?.policy === 'last' ? call.queue.key : null),
+    jobId: rpc?.jobId ?? null,
+    attempt: rpc?.attempt ?? 1,
   } satisfies RpcState;
 
+  let running: Promise<unknown>;
   try {
-    const running = app.ctxStorage ? app.ctxStorage.run(ctx, () => loaded.run(ctx)) : loaded.run(ctx);
-    await (options.timeoutMs === undefined ? running : withDeadline(running, options.timeoutMs));
-    return await replyFrom(loaded, ctx, call);
+    running = app.ctxStorage ? app.ctxStorage.run(ctx, () => loaded.run(ctx)) : loaded.run(ctx);
   } catch (err) {
-    return errorToReply(loaded, ctx, err, options);
+    return Promise.resolve(errorToReply(loaded, ctx, err, options));
   }
-}
-
-function withDeadline(work: Promise<unknown>, ms: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new DeadlineExceeded()), ms);
-    work.then(
-      (v) => {
+  const answered = (): Reply | Promise<Reply> => {
+    try {
+      return replyFrom(loaded, ctx, call, options);
+    } catch (err) {
+      return errorToReply(loaded, ctx, err, options);
+    }
+  };
+  const threw = (err: unknown): Reply => errorToReply(loaded, ctx, err, options);
+  const timeoutMs = options.timeoutMs;
+  if (timeoutMs === undefined || timeoutMs === Infinity) return running.then(answered, threw);
+  return new Promise<Reply>((resolve) => {
+    let late = false;
+    // The handler is not interrupted: it runs on, and its outcome is ignored.
+    const timer = setTimeout(() => {
+      late = true;
+      resolve({ status: 504, data: `deadline of ${timeoutMs} ms passed before the route answered` });
+    }, timeoutMs);
+    running.then(
+      () => {
+        if (late) return;
         clearTimeout(timer);
-        resolve(v);
+        resolve(answered());
       },
-      (e) => {
+      (err: unknown) => {
+        if (late) return;
         clearTimeout(timer);
-        reject(e);
+        resolve(threw(err));
       },
     );
   });
 }
 
-async function replyFrom(loaded: LoadedApp, ctx: any, call: CallRequest): Promise<Reply> {
+/** Synchronous except for a stream body, which is read to the end first. */
+function replyFrom(loaded: LoadedApp, ctx: any, call: CallRequest, options: DispatchOptions): Reply | Promise<Reply> {
+  const body: unknown = ctx.body;
+  if (body instanceof Readable) {
+    return readStream(body).then(
+      (text) => replyWithBody(loaded, ctx, call, text),
+      (err: unknown) => errorToReply(loaded, ctx, err, options),
+    );
+  }
+  return replyWithBody(loaded, ctx, call, Buffer.isBuffer(body) ? body.toString('utf8') : body);
+}
+
+function replyWithBody(loaded: LoadedApp, ctx: any, call: CallRequest, body: unknown): Reply {
   const status: number = ctx.status;
-  let body: unknown = ctx.body;
-  if (body instanceof Readable) body = await readStream(body);
-  if (Buffer.isBuffer(body)) body = body.toString('utf8');
   if (body === undefined || body === null) {
     if (status === 404) return notFoundOrNotAllowed(loaded, ctx, call);
     if (status === 405) return { status, data: `method ${call.method} is not allowed on ${ctx.path} (allowed: ${ctx.response.get('Allow') || 'none'})` };
@@ -166,9 +192,6 @@ function notFoundOrNotAllowed(loaded: LoadedApp, ctx: any, call: CallRequest): R
 }
 
 function errorToReply(loaded: LoadedApp, ctx: any, err: unknown, options: DispatchOptions): Reply {
-  if (err instanceof DeadlineExceeded) {
-    return { status: 504, data: `deadline of ${options.timeoutMs} ms passed before the route answered` };
-  }
   const e = (err ?? {}) as { status?: unknown; statusCode?: unknown; expose?: unknown; message?: unknown; stack?: unknown };
   const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 500;
   const message = typeof e.message === 'string' && e.message !== '' ? e.message : String(err);
@@ -176,8 +199,13 @@ function errorToReply(loaded: LoadedApp, ctx: any, err: unknown, options: Dispat
     // ctx.throw(4xx) is the app answering, not failing.
     return { status, data: e.expose === false ? STATUS_CODES[status] ?? message : message };
   }
-  if (loaded.app.listenerCount('error') > 0) loaded.app.emit('error', err, ctx);
-  else if (!loaded.app.silent) process.stderr.write(`switchyard: ${ctx.method} ${ctx.url} threw: ${message}\n`);
+  if (loaded.app.listenerCount('error') > 0) {
+    try {
+      loaded.app.emit('error', err, ctx);
+    } catch (listenerErr) {
+      process.stderr.write(`switchyard: the app's 'error' listener threw: ${(listenerErr as Error)?.message ?? listenerErr}\n`);
+    }
+  } else if (!loaded.app.silent) process.stderr.write(`switchyard: ${ctx.method} ${ctx.url} threw: ${message}\n`);
   const data = options.debug && typeof e.stack === 'string' ? `${message}\n${e.stack}` : message;
   return { status: status >= 500 && status < 600 ? status : 500, data };
 }

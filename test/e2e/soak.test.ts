@@ -66,6 +66,13 @@ test(`soak: ${SECONDS} s of mixed load`, async () => {
       await sleep(5);
     }
   };
+  const rssSeries: number[] = [];
+  const rssSampler = async (): Promise<void> => {
+    while (Date.now() < until) {
+      rssSeries.push(Math.round(rssMb(gateway.child.pid!)));
+      await sleep(2000);
+    }
+  };
   const sampler = async (): Promise<void> => {
     while (Date.now() < until) {
       const [active, e, d, l] = await Promise.all([queue.get(keys.l2Active), queue.llen(keys.queue(2, 'execute')), queue.llen(keys.queue(2, 'discard')), queue.hlen(keys.queue(2, 'last'))]);
@@ -78,7 +85,7 @@ test(`soak: ${SECONDS} s of mixed load`, async () => {
     asyncLoop(1, 8), asyncLoop(1, 8), // ~200 level-1 calls/s, inside the worker's share
     ...Array.from({ length: 8 }, () => asyncLoop(2, 0)), // level 2 as fast as the gateway answers
     syncLoop(), syncLoop(),
-    sampler(),
+    sampler(), rssSampler(),
   ];
   await sleep(Math.min(10, SECONDS / 3) * 1000);
   const rssStart = rssMb(gateway.child.pid!);
@@ -94,6 +101,11 @@ test(`soak: ${SECONDS} s of mixed load`, async () => {
   queue.disconnect();
   records.disconnect();
 
+  // RSS swings with each major GC, so compare the medians of the two halves after warm-up.
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const steady = rssSeries.slice(Math.ceil(Math.min(10, SECONDS / 3) / 2));
+  const firstHalf = median(steady.slice(0, Math.floor(steady.length / 2)));
+  const secondHalf = median(steady.slice(Math.floor(steady.length / 2)));
   const maxBacklog = Math.max(...samples.map((s) => s.backlog));
   let turnedOff = 0;
   let turnedOn = 0;
@@ -102,7 +114,7 @@ test(`soak: ${SECONDS} s of mixed load`, async () => {
     if (!samples[i - 1].active && samples[i].active) turnedOn++;
   }
   process.stdout.write(`[soak] ${SECONDS} s: sync ${syncCalls} calls, ${syncFailures.length} failed; level 1 ${JSON.stringify(Object.fromEntries(statuses[1]))}; level 2 ${JSON.stringify(Object.fromEntries(statuses[2]))}; ` +
-    `switch off ${turnedOff}× / on ${turnedOn}×, largest level-2 backlog sampled ${maxBacklog}; counters ${JSON.stringify(counters)}; gateway RSS ${rssStart.toFixed(1)} MB → ${rssEnd.toFixed(1)} MB\n`);
+    `switch off ${turnedOff}× / on ${turnedOn}×, largest level-2 backlog sampled ${maxBacklog}; counters ${JSON.stringify(counters)}; gateway RSS ${rssStart.toFixed(1)} MB → ${rssEnd.toFixed(1)} MB (every 2 s: ${rssSeries.join(' ')}; medians after warm-up, first half ${firstHalf} MB, second half ${secondHalf} MB)\n`);
 
   expect(syncFailures).toEqual([]);
   expect([...statuses[1].keys()]).toEqual(['201 queued']);
@@ -113,6 +125,7 @@ test(`soak: ${SECONDS} s of mixed load`, async () => {
   expect(turnedOn).toBeGreaterThanOrEqual(1);
   expect(maxBacklog).toBeLessThanOrEqual(CAPACITY * 0.8 + 1);
   for (const s of samples) if (!s.active) expect(s.backlog).toBeGreaterThanOrEqual(CAPACITY * 0.6 - 60); // off only while the backlog is high (sampling lags)
-  // Flat memory: bounded growth over the measured part of the run.
+  // Flat memory: the second half of the run holds no more than the first, give or take GC swings.
+  expect(secondHalf - firstHalf).toBeLessThan(24);
   expect(rssEnd - rssStart).toBeLessThan(64);
 }, (SECONDS + 180) * 1000);

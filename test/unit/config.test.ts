@@ -31,7 +31,6 @@ test.each([
   [['--port', 'abc'], /--port must be a whole number \(got "abc"\)/],
   [['--port', '70000'], /--port must be at most 65535/],
   [['--timeout', 'soon'], /--timeout must be a duration like 500ms, 3s or 2m/],
-  [['--weights', '3-1'], /--weights must be two positive whole numbers like 3:1/],
   [['--redis', 'http://x'], /--redis must be a redis:\/\/ or rediss:\/\/ URL/],
   [['--nope', '1'], /unknown flag --nope/],
   [['--concurrency', '4'], /does not apply to switchyard gateway/],
@@ -44,6 +43,11 @@ test.each([
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).not.toContain('\n');
   }
+});
+
+test('worker --weights 3-1 stops with one clear line', () => {
+  expect(() => parseConfig('worker', [...APP, '--weights', '3-1'], {})).toThrow(/--weights must be two positive whole numbers like 3:1/);
+  expect(() => parseConfig('worker', [...APP], { SWITCHYARD_WEIGHTS: '0:1' })).toThrow(/SWITCHYARD_WEIGHTS|--weights/);
 });
 
 test('cross-flag rules', () => {
@@ -65,5 +69,5 @@ test('--help lists every flag of the command with its default and variable', () 
       }
     }
   }
-  expect(helpText('worker')).toContain('--concurrency      jobs one worker runs at once [default: 50]');
+  expect(helpText('worker')).toMatch(/--concurrency +jobs one worker runs at once \[default: 50\]/);
 });
