@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const sections: string[] = [header];
   const json: Record<string, unknown> = { header };
   if (!only || only === 'sync') {
-    const sync = await benchSync({ rounds: quick ? 1 : 3, requests: quick ? 50_000 : 150_000, inFlight: 64 });
+    const sync = await benchSync({ rounds: quick ? 1 : 5, requests: quick ? 50_000 : 120_000, inFlight: 64 });
     json.sync = sync;
     sections.push('### Sync path\n\n' + syncTable(sync));
   }
