@@ -8,7 +8,8 @@ local level = tonumber(ARGV[1])
 local policy, key, payload = ARGV[2], ARGV[3], ARGV[4]
 local capacity, discardAt = tonumber(ARGV[5]), tonumber(ARGV[6])
 
-local waiting = backlog(level)
+-- The backlog is read only where a rule needs it (level 2, discard): most level-1 messages skip it.
+local waiting = (level == 2 or policy == 'discard') and backlog(level) or 0
 if level == 2 and redis.call('GET', KEYS[13]) == '0' then
   if waiting < capacity * 0.6 then
     redis.call('SET', KEYS[13], '1')
