@@ -2,7 +2,7 @@
 // h2load with a pre-framed unary gRPC request, medians and percentiles.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../shared/free-port';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -49,17 +49,6 @@ export async function startNode(args: string[], readyWord: string, env: NodeJS.P
         child.kill('SIGKILL');
       }),
   };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startRedisServer(): Promise<{ url: string; stop(): void }> {

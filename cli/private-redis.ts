@@ -1,7 +1,7 @@
 // For `switchyard dev` on a laptop: when no Redis answers and none was asked for, start a
 // private redis-server child on a free port (if the binary is on PATH).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../shared/free-port';
 import { connectQuietly, createRedis } from '../shared/redis';
 
 export async function redisAnswers(url: string): Promise<boolean> {
@@ -9,17 +9,6 @@ export async function redisAnswers(url: string): Promise<boolean> {
   const up = await connectQuietly(probe, 1000);
   probe.disconnect();
   return up;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startPrivateRedis(): Promise<{ url: string; child: ChildProcess } | null> {

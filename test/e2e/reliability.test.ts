@@ -77,18 +77,26 @@ function report(line: string): void {
   process.stdout.write(`[reliability] ${line}\n`);
 }
 
-describe('retries and dead letters', () => {
+/** A gateway per test of a describe block; `address` is the current one's. */
+function gatewayForEachTest(): { readonly address: string } {
   let gateway: RunningPart;
-  let address: string;
   beforeEach(async () => {
     gateway = await gatewayWith();
-    address = `127.0.0.1:${gateway.port}`;
   });
   afterEach(() => gateway.stop());
+  return {
+    get address() {
+      return `127.0.0.1:${gateway.port}`;
+    },
+  };
+}
+
+describe('retries and dead letters', () => {
+  const each = gatewayForEachTest();
 
   test('a job that throws is retried with backoff until it succeeds', async () => {
     await worker(['--attempts', '5', '--backoff', '100ms']);
-    await send('/fail', { address, content: { succeedAt: 3 } });
+    await send('/fail', { address: each.address, content: { succeedAt: 3 } });
     expect(await waitFor(async () => (await runs()).length >= 3, 10_000)).toBe(true);
     await sleep(300);
     const all = await runs();
@@ -99,7 +107,7 @@ describe('retries and dead letters', () => {
 
   test('after the last attempt, and at once on a 4xx, a job goes to the capped dead list; the dead command requeues and purges', async () => {
     await worker(['--attempts', '3', '--backoff', '50ms', '--dead-max', '2']);
-    const failing = (await send('/fail', { address, content: { never: true } })).data as { id: string };
+    const failing = (await send('/fail', { address: each.address, content: { never: true } })).data as { id: string };
     expect(await waitFor(async () => (await runs()).length >= 3, 10_000)).toBe(true);
     const cli = (...args: string[]): string => execFileSync(process.execPath, [BIN, 'dead', ...args, '--redis', queueRedis.url, '--prefix', prefix], { encoding: 'utf8' });
     expect(await waitFor(() => JSON.parse(cli('list', '--json')).length === 1, 5000)).toBe(true);
@@ -108,13 +116,13 @@ describe('retries and dead letters', () => {
     expect(entry.failedAt).toBeGreaterThan(Date.now() - 60_000);
 
     // 4xx: dead at once, one run only.
-    const rejected = (await send('/reject', { address })).data as { id: string };
+    const rejected = (await send('/reject', { address: each.address })).data as { id: string };
     expect(await waitFor(() => JSON.parse(cli('list', '--json')).length === 2, 5000)).toBe(true);
     expect((await runs()).filter((r) => r.id === rejected.id)).toHaveLength(1);
     expect(cli('list')).toContain(`${rejected.id}  L1 POST /reject  attempts=1 status=422`);
 
     // The cap: a third dead job trims the oldest, counted.
-    await send('/reject', { address });
+    await send('/reject', { address: each.address });
     expect(await waitFor(async () => (await queue.hget(keysFor(prefix).stats, 'dead:trimmed')) === '1', 5000)).toBe(true);
     expect(JSON.parse(cli('list', '--json'))).toHaveLength(2);
 
@@ -128,17 +136,11 @@ describe('retries and dead letters', () => {
 });
 
 describe('workers that die or stop in the middle of 1,000 jobs', () => {
-  let gateway: RunningPart;
-  let address: string;
-  beforeEach(async () => {
-    gateway = await gatewayWith();
-    address = `127.0.0.1:${gateway.port}`;
-  });
-  afterEach(() => gateway.stop());
+  const each = gatewayForEachTest();
 
   test('SIGKILL: every job completes, none is lost; duplicates only from the killed worker', async () => {
     const [victim, survivor] = await Promise.all([worker(['--concurrency', '20', '--lease', '2s']), worker(['--concurrency', '20', '--lease', '2s'])]);
-    const ids = await enqueueMany(address, 1000, (i) => ({ i, sleep: 40 }));
+    const ids = await enqueueMany(each.address, 1000, (i) => ({ i, sleep: 40 }));
     expect(await waitFor(async () => (await records.llen(recordKey)) >= 300, 30_000)).toBe(true);
     victim.kill('SIGKILL');
     await victim.exited;
@@ -158,7 +160,7 @@ describe('workers that die or stop in the middle of 1,000 jobs', () => {
 
   test('SIGTERM: the worker finishes what it runs, exits 0, every job completes exactly once', async () => {
     const [victim] = await Promise.all([worker(['--concurrency', '20', '--grace', '10s']), worker(['--concurrency', '20'])]);
-    const ids = await enqueueMany(address, 1000, (i) => ({ i, sleep: 40 }));
+    const ids = await enqueueMany(each.address, 1000, (i) => ({ i, sleep: 40 }));
     expect(await waitFor(async () => (await records.llen(recordKey)) >= 300, 30_000)).toBe(true);
     victim.kill('SIGTERM');
     expect(await victim.exited).toBe(0);
@@ -171,7 +173,7 @@ describe('workers that die or stop in the middle of 1,000 jobs', () => {
 
   test('SIGTERM with jobs longer than the grace period: they are handed back at once, not after the lease', async () => {
     const victim = await worker(['--concurrency', '5', '--grace', '300ms', '--lease', '60s']);
-    const ids = await enqueueMany(address, 5, (i) => ({ i, sleep: 2000 }));
+    const ids = await enqueueMany(each.address, 5, (i) => ({ i, sleep: 2000 }));
     expect(await waitFor(async () => (await queue.hlen(keysFor(prefix).workerJobs(victim.ready.id))) === 5, 5000)).toBe(true);
     const stoppedAt = Date.now();
     victim.kill('SIGTERM');
@@ -185,7 +187,7 @@ describe('workers that die or stop in the middle of 1,000 jobs', () => {
 
   test('a second signal exits at once', async () => {
     const victim = await worker(['--concurrency', '2', '--grace', '60s']);
-    await enqueueMany(address, 2, () => ({ sleep: 30_000 }));
+    await enqueueMany(each.address, 2, () => ({ sleep: 30_000 }));
     expect(await waitFor(async () => (await queue.hlen(keysFor(prefix).workerJobs(victim.ready.id))) === 2, 5000)).toBe(true);
     victim.kill('SIGTERM');
     await sleep(200);
