@@ -60,7 +60,7 @@ function observeCalls(metrics: Metrics): NonNullable<RpcServiceOptions['observe'
   const counters = Object.fromEntries(kinds.map((kind) => [kind, recorders((status) => metrics.calls.recorder({ kind, status }))])) as Record<(typeof kinds)[number], (status: string) => () => void>;
   return (kind, status, startedAt) => {
     counters[kind](String(status))();
-    durations[kind](Number(process.hrtime.bigint() - startedAt) / 1e9);
+    durations[kind]((performance.now() - startedAt) / 1000);
   };
 }
 

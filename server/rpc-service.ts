@@ -19,7 +19,7 @@ export interface RpcServiceOptions extends ParamsLimits {
   defaultTimeoutMs: number;
   debug: boolean;
   /** Called once per call with its outcome, for metrics. */
-  observe?: (kind: 'sync' | 'async' | 'invalid', status: number, startedAt: bigint) => void;
+  observe?: (kind: 'sync' | 'async' | 'invalid', status: number, startedAt: number) => void;
 }
 
 /** The two messages as plain objects, like proto-loader gives them (grpc-js treats a bare '' as "no message"). */
@@ -64,7 +64,7 @@ export function createRpcHandler(options: RpcServiceOptions): grpc.handleUnaryCa
     err instanceof SwitchyardError ? errorReply(err) : { status: 500, data: `internal error: ${(err as Error)?.message ?? err}` };
 
   return (call, callback) => {
-    const startedAt = observe ? process.hrtime.bigint() : 0n;
+    const startedAt = observe ? performance.now() : 0;
     let request: CallRequest;
     try {
       request = parseParams(call.request.params, limits);
