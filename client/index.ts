@@ -42,13 +42,21 @@ type RawClient = grpc.Client & {
 
 const RpcClient = grpc.makeGenericClientConstructor(rpcServiceDefinition, 'RPCServer');
 const clients = new Map<string, RawClient>();
+/** Channels are cached per address and credentials object, so a TLS caller reuses its connection too. */
+const credentialIds = new WeakMap<grpc.ChannelCredentials, number>();
+let credentialCount = 0;
 
 function clientFor(address: string, credentials?: grpc.ChannelCredentials): RawClient {
-  const cacheKey = credentials ? `${address}#${clients.size}` : address;
+  let cacheKey = address;
+  if (credentials) {
+    let id = credentialIds.get(credentials);
+    if (id === undefined) credentialIds.set(credentials, (id = ++credentialCount));
+    cacheKey = `${address}#${id}`;
+  }
   let client = clients.get(cacheKey);
   if (!client) {
     client = new RpcClient(address, credentials ?? grpc.credentials.createInsecure()) as unknown as RawClient;
-    if (!credentials) clients.set(cacheKey, client);
+    clients.set(cacheKey, client);
   }
   return client;
 }

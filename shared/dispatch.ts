@@ -23,7 +23,8 @@ export interface DispatchOptions {
   timeoutMs?: number;
   /** Include stack traces in 500 answers. */
   debug?: boolean;
-  rpc?: Partial<RpcState>;
+  /** Set by the worker: the job being run. */
+  job?: { id: string; attempt: number };
 }
 
 const LOOPBACK_SOCKET = Object.freeze({ remoteAddress: '127.0.0.1', encrypted: false, writable: true });
@@ -106,14 +107,14 @@ export function dispatch(loaded: LoadedApp, call: CallRequest, options: Dispatch
   const { app } = loaded;
   const ctx = app.createContext(req, res);
   ctx.request.body = call.content;
-  const rpc = options.rpc;
+  const q = call.queue;
   ctx.state.rpc = {
     reply: call.reply,
-    level: rpc?.level ?? call.queue?.level ?? null,
-    policy: rpc?.policy ?? call.queue?.policy ?? null,
-    key: rpc?.key ?? (call.queue?.policy === 'last' ? call.queue.key : null),
-    jobId: rpc?.jobId ?? null,
-    attempt: rpc?.attempt ?? 1,
+    level: q?.level ?? null,
+    policy: q?.policy ?? null,
+    key: q?.policy === 'last' ? q.key : null,
+    jobId: options.job?.id ?? null,
+    attempt: options.job?.attempt ?? 1,
   } satisfies RpcState;
 
   let running: Promise<unknown>;

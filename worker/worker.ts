@@ -167,7 +167,7 @@ export class Worker {
         const reply = await dispatch(o.app, {
           url: job.url, method: job.method, headers: job.headers, content: job.content, reply: false,
           queue: { level: job.level, policy: job.policy, key: job.key ?? '' },
-        }, { debug: o.debug, rpc: { jobId: job.id, attempt: job.attempt, key: job.policy === 'last' ? job.key : null } });
+        }, { debug: o.debug, job: { id: job.id, attempt: job.attempt } });
         outcome = await this.settle(job, reply);
       }
     } catch (err) {

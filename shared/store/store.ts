@@ -58,12 +58,10 @@ export class Store {
 
   /** Claims up to n jobs (at most level2Room of level 2) and renews the worker's lease. */
   async claim(workerId: string, n: number, level2Room: number, selection: SelectionOptions, leaseExpiry: number): Promise<Job[]> {
-    const flat = await runScript<string[]>(this.redis, 'claimJobs', [...this.keys.common, this.keys.sched, this.keys.workerJobs(workerId), this.keys.workers], [
+    const payloads = await runScript<string[]>(this.redis, 'claimJobs', [...this.keys.common, this.keys.sched, this.keys.workerJobs(workerId), this.keys.workers], [
       workerId, leaseExpiry, n, level2Room, selection.weights[0], selection.weights[1], selection.strict ? '1' : '0', selection.capacity,
     ]);
-    const jobs: Job[] = [];
-    for (let i = 0; i < flat.length; i += 2) jobs.push(decodeJob(flat[i + 1]));
-    return jobs;
+    return payloads.map(decodeJob);
   }
 
   finish(workerId: string, acks: readonly Ack[]): Promise<number> {
@@ -160,9 +158,11 @@ export class Store {
     return runScript<number>(this.redis, 'requeueDead', [...this.keys.common, this.keys.dead], [id]);
   }
 
+  /** Empties the dead list in one transaction, so the count is of exactly what was removed. */
   async purgeDead(): Promise<number> {
-    const length = await this.redis.llen(this.keys.dead);
-    await this.redis.del(this.keys.dead);
-    return length;
+    const results = await this.redis.multi().llen(this.keys.dead).del(this.keys.dead).exec();
+    const [err, length] = results![0];
+    if (err) throw err;
+    return Number(length);
   }
 }

@@ -1,6 +1,6 @@
 // SPEC section 3 end to end: a real gateway over gRPC, real worker processes (spawned and
 // killed), a real Redis. The recording app appends every run to a Redis list we read back.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { startGateway, type RunningPart } from '../../cli/gateway';
@@ -226,4 +226,18 @@ test('switchyard stats --json shows depths, level-2 state, in flight and counter
   const text = execFileSync(process.execPath, [BIN, 'stats', '--redis', server.url, '--prefix', prefix], { encoding: 'utf8' });
   expect(text).toContain('L2:execute');
   expect(text).toMatch(/level 2\s+active/);
+});
+
+test('switchyard stats --watch refreshes until SIGINT, then exits 0', async () => {
+  const watcher = spawn(process.execPath, [BIN, 'stats', '--json', '--watch', '100ms', '--redis', server.url, '--prefix', prefix], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  watcher.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const depths = (): number[] => out.trim().split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { queues: Record<string, number> }).queues['L2:execute']);
+  expect(await waitFor(async () => depths().length >= 1, 5000)).toBe(true);
+  await enqueue(2, { level: 2 });
+  expect(await waitFor(async () => depths().includes(2), 5000)).toBe(true);
+  expect(depths()[0]).toBe(0);
+  const exited = new Promise<number | null>((resolve) => watcher.once('exit', resolve));
+  watcher.kill('SIGINT');
+  expect(await exited).toBe(0);
 });

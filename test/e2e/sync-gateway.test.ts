@@ -1,4 +1,8 @@
 // Every sync row of SPEC section 1's status table, through a real gRPC client over loopback.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import Router from '@koa/router';
@@ -195,4 +199,39 @@ describe('the service', () => {
       await secured.stop(100);
     }
   });
+
+  test('TLS, and with a CA mutual TLS: only clients that trust the gateway (and that it trusts) get answers', async () => {
+    const pki = makeTestPki();
+    const [tls, tlsAddress] = await start({ tls: { cert: pki.serverCert, key: pki.serverKey } });
+    const [mtls, mtlsAddress] = await start({ tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert } });
+    try {
+      const trusting = grpc.credentials.createSsl(readFileSync(pki.caCert));
+      expect((await call('/users/7', { address: tlsAddress, credentials: trusting })).data).toMatchObject({ id: '7' });
+      // A plaintext client cannot talk to a TLS port.
+      await expect(call('/users/7', { address: tlsAddress, timeout: 2 })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+      // Mutual TLS: a client without a certificate is turned away; one signed by the CA is served.
+      await expect(call('/users/7', { address: mtlsAddress, credentials: trusting, timeout: 2 })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+      const withCert = grpc.credentials.createSsl(readFileSync(pki.caCert), readFileSync(pki.clientKey), readFileSync(pki.clientCert));
+      expect((await call('/users/7', { address: mtlsAddress, credentials: withCert })).status).toBe(200);
+      expect((await call('/users/8', { address: mtlsAddress, credentials: withCert })).data).toMatchObject({ id: '8' });
+    } finally {
+      await Promise.all([tls.stop(100), mtls.stop(100)]);
+      rmSync(pki.dir, { recursive: true, force: true });
+    }
+  });
 });
+
+/** A throwaway CA, a server certificate for localhost and 127.0.0.1, and a client certificate (openssl). */
+function makeTestPki(): { dir: string; caCert: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sy-pki-'));
+  const f = (name: string): string => path.join(dir, name);
+  const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'pipe' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=switchyard test CA');
+  writeFileSync(f('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  for (const [name, ext] of [['server', ['-extfile', f('server.ext')]], ['client', []]] as const) {
+    openssl('req', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${name}`);
+    openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '1', ...ext);
+  }
+  return { dir, caCert: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
+}

@@ -1,6 +1,6 @@
 // The queue rules of SPEC section 3, one script call at a time, against a real Redis.
 import Redis from 'ioredis';
-import { decodeJob, type Job } from '../../shared/job';
+import { decodeJob, withAttempt, type Job } from '../../shared/job';
 import { parseParams, type CallRequest } from '../../shared/params';
 import { Store, type SelectionOptions } from '../../shared/store/store';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
@@ -35,6 +35,16 @@ async function claimAll(workerId: string, n = 1000, selection = SELECTION, level
 }
 
 describe('enqueue', () => {
+  test('a last message without a key coalesces on "METHOD url"', async () => {
+    const put = (content: unknown): CallRequest =>
+      parseParams(JSON.stringify({ url: '/users/42', method: 'put', reply: false, content, queue_detail: { level: 1, limit_policy: 'last' } }), LIMITS);
+    expect((await store.enqueue(put({ v: 1 }), ADMISSION)).outcome).toBe('queued');
+    expect((await store.enqueue(put({ v: 2 }), ADMISSION)).outcome).toBe('replaced');
+    expect((await store.enqueue(asyncCall('/users/42', 1, 'last', { v: 3 }), ADMISSION)).outcome).toBe('queued'); // POST: another key
+    expect((await redis.hkeys(store.keys.queue(1, 'last'))).sort()).toEqual(['POST /users/42', 'PUT /users/42']);
+    expect(decodeJob((await redis.hget(store.keys.queue(1, 'last'), 'PUT /users/42'))!).content).toEqual({ v: 2 });
+  });
+
   test('an execute message waits in its list as JSON naming url, method and level', async () => {
     const { id, outcome } = await store.enqueue(asyncCall('/users/42?x=1', 2, 'execute', { name: 'Ada' }), ADMISSION);
     expect(outcome).toBe('queued');
@@ -246,7 +256,7 @@ describe('recovery and retries', () => {
     for (let i = 0; i < 5; i++) {
       await store.enqueue(asyncCall('/x', 1, 'execute', { i }), ADMISSION);
       const [job] = await claimAll('w1');
-      await store.fail('w1', job, { deadEntry: `{"failedAt":1,"attempts":1,"status":"422","error":"no","job":${job.payload}}`, deadMax: 3 });
+      await store.fail('w1', job, { deadEntry: `{"failedAt":1,"attempts":3,"status":"500","error":"no","job":${withAttempt(job.payload, 3)}}`, deadMax: 3 });
     }
     expect(await redis.llen(store.keys.dead)).toBe(3);
     expect(await redis.hget(store.keys.stats, 'dead:trimmed')).toBe('2');
@@ -254,6 +264,7 @@ describe('recovery and retries', () => {
     const ids = (await store.listDead(10)).map((e) => (JSON.parse(e) as { job: { content: { i: number } } }).job.content.i);
     expect(ids).toEqual([4, 3, 2]);
     expect(await store.requeueDead('*')).toBe(3);
+    expect(await redis.llen(store.keys.dead)).toBe(0);
     const requeued = await claimAll('w1');
     expect(requeued.map((j) => [(j.content as { i: number }).i, j.attempt])).toEqual([[2, 1], [3, 1], [4, 1]]);
   });

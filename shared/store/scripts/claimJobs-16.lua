@@ -5,7 +5,7 @@
 -- KEYS[15] {p}:worker:<id> (its claimed jobs, id -> payload)   KEYS[16] {p}:workers (id -> lease expiry ms)
 -- ARGV[1] worker id  ARGV[2] lease expiry (ms)  ARGV[3] n  ARGV[4] most level-2 jobs allowed
 -- ARGV[5] weight L1  ARGV[6] weight L2  ARGV[7] strict ('1'|'0')  ARGV[8] level-2 capacity
--- Output: flat array { "<level><e|l|d>", payload, ... } (e execute, l last, d discard)
+-- Output: the claimed payloads, in the order they were chosen
 local worker, expiry, n, level2Room = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local weight = { tonumber(ARGV[5]), tonumber(ARGV[6]) }
 local strict = ARGV[7] == '1'
@@ -21,7 +21,7 @@ local function popLevel(level)
     local q = (turn[level] + i) % 3
     if q == 0 then
       local payload = redis.call('RPOP', qkey(level, 1))
-      if payload then turn[level] = 1 return 'e', payload, nil end
+      if payload then turn[level] = 1 return payload, nil end
     elseif q == 1 then
       local key = redis.call('RPOP', qkey(level, 4))
       while key do
@@ -30,14 +30,14 @@ local function popLevel(level)
           if payload then
             redis.call('HDEL', qkey(level, 3), key)
             turn[level] = 2
-            return 'l', payload, key
+            return payload, key
           end
         end -- a running key stays parked until its run ends (releaseKey)
         key = redis.call('RPOP', qkey(level, 4))
       end
     else
       local payload = redis.call('RPOP', qkey(level, 2))
-      if payload then turn[level] = 0 return 'd', payload, nil end
+      if payload then turn[level] = 0 return payload, nil end
     end
   end
   return nil
@@ -65,12 +65,11 @@ for _ = 1, n do
   else
     break
   end
-  local kind, payload, key = popLevel(level)
-  if kind then
+  local payload, key = popLevel(level)
+  if payload then
     redis.call('HSET', KEYS[15], jobId(payload), payload)
     if key then redis.call('HSET', KEYS[9], runningField(level, key), worker) end
     if level == 2 then level2Taken = level2Taken + 1 end
-    out[#out + 1] = level .. kind
     out[#out + 1] = payload
   end
 end

@@ -11,13 +11,13 @@ for i = #entries, 1, -1 do
   local job = cjson.decode(entry).job
   if job and (wanted == '*' or tostring(job.id) == wanted) then
     -- The payload sits verbatim after "job": at the end of the entry.
-    local payload = string.match(entry, '"job":({.*})}$')
-    redis.call('LREM', KEYS[14], 1, entry)
-    if string.sub(payload, 1, 11) == '{"attempt":' then
-      payload = '{' .. string.gsub(string.sub(payload, 12), '^%d+,', '', 1)
-    end
+    local payload = setAttempt(string.match(entry, '"job":({.*})}$'), 1)
+    if wanted ~= '*' then redis.call('LREM', KEYS[14], 1, entry) end
     if requeue(payload, tonumber(job.level), job.policy or 'execute', job.key, false) then moved = moved + 1 end
     if wanted ~= '*' then break end
   end
 end
+-- One DEL rather than an LREM per entry: with the default cap of 10,000 those would scan the
+-- list 10,000 times inside one script.
+if wanted == '*' then redis.call('DEL', KEYS[14]) end
 return moved
