@@ -173,10 +173,10 @@ test('an expired job (ttl) is dropped at claim time, not run', async () => {
 });
 
 describe('weighted fair selection', () => {
-  async function backlogBoth(n: number): Promise<void> {
+  async function backlogBoth(n: number, sleep = 0): Promise<void> {
     // Interleaved so that arrival order alone would give 1:1.
     for (let i = 0; i < n; i += 25) {
-      const answers = await Promise.all(Array.from({ length: 25 }, (_, j) => send('/record', { address, level: (j % 2) + 1 as 1 | 2, content: { i: i + j } })));
+      const answers = await Promise.all(Array.from({ length: 25 }, (_, j) => send('/record', { address, level: (j % 2) + 1 as 1 | 2, content: { i: i + j, sleep } })));
       expect(answers.every((a) => a.status === 201)).toBe(true);
     }
   }
@@ -192,7 +192,8 @@ describe('weighted fair selection', () => {
   });
 
   test('four workers: the same share holds overall', async () => {
-    await backlogBoth(560);
+    // 10 ms jobs: 400 take one worker 4 s, so all four have started long before they are done.
+    await backlogBoth(560, 10);
     await Promise.all([1, 2, 3, 4].map(() => worker(['--concurrency', '1'])));
     expect(await waitFor(async () => (await redis.llen(recordKey)) >= 400, 60_000)).toBe(true);
     const first = (await runs()).slice(0, 400);
