@@ -3,6 +3,7 @@
 import Router from '@koa/router';
 import Redis from 'ioredis';
 import Koa from 'koa';
+import { machineClockMs } from './clock';
 
 const record = process.env.BENCH_RECORD_URL ? new Redis(process.env.BENCH_RECORD_URL) : null;
 const router = new Router();
@@ -10,7 +11,7 @@ router.post('/noop', (ctx) => {
   ctx.body = { ok: true };
 });
 router.post('/wake', (ctx) => {
-  const startedAt = performance.timeOrigin + performance.now();
+  const startedAt = machineClockMs();
   const sentAt = (ctx.request as { body?: { sentAt: number } }).body!.sentAt;
   void record?.rpush('bench:wake', String(startedAt - sentAt));
   ctx.body = { ok: true };

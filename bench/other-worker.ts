@@ -1,6 +1,7 @@
 // A BullMQ or bee-queue worker process for the comparison: a no-op processor, concurrency 50,
 // and the same wake-up recording as bench-app.ts. Usage: other-worker.js bullmq|bee QUEUE REDIS_URL
 import Redis from 'ioredis';
+import { machineClockMs } from './clock';
 
 const [kind, queueName, url] = process.argv.slice(2);
 const { hostname: host, port } = new URL(url);
@@ -9,7 +10,7 @@ const record = new Redis(url);
 const CONCURRENCY = 50;
 
 function recordWake(data: { sentAt?: number }): void {
-  if (data.sentAt !== undefined) void record.rpush('bench:wake', String(performance.timeOrigin + performance.now() - data.sentAt));
+  if (data.sentAt !== undefined) void record.rpush('bench:wake', String(machineClockMs() - data.sentAt));
 }
 
 async function main(): Promise<void> {

@@ -1,10 +1,11 @@
-// npm run bench [-- --only sync|async] [--quick]: every section side by side in one run,
+// npm run bench [-- --only sync|async|wake] [--quick]: every section side by side in one run,
 // medians of interleaved rounds, written to docs-ready markdown on stdout and JSON in bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
-import { benchAsync, asyncTable } from './async';
-import { ensureH2load, loadAverage, ROOT, versionOf } from './lib';
+import { benchAsync, asyncTable, benchWake, wakeTable } from './async';
+import { ensureH2load, loadAverage, ROOT, startRedisServer, versionOf } from './lib';
+import Redis from 'ioredis';
 import { benchSync, syncTable } from './sync';
 
 async function main(): Promise<void> {
@@ -26,6 +27,15 @@ async function main(): Promise<void> {
     const results = await benchAsync({ rounds: quick ? 1 : 3, jobs: quick ? 20_000 : 50_000 });
     json.async = results;
     sections.push('### Async path\n\n' + asyncTable(results));
+  }
+  if (only === 'wake') {
+    const server = await startRedisServer();
+    const redis = new Redis(server.url);
+    const wake = await benchWake(server.url, redis, { rounds: quick ? 1 : 3, samples: 300 });
+    redis.disconnect();
+    server.stop();
+    json.wake = wake;
+    sections.push('### Wake-up only\n\n' + wakeTable(wake));
   }
   sections.push(`load average after the run: ${loadAverage()}`);
   const text = sections.join('\n\n');

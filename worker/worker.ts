@@ -38,6 +38,8 @@ export interface WorkerStatus {
 }
 
 const IDLE_BLOCK_SECONDS = 1;
+/** An idle registration outlives one block by half a second; a dead idle worker drops out after that. */
+const IDLE_FRESH_MS = IDLE_BLOCK_SECONDS * 1000 + 500;
 const MAINTENANCE_EVERY_MS = 500;
 
 export class Worker {
@@ -117,7 +119,7 @@ export class Worker {
       try {
         // Safe here: no claim of ours is in flight, so every job we hold is in `running` or `unacked`.
         if (this.needsReconcile) await this.reconcile();
-        jobs = await o.store.claim(this.id, free, level2Room, selection, Date.now() + o.leaseMs);
+        jobs = await o.store.claim(this.id, free, level2Room, selection, Date.now() + o.leaseMs, IDLE_FRESH_MS);
         this.redisReady = true;
       } catch (err) {
         if (this.stopping) break;
@@ -127,7 +129,9 @@ export class Worker {
       }
       if (jobs.length === 0) {
         try {
-          await o.store.waitForWork(o.blocking, level2Room > 0 ? [1, 2] : [1], IDLE_BLOCK_SECONDS);
+          // The levels waited for match the idle registration the empty claim just made.
+          const handed = await o.store.waitForWork(o.blocking, this.id, level2Room > 0 ? [1, 2] : [1], IDLE_BLOCK_SECONDS);
+          if (handed) void this.run(handed);
         } catch (err) {
           if (this.stopping) break;
           this.redisUnavailable(err);

@@ -17,6 +17,10 @@ export interface Keys {
   readonly workers: string;
   /** Internal: one worker's claimed jobs, id -> payload. */
   workerJobs(workerId: string): string;
+  /** Internal: payloads handed straight to one idle worker (already in its workerJobs hash). */
+  inbox(workerId: string): string;
+  /** Internal: workers blocked for work that can take this level, id -> registration fresh until (Redis time, ms). */
+  idle(level: Level): string;
   /** Internal: retries waiting for their time, payload scored by due time (ms). */
   readonly delayed: string;
   /** Internal: marker lists idle workers block on. */
@@ -44,6 +48,9 @@ export function keysFor(prefix: string): Keys {
     sched: `${tag}:sched`,
     workers: `${tag}:workers`,
     workerJobs: (workerId) => `${tag}:worker:${workerId}`,
+    // enqueue-15.lua builds this name and workerJobs' itself (the worker is chosen inside the script).
+    inbox: (workerId) => `${tag}:worker:${workerId}:inbox`,
+    idle: (level) => `${tag}:idle:L${level}`,
     delayed: `${tag}:delayed`,
     wake,
     common: Object.freeze([

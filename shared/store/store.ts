@@ -50,16 +50,22 @@ export class Store {
   async enqueue(call: CallRequest, limits: AdmissionLimits, now = Date.now()): Promise<{ id: string; outcome: EnqueueOutcome }> {
     const q = call.queue!;
     const id = newJobId();
-    const code = await runScript<number>(this.redis, 'enqueue', this.keys.common, [
-      q.level, q.policy, q.key, encodeJob(id, call, now), limits.capacity, limits.discardThreshold,
+    const code = await runScript<number>(this.redis, 'enqueue', [...this.keys.common, this.keys.idle(1), this.keys.idle(2)], [
+      q.level, q.policy, q.key, encodeJob(id, call, now), limits.capacity, limits.discardThreshold, this.keys.tag,
     ]);
     return { id, outcome: ENQUEUE_OUTCOMES[code] };
   }
 
-  /** Claims up to n jobs (at most level2Room of level 2) and renews the worker's lease. */
-  async claim(workerId: string, n: number, level2Room: number, selection: SelectionOptions, leaseExpiry: number): Promise<Job[]> {
-    const payloads = await runScript<string[]>(this.redis, 'claimJobs', [...this.keys.common, this.keys.sched, this.keys.workerJobs(workerId), this.keys.workers], [
-      workerId, leaseExpiry, n, level2Room, selection.weights[0], selection.weights[1], selection.strict ? '1' : '0', selection.capacity,
+  /**
+   * Takes the jobs handed to this worker, then claims up to n in all (at most level2Room of
+   * level 2), and renews the worker's lease. With nothing to take the worker is registered
+   * idle for idleFreshMs: it must then block in waitForWork (for less than that), where the
+   * next job may be handed to it.
+   */
+  async claim(workerId: string, n: number, level2Room: number, selection: SelectionOptions, leaseExpiry: number, idleFreshMs = 1500): Promise<Job[]> {
+    const k = this.keys;
+    const payloads = await runScript<string[]>(this.redis, 'claimJobs', [...k.common, k.sched, k.workerJobs(workerId), k.workers, k.idle(1), k.idle(2), k.inbox(workerId)], [
+      workerId, leaseExpiry, n, level2Room, selection.weights[0], selection.weights[1], selection.strict ? '1' : '0', selection.capacity, idleFreshMs,
     ]);
     return payloads.map(decodeJob);
   }
@@ -90,7 +96,8 @@ export class Store {
    * not hold (`orphans`: a claim whose reply was lost), keeping the ids in `held`.
    */
   requeueWorker(workerId: string, mode: 'expired' | 'shutdown' | 'orphans', attempts: number, deadMax: number, held: readonly string[] = [], now = Date.now()): Promise<number> {
-    return runScript<number>(this.redis, 'requeueWorker', [...this.keys.common, this.keys.workerJobs(workerId), this.keys.workers, this.keys.dead], [
+    const k = this.keys;
+    return runScript<number>(this.redis, 'requeueWorker', [...k.common, k.workerJobs(workerId), k.workers, k.dead, k.idle(1), k.idle(2), k.inbox(workerId)], [
       workerId, now, mode, attempts, deadMax, ...held,
     ]);
   }
@@ -103,10 +110,14 @@ export class Store {
     await this.redis.zadd(this.keys.workers, expiry, workerId);
   }
 
-  /** Blocks on the wake markers of the given levels; true when woken, false on timeout. */
-  async waitForWork(blocking: Redis, levels: readonly Level[], timeoutSeconds: number): Promise<boolean> {
-    const woken = await blocking.blpop(...levels.map((l) => this.keys.wake(l)), timeoutSeconds);
-    return woken !== null;
+  /**
+   * Blocks until a job is handed to this worker (returned: it is already the worker's, as if
+   * claimed) or a wake marker of the given levels appears (null: claim next), or the timeout.
+   */
+  async waitForWork(blocking: Redis, workerId: string, levels: readonly Level[], timeoutSeconds: number): Promise<Job | null> {
+    const inbox = this.keys.inbox(workerId);
+    const woken = await blocking.blpop(inbox, ...levels.map((l) => this.keys.wake(l)), timeoutSeconds);
+    return woken !== null && woken[0] === inbox ? decodeJob(woken[1]) : null;
   }
 
   async stats(): Promise<QueueStats> {

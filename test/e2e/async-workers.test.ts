@@ -162,6 +162,27 @@ test('a worker killed with SIGKILL mid-job loses nothing: its jobs run again aft
   expect(all.some((r) => r.pid === rescuer.child.pid && r.attempt === 2)).toBe(true);
 });
 
+test('a job handed to an idle worker that then dies runs on another worker after the lease', async () => {
+  const k = keysFor(prefix);
+  const victim = await worker(['--lease', '1s']);
+  const registered = async (): Promise<string | null> => redis.zscore(k.idle(1), victim.ready.id);
+  expect(await waitFor(async () => (await registered()) !== null, 5000)).toBe(true);
+  // Freeze it right after it renews its idle registration (once a second), so that the
+  // registration is fresh when the job arrives.
+  const first = await registered();
+  expect(await waitFor(async () => (await registered()) !== first, 3000, 5)).toBe(true);
+  victim.kill('SIGSTOP');
+  const [id] = await enqueue(1, { level: 1 }, () => ({ handed: true }));
+  expect(await redis.hexists(k.workerJobs(victim.ready.id), id)).toBe(1);
+  expect(await redis.llen(k.queue(1, 'execute'))).toBe(0);
+  victim.kill('SIGKILL');
+  await victim.exited;
+  const rescuer = await worker(['--lease', '1s']);
+  expect(await waitFor(async () => (await runs()).length === 1, 15_000)).toBe(true);
+  expect((await runs())[0]).toMatchObject({ id, pid: rescuer.child.pid, attempt: 2 });
+  expect(await redis.exists(k.inbox(victim.ready.id))).toBe(0);
+});
+
 test('an expired job (ttl) is dropped at claim time, not run', async () => {
   await send('/record', { address, level: 1, ttl: 0.05, content: { late: true } });
   await new Promise((r) => setTimeout(r, 150));

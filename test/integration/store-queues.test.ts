@@ -203,6 +203,95 @@ describe('claim', () => {
   });
 });
 
+describe('hand-off to an idle worker', () => {
+  let blocking: Redis;
+  beforeAll(() => {
+    blocking = new Redis(server.url);
+  });
+  afterAll(() => blocking.disconnect());
+
+  test('an empty claim registers the worker idle; the next job goes straight to it, not to the queue', async () => {
+    expect(await claimAll('w1')).toEqual([]);
+    expect(await redis.zscore(store.keys.idle(1), 'w1')).not.toBeNull();
+    expect(await redis.zscore(store.keys.idle(2), 'w1')).not.toBeNull();
+    const { id, outcome } = await store.enqueue(asyncCall('/x', 2, 'execute', { n: 1 }), ADMISSION);
+    expect(outcome).toBe('queued');
+    expect(await redis.llen(store.keys.queue(2, 'execute'))).toBe(0);
+    expect(await redis.hexists(store.keys.workerJobs('w1'), id)).toBe(1); // held, as if claimed: recovery covers it
+    expect(await redis.zscore(store.keys.idle(1), 'w1')).toBeNull(); // one hand-off per idle spell
+    expect(await redis.zscore(store.keys.idle(2), 'w1')).toBeNull();
+    expect(await redis.hget(store.keys.stats, 'L2:queued')).toBe('1');
+    const handed = await store.waitForWork(blocking, 'w1', [1, 2], 1);
+    expect(handed).toMatchObject({ id, level: 2, content: { n: 1 } });
+    // The next message finds no idle worker and waits in its queue.
+    await store.enqueue(asyncCall('/x', 2, 'execute', { n: 2 }), ADMISSION);
+    expect(await redis.llen(store.keys.queue(2, 'execute'))).toBe(1);
+    expect(await store.finish('w1', [{ job: handed!, outcome: 'done' }])).toBe(1);
+  });
+
+  test('a handed job not yet waited for is delivered by the next claim, once', async () => {
+    await claimAll('w1');
+    const { id } = await store.enqueue(asyncCall('/x', 1, 'execute'), ADMISSION);
+    expect((await claimAll('w1')).map((j) => j.id)).toEqual([id]);
+    expect(await redis.exists(store.keys.inbox('w1'))).toBe(0);
+    expect(await claimAll('w1')).toEqual([]);
+  });
+
+  test('no hand-off to a worker without room for the level, or whose idle registration went stale', async () => {
+    await store.claim('w1', 5, 0, SELECTION, FAR()); // level 2 has no room in w1
+    expect(await redis.zscore(store.keys.idle(2), 'w1')).toBeNull();
+    await store.enqueue(asyncCall('/x', 2, 'execute'), ADMISSION);
+    expect(await redis.llen(store.keys.queue(2, 'execute'))).toBe(1);
+
+    // Registered idle, then died: its registration is not renewed (the live worker's empty
+    // claim renews it at least once a second).
+    await redis.zrem(store.keys.idle(1), 'w1');
+    await store.claim('gone', 5, 0, SELECTION, FAR(), 30);
+    await new Promise((r) => setTimeout(r, 60));
+    await store.enqueue(asyncCall('/y', 1, 'execute'), ADMISSION);
+    expect(await redis.llen(store.keys.queue(1, 'execute'))).toBe(1);
+    expect(await redis.exists(store.keys.workerJobs('gone'))).toBe(0);
+    await claimAll('w3');
+    await claimAll('w4'); // an empty claim also clears stale registrations
+    expect(await redis.zscore(store.keys.idle(1), 'gone')).toBeNull();
+  });
+
+  test('no hand-off while jobs of that level wait: order in the queue holds', async () => {
+    const { id: first } = await store.enqueue(asyncCall('/x', 1, 'execute', { i: 1 }), ADMISSION);
+    await claimAll('w2'); // w2 takes it ...
+    await claimAll('w1'); // ... w1 finds nothing and is idle
+    await store.requeueWorker('w2', 'shutdown', 5, 100); // the first job is back in line
+    const { id: second } = await store.enqueue(asyncCall('/x', 1, 'execute', { i: 2 }), ADMISSION);
+    expect(await redis.llen(store.keys.queue(1, 'execute'))).toBe(2);
+    expect((await claimAll('w1')).map((j) => j.id)).toEqual([first, second]);
+  });
+
+  test('a last message handed off marks its key running: an update waits for that run', async () => {
+    await claimAll('w1');
+    await store.enqueue(asyncCall('/k', 1, 'last', { v: 1 }), ADMISSION);
+    const handed = (await store.waitForWork(blocking, 'w1', [1, 2], 1))!;
+    expect(handed).toMatchObject({ policy: 'last', content: { v: 1 } });
+    await store.enqueue(asyncCall('/k', 1, 'last', { v: 2 }), ADMISSION);
+    expect(await claimAll('w2')).toEqual([]); // parked while its key runs
+    await store.finish('w1', [{ job: handed, outcome: 'done' }]);
+    expect((await claimAll('w2')).map((j) => j.content)).toEqual([{ v: 2 }]);
+  });
+
+  test('a handed job its worker never received goes back with the rest (death, shutdown, lost reply)', async () => {
+    for (const mode of ['expired', 'shutdown', 'orphans'] as const) {
+      await store.claim('w1', 5, 5, SELECTION, Date.now() + 300);
+      const { id } = await store.enqueue(asyncCall('/x', 1, 'execute', { mode }), ADMISSION);
+      expect(await redis.llen(store.keys.inbox('w1'))).toBe(1);
+      expect(await store.requeueWorker('w1', mode, 5, 100, [])).toBe(1);
+      expect(await redis.exists(store.keys.inbox('w1'))).toBe(0); // never delivered as well
+      expect(await redis.zscore(store.keys.idle(1), 'w1')).toBeNull();
+      const [job] = await claimAll('w2');
+      expect(job).toMatchObject({ id, attempt: mode === 'expired' ? 2 : 1 });
+      await store.finish('w2', [{ job, outcome: 'done' }]);
+    }
+  });
+});
+
 describe('recovery and retries', () => {
   test("a dead worker's jobs go back to the front of their queues with attempt + 1", async () => {
     for (let i = 0; i < 3; i++) await store.enqueue(asyncCall('/x', 1, 'execute', { i }), ADMISSION);

@@ -26,6 +26,12 @@ local function wake(level)
   if redis.call('LLEN', marker) == 0 then redis.call('LPUSH', marker, '1') end
 end
 
+-- Redis's own clock, so that idle registrations do not depend on the clocks of gateway and worker hosts.
+local function redisNowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 local function count(level, what, n)
   redis.call('HINCRBY', KEYS[10], 'L' .. level .. ':' .. what, n or 1)
 end

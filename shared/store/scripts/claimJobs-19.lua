@@ -1,11 +1,15 @@
 -- Claims up to n jobs for one worker by smooth weighted round robin between the levels
 -- (state kept here, so the share holds across all workers) and turns between the three
 -- queues of a level. Records each job in the worker's hash and renews the worker's lease.
+-- First delivers what enqueue already handed to this worker (its inbox). A worker that gets
+-- nothing is about to block: it is registered idle, so enqueue can hand it the next job.
 -- KEYS[1..13]: the common layout   KEYS[14] {p}:sched (selection state)
 -- KEYS[15] {p}:worker:<id> (its claimed jobs, id -> payload)   KEYS[16] {p}:workers (id -> lease expiry ms)
+-- KEYS[17] {p}:idle:L1   KEYS[18] {p}:idle:L2   KEYS[19] {p}:worker:<id>:inbox
 -- ARGV[1] worker id  ARGV[2] lease expiry (ms)  ARGV[3] n  ARGV[4] most level-2 jobs allowed
 -- ARGV[5] weight L1  ARGV[6] weight L2  ARGV[7] strict ('1'|'0')  ARGV[8] level-2 capacity
--- Output: the claimed payloads, in the order they were chosen
+-- ARGV[9] how long an idle registration stays fresh (ms; longer than the worker's block timeout)
+-- Output: the handed and claimed payloads, in the order they were chosen
 local worker, expiry, n, level2Room = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local weight = { tonumber(ARGV[5]), tonumber(ARGV[6]) }
 local strict = ARGV[7] == '1'
@@ -43,9 +47,15 @@ local function popLevel(level)
   return nil
 end
 
+-- Handed jobs are already recorded in the worker's hash (and their `last` keys marked running).
 local out = {}
+local handed = redis.call('LRANGE', KEYS[19], 0, -1)
+if #handed > 0 then
+  redis.call('DEL', KEYS[19])
+  for i = #handed, 1, -1 do out[#out + 1] = handed[i] end -- oldest first
+end
 local level2Taken = 0
-for _ = 1, n do
+for _ = #out + 1, n do
   local has1 = claimable(1)
   local has2 = level2Taken < level2Room and claimable(2)
   local level
@@ -75,6 +85,21 @@ for _ = 1, n do
 end
 
 redis.call('ZADD', KEYS[16], expiry, worker)
+if #out == 0 then
+  local now = redisNowMs()
+  for level = 1, 2 do
+    local idle = KEYS[16 + level]
+    redis.call('ZREMRANGEBYSCORE', idle, '-inf', now) -- registrations of workers that stopped renewing
+    if level == 1 or level2Room > 0 then
+      redis.call('ZADD', idle, now + tonumber(ARGV[9]), worker)
+    else
+      redis.call('ZREM', idle, worker)
+    end
+  end
+else
+  redis.call('ZREM', KEYS[17], worker)
+  redis.call('ZREM', KEYS[18], worker)
+end
 redis.call('HSET', KEYS[14], 'cw1', credit[1], 'cw2', credit[2], 'turn1', turn[1], 'turn2', turn[2])
 if level2Taken > 0 and redis.call('GET', KEYS[13]) == '0' and backlog(2) < capacity * 0.6 then
   redis.call('SET', KEYS[13], '1')

@@ -4,7 +4,10 @@
 --   shutdown: the worker is stopping: all its jobs, attempt unchanged; it leaves the set
 --   orphans:  the worker lost replies while Redis was away: the jobs recorded for it that it
 --             does not know it holds (ARGV[6..]), attempt unchanged; it stays in the set
+-- In every case the worker leaves the idle set and its inbox is emptied: a job handed to it
+-- but not received is in its hash, so it is handed back with the rest (orphans: not held).
 -- KEYS[1..13]: the common layout   KEYS[14] {p}:worker:<id>   KEYS[15] {p}:workers   KEYS[16] {p}:dead
+-- KEYS[17] {p}:idle:L1   KEYS[18] {p}:idle:L2   KEYS[19] {p}:worker:<id>:inbox
 -- ARGV[1] worker id  ARGV[2] now (ms)  ARGV[3] expired|shutdown|orphans
 -- ARGV[4] attempts allowed  ARGV[5] dead-letter cap  ARGV[6..] ids the worker holds (orphans)
 -- Output: number of jobs handed back
@@ -32,6 +35,9 @@ local function handBack(payload)
   if requeue(payload, level, policy, key, true) then handedBack = handedBack + 1 end
 end
 
+redis.call('ZREM', KEYS[17], worker)
+redis.call('ZREM', KEYS[18], worker)
+redis.call('DEL', KEYS[19])
 local jobs = redis.call('HGETALL', KEYS[14])
 for i = 1, #jobs, 2 do
   if mode ~= 'orphans' then
