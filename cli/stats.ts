@@ -1,4 +1,4 @@
-// `switchyard stats`: queue depths, level-2 state, in flight, dead, counters.
+// `switchyard stats`: queue depths, level-2 state, in flight, idle workers, dead, counters.
 import type { Config } from '../shared/config';
 import { connectQuietly, createRedis } from '../shared/redis';
 import { Store, type QueueStats } from '../shared/store/store';
@@ -11,7 +11,7 @@ export function formatStats(s: QueueStats, prefix: string): string {
   lines.push('');
   lines.push(`backlog          L1 ${s.backlog.L1}   L2 ${s.backlog.L2}`);
   lines.push(`level 2          ${s.level2Active ? 'active' : 'INACTIVE (refusing)'}`);
-  lines.push(`in flight        ${s.inFlight} on ${s.workers} worker(s)`);
+  lines.push(`in flight        ${s.inFlight} on ${s.workers} worker(s), ${s.idle} idle`);
   lines.push(`retries waiting  ${s.delayed}`);
   lines.push(`dead             ${s.dead}`);
   const counters = Object.entries(s.counters).sort(([a], [b]) => a.localeCompare(b));

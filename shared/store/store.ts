@@ -31,6 +31,8 @@ export interface QueueStats {
   level2Active: boolean;
   inFlight: number;
   workers: number;
+  /** Workers blocked for work right now (fresh idle registrations): new jobs go straight to them. */
+  idle: number;
   delayed: number;
   dead: number;
   counters: Record<string, number>;
@@ -130,7 +132,7 @@ export class Store {
       if (policy === 'last') pipeline.hlen(key);
       else pipeline.llen(key);
     }
-    pipeline.get(k.l2Active).llen(k.dead).hgetall(k.stats).zrange(k.workers, 0, -1).zcard(k.delayed);
+    pipeline.get(k.l2Active).llen(k.dead).hgetall(k.stats).zrange(k.workers, 0, -1).zcard(k.delayed).time();
     const results = (await pipeline.exec())!.map(([err, value]) => {
       if (err) throw err;
       return value;
@@ -138,12 +140,14 @@ export class Store {
     const queues: Record<string, number> = {};
     names.forEach((name, i) => (queues[name] = Number(results[i])));
     const workers = results[9] as string[];
+    // Registrations are scored in Redis time, so count against Redis's clock, not ours.
+    const [seconds, micros] = results[11] as [string, string];
+    const p = this.redis.pipeline().zcount(k.idle(1), Number(seconds) * 1000 + Math.floor(Number(micros) / 1000), '+inf');
+    for (const w of workers) p.hlen(k.workerJobs(w));
+    const [[idleErr, idle], ...held] = (await p.exec())!;
+    if (idleErr) throw idleErr;
     let inFlight = 0;
-    if (workers.length > 0) {
-      const p = this.redis.pipeline();
-      for (const w of workers) p.hlen(k.workerJobs(w));
-      for (const [err, value] of (await p.exec())!) if (!err) inFlight += Number(value);
-    }
+    for (const [err, value] of held) if (!err) inFlight += Number(value);
     const counters: Record<string, number> = {};
     for (const [field, value] of Object.entries(results[8] as Record<string, string>)) counters[field] = Number(value);
     return {
@@ -155,6 +159,7 @@ export class Store {
       level2Active: results[6] !== '0',
       inFlight,
       workers: workers.length,
+      idle: Number(idle),
       delayed: Number(results[10]),
       dead: Number(results[7]),
       counters,

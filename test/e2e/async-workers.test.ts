@@ -167,6 +167,8 @@ test('a job handed to an idle worker that then dies runs on another worker after
   const victim = await worker(['--lease', '1s']);
   const registered = async (): Promise<string | null> => redis.zscore(k.idle(1), victim.ready.id);
   expect(await waitFor(async () => (await registered()) !== null, 5000)).toBe(true);
+  const stats = JSON.parse(execFileSync(process.execPath, [BIN, 'stats', '--json', '--redis', server.url, '--prefix', prefix], { encoding: 'utf8' }));
+  expect(stats).toMatchObject({ workers: 1, idle: 1, inFlight: 0 });
   // Freeze it right after it renews its idle registration (once a second), so that the
   // registration is fresh when the job arrives.
   const first = await registered();
@@ -243,7 +245,7 @@ test('switchyard stats --json shows depths, level-2 state, in flight and counter
   await send('/record', { address, level: 1, policy: 'last', key: 'a' });
   const out = execFileSync(process.execPath, [BIN, 'stats', '--json', '--redis', server.url, '--prefix', prefix], { encoding: 'utf8' });
   const stats = JSON.parse(out);
-  expect(stats).toMatchObject({ queues: { 'L2:execute': 3, 'L1:last': 1 }, backlog: { L1: 1, L2: 3 }, level2Active: true, inFlight: 0, dead: 0 });
+  expect(stats).toMatchObject({ queues: { 'L2:execute': 3, 'L1:last': 1 }, backlog: { L1: 1, L2: 3 }, level2Active: true, inFlight: 0, workers: 0, idle: 0, dead: 0 });
   expect(stats.counters['L2:queued']).toBe(3);
   const text = execFileSync(process.execPath, [BIN, 'stats', '--redis', server.url, '--prefix', prefix], { encoding: 'utf8' });
   expect(text).toContain('L2:execute');
