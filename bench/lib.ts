@@ -2,7 +2,7 @@
 // h2load with a pre-framed unary gRPC request, medians and percentiles.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { freePort } from '../shared/free-port';
+import { startPrivateRedis } from '../cli/private-redis';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -51,16 +51,11 @@ export async function startNode(args: string[], readyWord: string, env: NodeJS.P
   };
 }
 
+/** A private redis-server on a free port, no persistence (the one `switchyard dev` starts). */
 export async function startRedisServer(): Promise<{ url: string; stop(): void }> {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  children.add(child);
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    if (spawnSync('redis-cli', ['-p', String(port), 'PING'], { encoding: 'utf8' }).stdout.trim() === 'PONG') return { url, stop: () => child.kill('SIGKILL') };
-    await sleep(50);
-  }
-  throw new Error('redis-server did not start');
+  const redis = await startPrivateRedis();
+  if (!redis) throw new Error('redis-server is not on PATH or did not answer');
+  return { url: redis.url, stop: () => redis.child.kill('SIGKILL') };
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -37,9 +37,8 @@ export interface WorkerStatus {
   redisReady: boolean;
 }
 
+/** Shorter than IDLE_REGISTRATION_MS: the claim after each block renews the idle registration. */
 const IDLE_BLOCK_SECONDS = 1;
-/** An idle registration outlives one block by half a second; a dead idle worker drops out after that. */
-const IDLE_FRESH_MS = IDLE_BLOCK_SECONDS * 1000 + 500;
 const MAINTENANCE_EVERY_MS = 500;
 
 export class Worker {
@@ -119,7 +118,7 @@ export class Worker {
       try {
         // Safe here: no claim of ours is in flight, so every job we hold is in `running` or `unacked`.
         if (this.needsReconcile) await this.reconcile();
-        jobs = await o.store.claim(this.id, free, level2Room, selection, Date.now() + o.leaseMs, IDLE_FRESH_MS);
+        jobs = await o.store.claim(this.id, free, level2Room, selection, Date.now() + o.leaseMs);
         this.redisReady = true;
       } catch (err) {
         if (this.stopping) break;

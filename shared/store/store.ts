@@ -38,6 +38,13 @@ export interface QueueStats {
   counters: Record<string, number>;
 }
 
+/**
+ * How long an idle registration (made by an empty claim) lasts unless renewed. A worker must
+ * block for less than this between claims; a worker killed while idle is a candidate for
+ * hand-off at most this long after its death.
+ */
+export const IDLE_REGISTRATION_MS = 1500;
+
 export class Store {
   readonly keys: Keys;
 
@@ -61,13 +68,13 @@ export class Store {
   /**
    * Takes the jobs handed to this worker, then claims up to n in all (at most level2Room of
    * level 2), and renews the worker's lease. With nothing to take the worker is registered
-   * idle for idleFreshMs: it must then block in waitForWork (for less than that), where the
-   * next job may be handed to it.
+   * idle for idleRegistrationMs: it must then block in waitForWork (for less than that), where
+   * the next job may be handed to it.
    */
-  async claim(workerId: string, n: number, level2Room: number, selection: SelectionOptions, leaseExpiry: number, idleFreshMs = 1500): Promise<Job[]> {
+  async claim(workerId: string, n: number, level2Room: number, selection: SelectionOptions, leaseExpiry: number, idleRegistrationMs = IDLE_REGISTRATION_MS): Promise<Job[]> {
     const k = this.keys;
     const payloads = await runScript<string[]>(this.redis, 'claimJobs', [...k.common, k.sched, k.workerJobs(workerId), k.workers, k.idle(1), k.idle(2), k.inbox(workerId)], [
-      workerId, leaseExpiry, n, level2Room, selection.weights[0], selection.weights[1], selection.strict ? '1' : '0', selection.capacity, idleFreshMs,
+      workerId, leaseExpiry, n, level2Room, selection.weights[0], selection.weights[1], selection.strict ? '1' : '0', selection.capacity, idleRegistrationMs,
     ]);
     return payloads.map(decodeJob);
   }

@@ -237,6 +237,14 @@ describe('hand-off to an idle worker', () => {
     expect(await claimAll('w1')).toEqual([]);
   });
 
+  test('a handed level-2 job delivered by a claim uses the room the worker gives level 2', async () => {
+    await claimAll('w1');
+    const { id } = await store.enqueue(asyncCall('/x', 2, 'execute'), ADMISSION);
+    for (let i = 0; i < 3; i++) await redis.lpush(store.keys.queue(2, 'execute'), JSON.stringify({ id: `L2-${i}`, level: 2, method: 'POST', url: '/x' }));
+    const jobs = await store.claim('w1', 5, 1, SELECTION, FAR());
+    expect(jobs.map((j) => j.id)).toEqual([id]);
+  });
+
   test('no hand-off to a worker without room for the level, or whose idle registration went stale', async () => {
     await store.claim('w1', 5, 0, SELECTION, FAR()); // level 2 has no room in w1
     expect(await redis.zscore(store.keys.idle(2), 'w1')).toBeNull();

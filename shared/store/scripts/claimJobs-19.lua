@@ -48,13 +48,17 @@ local function popLevel(level)
 end
 
 -- Handed jobs are already recorded in the worker's hash (and their `last` keys marked running).
+-- A handed level-2 job uses the room for level 2 like a claimed one (the worker counted it in neither).
 local out = {}
+local level2Taken = 0
 local handed = redis.call('LRANGE', KEYS[19], 0, -1)
 if #handed > 0 then
   redis.call('DEL', KEYS[19])
-  for i = #handed, 1, -1 do out[#out + 1] = handed[i] end -- oldest first
+  for i = #handed, 1, -1 do -- oldest first
+    out[#out + 1] = handed[i]
+    if string.match(handed[i], '"level":(%d)') == '2' then level2Taken = level2Taken + 1 end
+  end
 end
-local level2Taken = 0
 for _ = #out + 1, n do
   local has1 = claimable(1)
   local has2 = level2Taken < level2Room and claimable(2)
