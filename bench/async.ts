@@ -7,7 +7,7 @@ import Redis from 'ioredis';
 import { Queue } from 'bullmq';
 import BeeQueue from 'bee-queue';
 import { closeClients, send } from '../client';
-import { parseParams } from '../shared/params';
+import { parseParams } from '../shared/call/params';
 import { Store } from '../shared/store/store';
 import { machineClockMs } from './clock';
 import { h2load, median, percentile, sleep, startNode, startRedisServer, type Child, type LoadResult } from './lib';

@@ -1,8 +1,8 @@
 // `switchyard dead [list] | requeue <id>|all | purge`: read and act on the dead-letter list.
-import type { Config } from '../shared/config';
-import { connectQuietly, createRedis } from '../shared/redis';
+import type { Config } from '../shared/ops/config';
+import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Store } from '../shared/store/store';
-import { ConfigError } from '../shared/config';
+import { ConfigError } from '../shared/ops/config';
 import { redactUrl } from './gateway';
 
 export async function runDead(config: Config): Promise<void> {

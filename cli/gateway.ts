@@ -2,10 +2,10 @@
 import { createGateway } from '../server/gateway';
 import { QueueEnqueuer } from '../server/queue-enqueuer';
 import type { RpcServiceOptions } from '../server/rpc-service';
-import { createAdminServer, recorders, type Metrics } from '../shared/admin';
-import type { LoadedApp } from '../shared/app';
-import type { Config } from '../shared/config';
-import { connectQuietly, createRedis } from '../shared/redis';
+import { createAdminServer, recorders, type Metrics } from '../shared/ops/admin';
+import type { LoadedApp } from '../shared/call/app';
+import type { Config } from '../shared/ops/config';
+import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Store } from '../shared/store/store';
 
 export interface RunningPart {

@@ -1,6 +1,6 @@
 // The `switchyard` executable: one command word, then flags (SPEC section 5).
-import { loadApp } from '../shared/app';
-import { ConfigError, helpText, parseConfig, type CommandName, type Config } from '../shared/config';
+import { loadApp } from '../shared/call/app';
+import { ConfigError, helpText, parseConfig, type CommandName, type Config } from '../shared/ops/config';
 import { runDead } from './dead';
 import { redactUrl, startGateway, type RunningPart } from './gateway';
 import { redisAnswers, startPrivateRedis } from './private-redis';

@@ -1,8 +1,8 @@
 // For `switchyard dev` on a laptop: when no Redis answers and none was asked for, start a
 // private redis-server child on a free port (if the binary is on PATH).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { freePort } from '../shared/free-port';
-import { connectQuietly, createRedis } from '../shared/redis';
+import { freePort } from './free-port';
+import { connectQuietly, createRedis } from '../shared/store/redis';
 
 export async function redisAnswers(url: string): Promise<boolean> {
   const probe = createRedis(url, 'cli');

@@ -1,6 +1,6 @@
 // `switchyard stats`: queue depths, level-2 state, in flight, idle workers, dead, counters.
-import type { Config } from '../shared/config';
-import { connectQuietly, createRedis } from '../shared/redis';
+import type { Config } from '../shared/ops/config';
+import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Store, type QueueStats } from '../shared/store/store';
 import { redactUrl } from './gateway';
 

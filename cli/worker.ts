@@ -1,8 +1,8 @@
 // `switchyard worker`: wires the worker engine, its two Redis connections and its admin port.
-import { createAdminServer, recorders } from '../shared/admin';
-import type { LoadedApp } from '../shared/app';
-import type { Config } from '../shared/config';
-import { connectQuietly, createRedis } from '../shared/redis';
+import { createAdminServer, recorders } from '../shared/ops/admin';
+import type { LoadedApp } from '../shared/call/app';
+import type { Config } from '../shared/ops/config';
+import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Store } from '../shared/store/store';
 import { Worker } from '../worker/worker';
 import { redactUrl, type RunningPart } from './gateway';

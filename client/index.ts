@@ -1,6 +1,6 @@
 // The typed client: call() for sync calls, send() for async ones, both speaking SPEC section 1.
 import * as grpc from '@grpc/grpc-js';
-import { rpcServiceDefinition, type Input, type Output } from '../server/rpc-service';
+import { rpcServiceDefinition, type Input, type Output } from '../shared/call/wire';
 
 export interface CallOptions {
   /** Gateway address, `host:port` (default SWITCHYARD_ADDRESS or localhost:50051). */

@@ -4,7 +4,8 @@ import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { createRpcHandler, rpcServiceDefinition, type Input, type Output, type RpcServiceOptions } from './rpc-service';
+import { rpcServiceDefinition, type Input, type Output } from '../shared/call/wire';
+import { createRpcHandler, type RpcServiceOptions } from './rpc-service';
 
 export interface GatewayOptions extends RpcServiceOptions {
   host: string;

@@ -1,6 +1,6 @@
 // Async calls: one enqueue script per message, its outcome turned into SPEC section 1 replies.
-import type { Reply } from '../shared/output';
-import type { CallRequest } from '../shared/params';
+import type { Reply } from '../shared/call/output';
+import type { CallRequest } from '../shared/call/params';
 import type { AdmissionLimits, Store } from '../shared/store/store';
 import type { Enqueuer } from './rpc-service';
 

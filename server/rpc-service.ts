@@ -1,11 +1,11 @@
 // The RPCServer service: Input.params → a sync dispatch or an enqueue → Output.content.
-import * as grpc from '@grpc/grpc-js';
-import type { LoadedApp } from '../shared/app';
-import { dispatch } from '../shared/dispatch';
+import type * as grpc from '@grpc/grpc-js';
+import type { LoadedApp } from '../shared/call/app';
+import { dispatch } from '../shared/call/dispatch';
 import { SwitchyardError } from '../shared/errors';
-import { encodeReply, errorReply, type Reply } from '../shared/output';
-import { parseParams, type CallRequest, type ParamsLimits } from '../shared/params';
-import { decodeStringField1, encodeStringField1 } from '../shared/wire';
+import { encodeReply, errorReply, type Reply } from '../shared/call/output';
+import { parseParams, type CallRequest, type ParamsLimits } from '../shared/call/params';
+import { type Input, type Output } from '../shared/call/wire';
 
 /** Puts an async call into the queues; answers 201/409/503 as SPEC section 1 says. */
 export interface Enqueuer {
@@ -21,33 +21,6 @@ export interface RpcServiceOptions extends ParamsLimits {
   /** Called once per call with its outcome, for metrics. */
   observe?: (kind: 'sync' | 'async' | 'invalid', status: number, startedAt: number) => void;
 }
-
-/** The two messages as plain objects, like proto-loader gives them (grpc-js treats a bare '' as "no message"). */
-export interface Input {
-  params: string;
-}
-export interface Output {
-  content: string;
-}
-
-function unaryMethod(name: string): grpc.MethodDefinition<Input, Output> {
-  return {
-    path: `/rpc.RPCServer/${name}`,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (input) => encodeStringField1(input.params),
-    requestDeserialize: (bytes) => ({ params: decodeStringField1(bytes) }),
-    responseSerialize: (output) => encodeStringField1(output.content),
-    responseDeserialize: (bytes) => ({ content: decodeStringField1(bytes) }),
-    originalName: name,
-  };
-}
-
-/** `handel` is the wire name deployed clients use; `handle` is its correctly spelled alias. */
-export const rpcServiceDefinition: grpc.ServiceDefinition = {
-  handel: unaryMethod('handel'),
-  handle: unaryMethod('handle'),
-};
 
 function remainingMs(call: grpc.ServerUnaryCall<Input, Output>): number {
   const deadline = call.getDeadline();

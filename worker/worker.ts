@@ -4,10 +4,10 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type Redis from 'ioredis';
-import type { LoadedApp } from '../shared/app';
-import { dispatch } from '../shared/dispatch';
-import { deadEntry, withAttempt, type Job } from '../shared/job';
-import type { Reply } from '../shared/output';
+import type { LoadedApp } from '../shared/call/app';
+import { dispatch } from '../shared/call/dispatch';
+import { deadEntry, withAttempt, type Job } from '../shared/store/job';
+import type { Reply } from '../shared/call/output';
 import type { Ack, Store } from '../shared/store/store';
 import { retryDelayMs, verdictFor } from './backoff';
 

@@ -1,6 +1,6 @@
 // Every Redis key of one deployment, in one place. All share the hash tag {prefix}, so one
 // deployment lives in one Cluster slot. SPEC section 4 pins the public ones.
-import type { Level, Policy } from '../params';
+import type { Level, Policy } from '../call/params';
 
 export interface Keys {
   readonly tag: string;

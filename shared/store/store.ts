@@ -1,8 +1,8 @@
 // The only code that talks to Redis about queues. Each method is one script call (atomic)
 // or one read-only pipeline; the scripts in ./scripts document their KEYS and ARGV.
 import type Redis from 'ioredis';
-import { decodeJob, encodeJob, newJobId, type Job } from '../job';
-import type { CallRequest, Level } from '../params';
+import { decodeJob, encodeJob, newJobId, type Job } from './job';
+import type { CallRequest, Level } from '../call/params';
 import { keysFor, type Keys } from './keys';
 import { defineScripts, runScript } from './scripts';
 

@@ -8,7 +8,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { closeClients, rawCall } from '../../client';
 import { createGateway, type Gateway } from '../../server/gateway';
-import { toLoadedApp } from '../../shared/app';
+import { toLoadedApp } from '../../shared/call/app';
 
 const PYTHON = '/usr/bin/python3';
 const pythonHasGrpc = spawnSync(PYTHON, ['-c', 'import grpc']).status === 0;

@@ -7,9 +7,9 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import Koa from 'koa';
 import Router from '@koa/router';
-import { toLoadedApp } from '../../shared/app';
+import { toLoadedApp } from '../../shared/call/app';
 import { createGateway, type Gateway } from '../../server/gateway';
-import { decodeStringField1 } from '../../shared/wire';
+import { decodeStringField1 } from '../../shared/call/wire';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

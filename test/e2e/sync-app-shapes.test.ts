@@ -5,7 +5,7 @@ import path from 'node:path';
 import Koa from 'koa';
 import { call, closeClients } from '../../client';
 import { createGateway } from '../../server/gateway';
-import { loadApp, type LoadedApp } from '../../shared/app';
+import { loadApp, type LoadedApp } from '../../shared/call/app';
 import { startSwitchyard } from '../helpers/processes';
 
 const ROOT = path.resolve(__dirname, '..', '..');

@@ -10,8 +10,8 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 import Koa from 'koa';
 import { call, closeClients, rawCall } from '../../client';
 import { createGateway, type Gateway } from '../../server/gateway';
-import { toLoadedApp } from '../../shared/app';
-import { decodeStringField1 } from '../../shared/wire';
+import { toLoadedApp } from '../../shared/call/app';
+import { decodeStringField1 } from '../../shared/call/wire';
 
 function testApp(): Koa {
   const router = new Router();

@@ -1,7 +1,7 @@
 // The queue rules of SPEC section 3, one script call at a time, against a real Redis.
 import Redis from 'ioredis';
-import { decodeJob, withAttempt, type Job } from '../../shared/job';
-import { parseParams, type CallRequest } from '../../shared/params';
+import { decodeJob, withAttempt, type Job } from '../../shared/store/job';
+import { parseParams, type CallRequest } from '../../shared/call/params';
 import { Store, type SelectionOptions } from '../../shared/store/store';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 

@@ -1,5 +1,5 @@
 // Flags, SWITCHYARD_* variables, derived defaults, and one-line errors (SPEC section 5).
-import { ConfigError, FLAGS, helpText, parseConfig, parseDuration, parseSize } from '../../shared/config';
+import { ConfigError, FLAGS, helpText, parseConfig, parseDuration, parseSize } from '../../shared/ops/config';
 
 const APP = ['--app', 'x.js'];
 

@@ -1,7 +1,7 @@
 // The hand-written codec of proto/rpc.proto, byte for byte against protobufjs.
 import path from 'node:path';
 import protobuf from 'protobufjs';
-import { decodeStringField1, encodeStringField1 } from '../../shared/wire';
+import { decodeStringField1, encodeStringField1 } from '../../shared/call/wire';
 
 const root = protobuf.loadSync(path.join(__dirname, '..', '..', 'proto', 'rpc.proto'));
 const Input = root.lookupType('rpc.Input');

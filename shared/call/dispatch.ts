@@ -6,17 +6,8 @@ import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import type { LoadedApp } from './app';
 import type { Reply } from './output';
-import type { CallRequest, Level, Policy } from './params';
-
-/** What the handler finds in `ctx.state.rpc`. */
-export interface RpcState {
-  reply: boolean;
-  level: Level | null;
-  policy: Policy | null;
-  key: string | null;
-  jobId: string | null;
-  attempt: number;
-}
+import type { CallRequest } from './params';
+import type { RpcState } from './rpc-state';
 
 export interface DispatchOptions {
   /** Deadline in ms; when it passes the call answers 504 (the handler is not interrupted). */

@@ -1,6 +1,6 @@
 // Input.params: JSON text → a validated CallRequest, or a 400 naming the offending field.
 import { z } from 'zod';
-import { badRequest, SwitchyardError } from './errors';
+import { badRequest, SwitchyardError } from '../errors';
 
 export type Level = 1 | 2;
 export type Policy = 'execute' | 'last' | 'discard';

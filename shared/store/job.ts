@@ -3,7 +3,7 @@
 // memory per waiting job small: policy `execute`, attempt 1, no headers, no content.
 // An "attempt" field, when present, comes first: the Lua scripts rewrite it in place.
 import { randomBytes } from 'node:crypto';
-import type { CallRequest, Level, Policy } from './params';
+import type { CallRequest, Level, Policy } from '../call/params';
 
 export interface Job {
   id: string;

@@ -1,5 +1,5 @@
 // Output.content: `{"status_code": "<3 digits>", "data": <any>}` (SPEC section 1).
-import { SwitchyardError } from './errors';
+import { SwitchyardError } from '../errors';
 
 export interface Reply {
   status: number;

@@ -1,6 +1,8 @@
-// Protobuf codec for the two messages of proto/rpc.proto, each a single string field 1.
+// The wire contract of proto/rpc.proto: the service definition (handel + handle) shared by the
+// gateway and the client, and the protobuf codec of its two messages, each a single string field 1.
 // Hand-written because it is tiny and sits on the hot path; test/unit/wire.test.ts checks it
 // byte for byte against protobufjs loading proto/rpc.proto.
+import type * as grpc from '@grpc/grpc-js';
 
 /** Decodes `Input` (or `Output`): the last occurrence of field 1 wins, unknown fields are skipped. */
 export function decodeStringField1(buf: Buffer): string {
@@ -72,3 +74,30 @@ function varintSize(n: number): number {
   }
   return size;
 }
+
+/** The two messages as plain objects, like proto-loader gives them (grpc-js treats a bare '' as "no message"). */
+export interface Input {
+  params: string;
+}
+export interface Output {
+  content: string;
+}
+
+function unaryMethod(name: string): grpc.MethodDefinition<Input, Output> {
+  return {
+    path: `/rpc.RPCServer/${name}`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (input) => encodeStringField1(input.params),
+    requestDeserialize: (bytes) => ({ params: decodeStringField1(bytes) }),
+    responseSerialize: (output) => encodeStringField1(output.content),
+    responseDeserialize: (bytes) => ({ content: decodeStringField1(bytes) }),
+    originalName: name,
+  };
+}
+
+/** `handel` is the wire name deployed clients use; `handle` is its correctly spelled alias. */
+export const rpcServiceDefinition: grpc.ServiceDefinition = {
+  handel: unaryMethod('handel'),
+  handle: unaryMethod('handle'),
+};
