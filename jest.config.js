@@ -4,6 +4,7 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': 'ts-jest' },
+  setupFiles: ['<rootDir>/test/setup-env.ts'],
   testTimeout: 60000,
   maxWorkers: 2,
   // A safety net: a leaked connection must not hang CI for 90 minutes.

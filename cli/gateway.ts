@@ -2,11 +2,13 @@
 import { createGateway } from '../server/gateway';
 import { QueueEnqueuer } from '../server/queue-enqueuer';
 import type { RpcServiceOptions } from '../server/rpc-service';
-import { createAdminServer, recorders, type Metrics } from '../shared/ops/admin';
 import type { LoadedApp } from '../shared/call/app';
 import type { Config } from '../shared/ops/config';
+import { log, redactUrl } from '../shared/ops/log';
+import { recorders, registerQueueGauges, type Metrics } from '../shared/ops/metrics';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Store } from '../shared/store/store';
+import { isAddressInUse, portTaken, startAdmin, type StartedAdmin } from './ports';
 
 export interface RunningPart {
   port: number;
@@ -14,17 +16,15 @@ export interface RunningPart {
   stop(): Promise<void>;
 }
 
-export async function startGateway(config: Config, app: LoadedApp): Promise<RunningPart> {
+/** Binds the gRPC port (after the admin port), then serves. Without `admin`, starts its own admin port. */
+export async function startGateway(config: Config, app: LoadedApp, admin?: StartedAdmin): Promise<RunningPart> {
+  const ownAdmin = !admin;
+  const { server: adminServer, port: adminPort } = admin ?? (await startAdmin(config));
   const redis = createRedis(config.redis, 'gateway');
-  if (!(await connectQuietly(redis))) {
-    process.stderr.write(`switchyard gateway: redis at ${redactUrl(config.redis)} is not answering; sync calls work, async calls answer 503 until it does\n`);
-  }
   const store = new Store(redis, config.prefix);
   let serving = false;
-  const admin = createAdminServer(config.adminPort, config.host, () => ({
-    ready: serving && redis.status === 'ready',
-    detail: { serving, redis: redis.status },
-  }));
+  adminServer.addReadiness('gateway', () => ({ ready: serving && redis.status === 'ready', detail: { serving, redis: redis.status } }));
+  registerQueueGauges(adminServer.metrics, () => store.gauges());
   const gateway = createGateway({
     app,
     queue: new QueueEnqueuer(store, { capacity: config.capacity, discardThreshold: config.discardThreshold }),
@@ -36,19 +36,29 @@ export async function startGateway(config: Config, app: LoadedApp): Promise<Runn
     debug: config.debug,
     token: config.token,
     tls: config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa } : undefined,
-    observe: observeCalls(admin.metrics),
+    observe: observeCalls(adminServer.metrics),
   });
-  const port = await gateway.start();
-  const adminPort = await admin.start();
+  let port: number;
+  try {
+    port = await gateway.start();
+  } catch (err) {
+    if (ownAdmin) await adminServer.stop();
+    throw isAddressInUse(err) ? portTaken('--port', config.host, config.port) : err;
+  }
+  if (!(await connectQuietly(redis))) {
+    log.warn({ event: 'redis_unavailable', role: 'gateway', redis: redactUrl(config.redis) }, `redis at ${redactUrl(config.redis)} is not answering; sync calls work, async calls answer 503 until it does`);
+  }
   serving = true;
   return {
     port,
     adminPort,
     async stop() {
       serving = false;
+      const inFlight = gateway.inFlight();
       await gateway.stop(config.graceMs);
-      await admin.stop();
+      if (ownAdmin) await adminServer.stop();
       redis.disconnect();
+      log.info({ event: 'shutdown', part: 'gateway', inFlight, unanswered: gateway.inFlight() }, `gateway stopped: ${inFlight} call(s) were in flight, ${gateway.inFlight()} left unanswered`);
     },
   };
 }
@@ -62,8 +72,4 @@ function observeCalls(metrics: Metrics): NonNullable<RpcServiceOptions['observe'
     counters[kind](String(status))();
     durations[kind]((performance.now() - startedAt) / 1000);
   };
-}
-
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, '//***@');
 }

@@ -1,8 +1,10 @@
-// The `switchyard` executable: one command word, then flags (SPEC section 5).
+// The `switchyard` executable: one command word, then flags.
 import { loadApp } from '../shared/call/app';
-import { ConfigError, helpText, parseConfig, type CommandName, type Config } from '../shared/ops/config';
+import { ConfigError, configSummary, helpText, parseConfig, type CommandName, type Config } from '../shared/ops/config';
+import { log, redactUrl, setLogLevel } from '../shared/ops/log';
 import { runDead } from './dead';
-import { redactUrl, startGateway, type RunningPart } from './gateway';
+import { startGateway, type RunningPart } from './gateway';
+import { startAdmin } from './ports';
 import { redisAnswers, startPrivateRedis } from './private-redis';
 import { onShutdownSignal } from './signals';
 import { runStats } from './stats';
@@ -26,36 +28,58 @@ function usage(): string {
   ].join('\n');
 }
 
+/** For `dev` on a laptop: a private redis-server when none was asked for and none answers. */
+async function devRedis(config: Config): Promise<Config> {
+  if (config.given.has('redis') || (await redisAnswers(config.redis))) return config;
+  const privateRedis = await startPrivateRedis();
+  if (!privateRedis) {
+    log.warn({ event: 'redis_unavailable' }, `nothing answers at ${config.redis} and no redis-server is on PATH; async calls answer 503 until Redis is up`);
+    return config;
+  }
+  const url = privateRedis.url;
+  log.info(
+    { event: 'private_redis', redis: url },
+    `nothing answers at ${config.redis}; started a private redis-server at ${url} (data is not kept). ` +
+      `Point other commands at it: switchyard stats --redis ${url} (or export SWITCHYARD_REDIS=${url}); redis-cli -p ${new URL(url).port}`,
+  );
+  return Object.freeze({ ...config, redis: url });
+}
+
 async function runServer(config: Config): Promise<void> {
+  log.info({ event: 'start', command: config.command, config: configSummary(config) }, `switchyard ${config.command} starting`);
   const app = await loadApp(config.app!);
+  // Ports first: a process that cannot listen stops before it registers anywhere.
+  const admin = await startAdmin(config);
+  if (config.command === 'dev') config = await devRedis(config);
   const parts: RunningPart[] = [];
-  if (config.command === 'dev' && !process.argv.some((a) => a.startsWith('--redis')) && !process.env.SWITCHYARD_REDIS && !(await redisAnswers(config.redis))) {
-    const privateRedis = await startPrivateRedis();
-    if (privateRedis) {
-      process.stderr.write(`switchyard dev: nothing answers at ${config.redis}; started a private redis-server at ${privateRedis.url} (data is not kept)\n`);
-      config = Object.freeze({ ...config, redis: privateRedis.url });
-    } else {
-      process.stderr.write(`switchyard dev: nothing answers at ${config.redis} and no redis-server is on PATH; async calls answer 503 until Redis is up\n`);
+  try {
+    if (config.command !== 'worker') {
+      const gateway = await startGateway(config, app, admin);
+      parts.push(gateway);
+      log.info({ event: 'ready', part: 'gateway', port: gateway.port, admin: admin.port, app: config.app, redis: redactUrl(config.redis) }, `switchyard gateway ready port=${gateway.port} admin=${admin.port}`);
     }
-  }
-  if (config.command !== 'worker') {
-    const gateway = await startGateway(config, app);
-    parts.push(gateway);
-    process.stdout.write(`switchyard gateway ready port=${gateway.port} admin=${gateway.adminPort} app=${config.app} redis=${redactUrl(config.redis)}\n`);
-  }
-  if (config.command !== 'gateway') {
-    const workerConfig = config.command === 'dev' ? Object.freeze({ ...config, adminPort: config.adminPort === 0 ? 0 : config.adminPort + 1 }) : config;
-    const worker = await startWorker(workerConfig, app, config.host);
-    parts.push(worker);
-    process.stdout.write(`switchyard worker ready id=${worker.worker.id} admin=${worker.adminPort} concurrency=${config.concurrency} reserve=${config.reserve} weights=${config.weights.join(':')}${config.strict ? ' strict' : ''}\n`);
+    if (config.command !== 'gateway') {
+      const worker = await startWorker(config, app, admin);
+      parts.push(worker);
+      log.info({ event: 'ready', part: 'worker', id: worker.worker.id, admin: admin.port, concurrency: config.concurrency, reserve: config.reserve, weights: config.weights.join(':'), strict: config.strict }, `switchyard worker ready id=${worker.worker.id} admin=${admin.port}`);
+    }
+  } catch (err) {
+    await admin.server.stop();
+    throw err;
   }
   // Gateway first (stop taking calls), then the worker (finish or hand back jobs).
   onShutdownSignal(config.command, async () => {
     for (const part of parts) await part.stop();
+    await admin.server.stop();
   });
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `switchyard stats --watch | head`: the reader went away, which is how such output ends.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(usage() + '\n');
@@ -75,10 +99,14 @@ export async function main(argv: string[]): Promise<void> {
     const config = parseConfig(name, rest);
     if (name === 'stats') await runStats(config);
     else if (name === 'dead') await runDead(config);
-    else await runServer(config);
+    else {
+      setLogLevel(config.logLevel);
+      await runServer(config);
+    }
   } catch (err) {
-    // Bad configuration (or an app that cannot load) stops the process with one clear line.
+    // Bad configuration (or an app that cannot load, or a port taken) stops the process with one clear line.
     const message = err instanceof ConfigError ? err.message : (err as Error).message.split('\n')[0];
+    if (name !== 'stats' && name !== 'dead') log.fatal({ event: 'start_failed', command: name, error: message }, message);
     process.stderr.write(`switchyard ${name}: ${message}\n`);
     process.exit(2);
   }

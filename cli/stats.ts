@@ -2,7 +2,7 @@
 import type { Config } from '../shared/ops/config';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Store, type QueueStats } from '../shared/store/store';
-import { redactUrl } from './gateway';
+import { redactUrl } from '../shared/ops/log';
 
 export function formatStats(s: QueueStats, prefix: string): string {
   const lines = [`switchyard stats  {${prefix}}  ${new Date().toISOString()}`, ''];
@@ -36,6 +36,7 @@ export async function runStats(config: Config): Promise<void> {
     redis.disconnect();
     return;
   }
+  // A failed refresh (Redis away for a moment) says why and the next one tries again.
   const timer = setInterval(() => void show().catch((err: Error) => process.stderr.write(`switchyard stats: ${err.message}\n`)), config.watchMs);
   await new Promise<void>((resolve) => process.once('SIGINT', resolve));
   clearInterval(timer);

@@ -1,31 +1,33 @@
 // `switchyard worker`: wires the worker engine, its two Redis connections and its admin port.
-import { createAdminServer, recorders } from '../shared/ops/admin';
 import type { LoadedApp } from '../shared/call/app';
 import type { Config } from '../shared/ops/config';
+import { log, redactUrl } from '../shared/ops/log';
+import { recorders } from '../shared/ops/metrics';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Store } from '../shared/store/store';
-import { Worker } from '../worker/worker';
-import { redactUrl, type RunningPart } from './gateway';
+import { createWorker, type Worker } from '../worker';
+import type { RunningPart } from './gateway';
+import { startAdmin, type StartedAdmin } from './ports';
 
-export async function startWorker(config: Config, app: LoadedApp, adminHost = '0.0.0.0'): Promise<RunningPart & { worker: Worker }> {
+/** Starts claiming (after the admin port is bound). Without `admin`, starts its own admin port. */
+export async function startWorker(config: Config, app: LoadedApp, admin?: StartedAdmin): Promise<RunningPart & { worker: Worker }> {
+  const ownAdmin = !admin;
+  const { server: adminServer, port: adminPort } = admin ?? (await startAdmin(config));
   const redis = createRedis(config.redis, 'worker');
   const blocking = createRedis(config.redis, 'blocking');
   const [up] = await Promise.all([connectQuietly(redis), connectQuietly(blocking)]);
-  if (!up) process.stderr.write(`switchyard worker: redis at ${redactUrl(config.redis)} is not answering; claiming starts when it does\n`);
-  const store = new Store(redis, config.prefix);
-  let worker: Worker | undefined;
-  const admin = createAdminServer(config.adminPort, adminHost, () => {
-    const status = worker?.status();
-    return { ready: !!status && status.claiming && redis.status === 'ready', detail: { ...status, redis: redis.status } };
-  });
+  if (!up) log.warn({ event: 'redis_unavailable', role: 'worker', redis: redactUrl(config.redis) }, `redis at ${redactUrl(config.redis)} is not answering; claiming starts when it does`);
+  const metrics = adminServer.metrics;
   const jobCount = recorders((levelAndOutcome) => {
     const [level, outcome] = levelAndOutcome.split(' ');
-    return admin.metrics.jobs.recorder({ level, outcome });
+    return metrics.jobs.recorder({ level, outcome });
   });
-  const jobSeconds = recorders((level) => admin.metrics.jobSeconds.recorder({ level }));
-  worker = new Worker({
-    store,
+  const jobSeconds = recorders((level) => metrics.jobSeconds.recorder({ level }));
+  const worker = createWorker({
+    store: new Store(redis, config.prefix),
     blocking,
+    redisUrl: config.redis,
+    prefix: config.prefix,
     app,
     concurrency: config.concurrency,
     reserve: config.reserve,
@@ -36,24 +38,28 @@ export async function startWorker(config: Config, app: LoadedApp, adminHost = '0
     attempts: config.attempts,
     backoffMs: config.backoffMs,
     deadMax: config.deadMax,
+    jobTimeoutMs: config.jobTimeoutMs,
     debug: config.debug,
     observe: (job, outcome, ms) => {
       jobCount(`${job.level} ${outcome}`)();
       jobSeconds(String(job.level))(ms / 1000);
     },
+    onRunning: (running) => metrics.running.set(running),
+  });
+  adminServer.addReadiness('worker', () => {
+    const status = worker.status();
+    return { ready: status.claiming && redis.status === 'ready', detail: { ...status, redis: redis.status } };
   });
   worker.start();
-  const adminPort = await admin.start();
-  const w = worker;
   return {
-    worker: w,
+    worker,
     port: 0,
     adminPort,
     async stop() {
-      const { finished, handedBack } = await w.stop(config.graceMs);
-      if (!finished) process.stderr.write(`switchyard worker: grace period over, ${handedBack} unfinished job(s) handed back to their queues\n`);
-      await admin.stop();
+      const { finished, handedBack } = await worker.stop(config.graceMs);
+      if (ownAdmin) await adminServer.stop();
       redis.disconnect();
+      log.info({ event: 'shutdown', part: 'worker', worker: worker.id, finished, handedBack }, finished ? 'worker stopped: every running job finished' : `worker stopped: grace period over, ${handedBack} unfinished job(s) handed back to their queues`);
     },
   };
 }

@@ -4,6 +4,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
+import { log } from '../shared/ops/log';
 import { rpcServiceDefinition, type Input, type Output } from '../shared/call/wire';
 import { createRpcHandler, type RpcServiceOptions } from './rpc-service';
 
@@ -19,10 +20,19 @@ export interface Gateway {
   start(): Promise<number>;
   /** Stops taking calls, lets those in flight answer for up to graceMs, then closes. */
   stop(graceMs: number): Promise<void>;
+  /** Calls received and not yet answered. */
+  inFlight(): number;
   readonly health: HealthImplementation;
 }
 
 const SERVICE_NAME = 'rpc.RPCServer';
+
+// grpc-js's own messages join the process log instead of going to stderr in a format of their own.
+grpc.setLogger({
+  error: (...args: unknown[]) => log.warn({ event: 'grpc' }, args.join(' ')),
+  info: (...args: unknown[]) => log.debug({ event: 'grpc' }, args.join(' ')),
+  debug: (...args: unknown[]) => log.trace({ event: 'grpc' }, args.join(' ')),
+});
 
 function withBearerToken(token: string, handler: grpc.handleUnaryCall<Input, Output>): grpc.handleUnaryCall<Input, Output> {
   const expected = Buffer.from(`Bearer ${token}`);
@@ -50,7 +60,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     // Channelz bookkeeping runs on every call; nothing here reads it.
     'grpc.enable_channelz': 0,
   });
-  let handler = createRpcHandler(options);
+  const rpc = createRpcHandler(options);
+  let handler = rpc.handle;
   if (options.token) handler = withBearerToken(options.token, handler);
   server.addService(rpcServiceDefinition, { handel: handler, handle: handler });
 
@@ -59,6 +70,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   return {
     health,
+    inFlight: rpc.inFlight,
     async start() {
       const port = await new Promise<number>((resolve, reject) => {
         server.bindAsync(`${options.host}:${options.port}`, serverCredentials(options.tls), (err, bound) => (err ? reject(err) : resolve(bound)));

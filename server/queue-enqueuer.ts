@@ -1,12 +1,14 @@
-// Async calls: one enqueue script per message, its outcome turned into SPEC section 1 replies.
+// Async calls: one enqueue script per message, its outcome turned into the caller's reply.
 import type { Reply } from '../shared/call/output';
 import type { CallRequest } from '../shared/call/params';
+import { discardDropped, level2Refused, queueUnavailable, replyFor } from '../shared/errors';
+import { log } from '../shared/ops/log';
 import type { AdmissionLimits, Store } from '../shared/store/store';
 import type { Enqueuer } from './rpc-service';
 
-export const LEVEL2_REFUSED = 'queue of status level2 is not active';
-
 export class QueueEnqueuer implements Enqueuer {
+  private redisAway = false;
+
   constructor(
     private readonly store: Store,
     private readonly limits: AdmissionLimits,
@@ -17,17 +19,21 @@ export class QueueEnqueuer implements Enqueuer {
     try {
       result = await this.store.enqueue(request, this.limits);
     } catch (err) {
-      return { status: 503, data: `queue unavailable: ${(err as Error).message}` };
+      // ioredis' own words go to the log (once per outage), ours to the caller.
+      if (!this.redisAway) log.warn({ event: 'enqueue_failed', err: { message: (err as Error).message } }, `async calls answer 503: ${(err as Error).message}`);
+      this.redisAway = true;
+      return replyFor(queueUnavailable());
     }
+    this.redisAway = false;
     const { id, outcome } = result;
     switch (outcome) {
       case 'queued':
       case 'replaced':
         return { status: 201, data: { id, state: outcome } };
       case 'refused':
-        return { status: 409, data: { state: 'refused', message: LEVEL2_REFUSED } };
+        return replyFor(level2Refused());
       case 'dropped':
-        return { status: 409, data: { state: 'dropped', message: `discardable message dropped: level ${request.queue!.level} backlog is at or over the discard threshold (${this.limits.discardThreshold})` } };
+        return replyFor(discardDropped(request.queue!.level, this.limits.discardThreshold));
     }
   }
 }

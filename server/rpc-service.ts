@@ -2,8 +2,9 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { LoadedApp } from '../shared/call/app';
 import { dispatch } from '../shared/call/dispatch';
-import { SwitchyardError } from '../shared/errors';
-import { encodeReply, errorReply, type Reply } from '../shared/call/output';
+import { encodeReply, type Reply } from '../shared/call/output';
+import { noQueueConfigured, replyFor } from '../shared/errors';
+import { RunAbort } from '../shared/call/run-abort';
 import { parseParams, type CallRequest, type ParamsLimits } from '../shared/call/params';
 import { type Input, type Output } from '../shared/call/wire';
 
@@ -29,20 +30,24 @@ function remainingMs(call: grpc.ServerUnaryCall<Input, Output>): number {
   return Math.max(0, at - Date.now());
 }
 
-export function createRpcHandler(options: RpcServiceOptions): grpc.handleUnaryCall<Input, Output> {
+export interface RpcHandler {
+  handle: grpc.handleUnaryCall<Input, Output>;
+  /** Calls received and not yet answered. */
+  inFlight(): number;
+}
+
+export function createRpcHandler(options: RpcServiceOptions): RpcHandler {
   const limits: ParamsLimits = { maxParamsBytes: options.maxParamsBytes, maxBodyBytes: options.maxBodyBytes };
-
   const observe = options.observe;
-  const internalError = (err: unknown): Reply =>
-    err instanceof SwitchyardError ? errorReply(err) : { status: 500, data: `internal error: ${(err as Error)?.message ?? err}` };
+  let inFlight = 0;
 
-  return (call, callback) => {
+  const handle: grpc.handleUnaryCall<Input, Output> = (call, callback) => {
     const startedAt = observe ? performance.now() : 0;
     let request: CallRequest;
     try {
       request = parseParams(call.request.params, limits);
     } catch (err) {
-      const reply = internalError(err);
+      const reply = replyFor(err);
       observe?.('invalid', reply.status, startedAt);
       callback(null, { content: encodeReply(reply) });
       return;
@@ -50,23 +55,22 @@ export function createRpcHandler(options: RpcServiceOptions): grpc.handleUnaryCa
     let pending: Promise<Reply>;
     if (request.reply) {
       const timeoutMs = Math.min(options.defaultTimeoutMs, request.timeoutMs ?? Infinity, remainingMs(call));
-      pending = dispatch(options.app, request, { timeoutMs, debug: options.debug });
+      const abort = new RunAbort();
+      call.once('cancelled', () => abort.abort(new Error('the caller cancelled the call')));
+      pending = dispatch(options.app, request, { timeoutMs, debug: options.debug, abort });
     } else if (options.queue) {
       pending = options.queue.enqueue(request);
     } else {
-      pending = Promise.resolve({ status: 503, data: 'queue unavailable: this gateway has no Redis configured' });
+      pending = Promise.resolve(replyFor(noQueueConfigured()));
     }
     const kind = request.reply ? 'sync' : 'async';
-    pending.then(
-      (reply) => {
-        observe?.(kind, reply.status, startedAt);
-        callback(null, { content: encodeReply(reply) });
-      },
-      (err: unknown) => {
-        const reply = internalError(err);
-        observe?.(kind, reply.status, startedAt);
-        callback(null, { content: encodeReply(reply) });
-      },
-    );
+    inFlight++;
+    const answer = (reply: Reply): void => {
+      inFlight--;
+      observe?.(kind, reply.status, startedAt);
+      callback(null, { content: encodeReply(reply) });
+    };
+    pending.then(answer, (err: unknown) => answer(replyFor(err)));
   };
+  return { handle, inFlight: () => inFlight };
 }

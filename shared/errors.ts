@@ -1,18 +1,55 @@
-// The one error type of Switchyard. Every failure that reaches a caller carries an HTTP-like
-// status; `toReply` is the single boundary that turns it into Output.content.
+// Every failure Switchyard itself reports to a caller, in one catalogue: a code, the status it
+// answers and the message the caller reads. `replyFor` is the one boundary where an error
+// becomes Output.content; anything that is not a SwitchyardError answers a bare 500 there
+// (its message goes to the log, never to the caller).
+import { STATUS_CODES } from 'node:http';
+import type { Reply } from './call/output';
+
+const CATALOGUE = {
+  BAD_PARAMS: { status: 400 },
+  NO_ROUTE: { status: 404 },
+  METHOD_NOT_ALLOWED: { status: 405 },
+  LEVEL2_REFUSED: { status: 409, state: 'refused' },
+  DISCARD_DROPPED: { status: 409, state: 'dropped' },
+  INTERNAL: { status: 500 },
+  QUEUE_UNAVAILABLE: { status: 503 },
+  SYNC_DEADLINE: { status: 504 },
+  JOB_DEADLINE: { status: 504 },
+} as const satisfies Record<string, { status: number; state?: string }>;
+
+export type ErrorCode = keyof typeof CATALOGUE;
 
 export class SwitchyardError extends Error {
+  readonly status: number;
   constructor(
-    readonly status: number,
+    readonly code: ErrorCode,
     message: string,
-    /** Extra fields merged into `data` next to `message` (e.g. `{state: 'refused'}`). */
-    readonly detail?: Record<string, unknown>,
   ) {
     super(message);
     this.name = 'SwitchyardError';
+    this.status = CATALOGUE[code].status;
   }
 }
 
-export const badRequest = (message: string): SwitchyardError => new SwitchyardError(400, message);
-export const redisUnavailable = (why: string): SwitchyardError =>
-  new SwitchyardError(503, `queue unavailable: ${why}`);
+/** The one place an error becomes what the caller reads. */
+export function replyFor(err: unknown): Reply {
+  if (!(err instanceof SwitchyardError)) {
+    return { status: 500, data: STATUS_CODES[500], error: (err as Error)?.message ?? String(err) };
+  }
+  const entry: { status: number; state?: string } = CATALOGUE[err.code];
+  return { status: entry.status, data: entry.state ? { state: entry.state, message: err.message } : err.message, error: err.message };
+}
+
+export const badParams = (field: string, problem: string): SwitchyardError => new SwitchyardError('BAD_PARAMS', `${field}: ${problem}`);
+export const noRoute = (method: string, path: string): SwitchyardError => new SwitchyardError('NO_ROUTE', `no route matches ${method} ${path}`);
+export const methodNotAllowed = (method: string, path: string, allowed: string): SwitchyardError =>
+  new SwitchyardError('METHOD_NOT_ALLOWED', `method ${method} is not allowed on ${path} (allowed: ${allowed || 'none'})`);
+export const level2Refused = (): SwitchyardError => new SwitchyardError('LEVEL2_REFUSED', 'queue of status level2 is not active');
+export const discardDropped = (level: number, threshold: number): SwitchyardError =>
+  new SwitchyardError('DISCARD_DROPPED', `discardable message dropped: level ${level} backlog is at or over the discard threshold (${threshold})`);
+/** The cause (ioredis' own words) goes to the log; the caller reads ours. */
+export const queueUnavailable = (): SwitchyardError => new SwitchyardError('QUEUE_UNAVAILABLE', 'queue unavailable: Redis is unreachable');
+export const noQueueConfigured = (): SwitchyardError => new SwitchyardError('QUEUE_UNAVAILABLE', 'queue unavailable: this gateway has no Redis configured');
+export const syncDeadline = (ms: number): SwitchyardError => new SwitchyardError('SYNC_DEADLINE', `deadline of ${ms} ms passed before the route answered`);
+export const jobDeadline = (ms: number): SwitchyardError => new SwitchyardError('JOB_DEADLINE', `job deadline of ${ms} ms passed before the route answered`);
+export const internalError = (message: string): SwitchyardError => new SwitchyardError('INTERNAL', message);

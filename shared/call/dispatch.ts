@@ -4,18 +4,46 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
+import { methodNotAllowed, noRoute, replyFor, syncDeadline, type SwitchyardError } from '../errors';
+import { log } from '../ops/log';
 import type { LoadedApp } from './app';
 import type { Reply } from './output';
-import type { CallRequest } from './params';
+import type { CallRequest, Level, Policy } from './params';
 import type { RpcState } from './rpc-state';
+import { RunAbort } from './run-abort';
 
 export interface DispatchOptions {
-  /** Deadline in ms; when it passes the call answers 504 (the handler is not interrupted). */
+  /** Deadline in ms: when it passes the call answers 504 and the route's signal is aborted. */
   timeoutMs?: number;
-  /** Include stack traces in 500 answers. */
+  /** The error a passed deadline answers (a sync call's or a job's). */
+  deadline?: (ms: number) => SwitchyardError;
+  /** Answer a 5xx with the route's message and stack (else the status text). */
   debug?: boolean;
-  /** Set by the worker: the job being run. */
-  job?: { id: string; attempt: number };
+  /** Set by the worker: the job run. */
+  job?: { id: string; attempt: number; fence: number };
+  /** Lets the caller abort the run (a cancelled call, a lost lease); one is made when absent. */
+  abort?: RunAbort;
+}
+
+/** ctx.state.rpc: plain fields, and the signal made on first read. */
+class RunState implements RpcState {
+  constructor(
+    readonly reply: boolean,
+    readonly level: Level | null,
+    readonly policy: Policy | null,
+    readonly key: string | null,
+    readonly jobId: string | null,
+    readonly attempt: number,
+    readonly fence: number | null,
+    private readonly abort: RunAbort,
+  ) {}
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+  toJSON(): Omit<RpcState, 'signal'> {
+    const { reply, level, policy, key, jobId, attempt, fence } = this;
+    return { reply, level, policy, key, jobId, attempt, fence };
+  }
 }
 
 const LOOPBACK_SOCKET = Object.freeze({ remoteAddress: '127.0.0.1', encrypted: false, writable: true });
@@ -99,14 +127,9 @@ export function dispatch(loaded: LoadedApp, call: CallRequest, options: Dispatch
   const ctx = app.createContext(req, res);
   ctx.request.body = call.content;
   const q = call.queue;
-  ctx.state.rpc = {
-    reply: call.reply,
-    level: q?.level ?? null,
-    policy: q?.policy ?? null,
-    key: q?.policy === 'last' ? q.key : null,
-    jobId: options.job?.id ?? null,
-    attempt: options.job?.attempt ?? 1,
-  } satisfies RpcState;
+  const abort = options.abort ?? new RunAbort();
+  const job = options.job;
+  ctx.state.rpc = new RunState(call.reply, q?.level ?? null, q?.policy ?? null, q?.policy === 'last' ? q.key : null, job?.id ?? null, job?.attempt ?? 1, job?.fence ?? null, abort);
 
   let running: Promise<unknown>;
   try {
@@ -126,10 +149,12 @@ export function dispatch(loaded: LoadedApp, call: CallRequest, options: Dispatch
   if (timeoutMs === undefined || timeoutMs === Infinity) return running.then(answered, threw);
   return new Promise<Reply>((resolve) => {
     let late = false;
-    // The handler is not interrupted: it runs on, and its outcome is ignored.
+    // The route is told through its signal; whatever it answers later is ignored.
     const timer = setTimeout(() => {
       late = true;
-      resolve({ status: 504, data: `deadline of ${timeoutMs} ms passed before the route answered` });
+      const err = (options.deadline ?? syncDeadline)(timeoutMs);
+      abort.abort(err);
+      resolve(replyFor(err));
     }, timeoutMs);
     running.then(
       () => {
@@ -162,7 +187,7 @@ function replyWithBody(loaded: LoadedApp, ctx: any, call: CallRequest, body: unk
   const status: number = ctx.status;
   if (body === undefined || body === null) {
     if (status === 404) return notFoundOrNotAllowed(loaded, ctx, call);
-    if (status === 405) return { status, data: `method ${call.method} is not allowed on ${ctx.path} (allowed: ${ctx.response.get('Allow') || 'none'})` };
+    if (status === 405) return replyFor(methodNotAllowed(call.method, ctx.path, ctx.response.get('Allow')));
     if (status >= 400) return { status, data: STATUS_CODES[status] ?? `status ${status}` };
     return { status, data: null };
   }
@@ -177,29 +202,37 @@ function notFoundOrNotAllowed(loaded: LoadedApp, ctx: any, call: CallRequest): R
     if (match.route) continue;
     for (const layer of match.path) for (const m of layer.methods) allowed.add(m);
   }
-  if (allowed.size > 0) {
-    return { status: 405, data: `method ${call.method} is not allowed on ${ctx.path} (allowed: ${[...allowed].join(', ')})` };
-  }
-  return { status: 404, data: `no route matches ${call.method} ${ctx.path}` };
+  if (allowed.size > 0) return replyFor(methodNotAllowed(call.method, ctx.path, [...allowed].join(', ')));
+  return replyFor(noRoute(call.method, ctx.path));
 }
 
+/**
+ * A route that threw answers as Koa would: the error's status (500 when it has none or an
+ * invalid one), and as data its message only when the error says it may be shown
+ * (`expose: true`, what ctx.throw(4xx, msg) sets), else the status text. A 5xx is logged
+ * with its message and stack, and the app's own 'error' listeners hear it too.
+ */
 function errorToReply(loaded: LoadedApp, ctx: any, err: unknown, options: DispatchOptions): Reply {
   const e = (err ?? {}) as { status?: unknown; statusCode?: unknown; expose?: unknown; message?: unknown; stack?: unknown };
-  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 500;
+  const given = typeof e.status === 'number' ? e.status : e.statusCode;
+  const status = typeof given === 'number' && given >= 400 && given <= 599 && STATUS_CODES[given] ? given : 500;
   const message = typeof e.message === 'string' && e.message !== '' ? e.message : String(err);
-  if (status >= 400 && status < 500) {
-    // ctx.throw(4xx) is the app answering, not failing.
-    return { status, data: e.expose === false ? STATUS_CODES[status] ?? message : message };
-  }
-  if (loaded.app.listenerCount('error') > 0) {
-    try {
-      loaded.app.emit('error', err, ctx);
-    } catch (listenerErr) {
-      process.stderr.write(`switchyard: the app's 'error' listener threw: ${(listenerErr as Error)?.message ?? listenerErr}\n`);
+  const stack = typeof e.stack === 'string' ? e.stack : undefined;
+  if (status >= 500) {
+    const job = options.job;
+    log.error({ event: 'route_error', method: ctx.method, url: ctx.url, status, ...(job && { job: job.id, attempt: job.attempt }), err: { message, stack } }, `${ctx.method} ${ctx.url} threw: ${message}`);
+    if (loaded.app.listenerCount('error') > 0) {
+      try {
+        loaded.app.emit('error', err, ctx);
+      } catch (listenerErr) {
+        log.error({ event: 'app_error_listener_threw', err: { message: (listenerErr as Error)?.message ?? String(listenerErr) } }, "the app's 'error' listener threw");
+      }
     }
-  } else if (!loaded.app.silent) process.stderr.write(`switchyard: ${ctx.method} ${ctx.url} threw: ${message}\n`);
-  const data = options.debug && typeof e.stack === 'string' ? `${message}\n${e.stack}` : message;
-  return { status: status >= 500 && status < 600 ? status : 500, data };
+  }
+  let data: string;
+  if (options.debug) data = stack && status >= 500 ? `${message}\n${stack}` : message;
+  else data = e.expose === true ? message : STATUS_CODES[status]!;
+  return { status, data, error: message };
 }
 
 async function readStream(stream: Readable): Promise<string> {

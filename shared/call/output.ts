@@ -1,9 +1,13 @@
-// Output.content: `{"status_code": "<3 digits>", "data": <any>}` (SPEC section 1).
-import { SwitchyardError } from '../errors';
+// Output.content: `{"status_code": "<3 digits>", "data": <any>}`.
 
 export interface Reply {
   status: number;
   data: unknown;
+  /**
+   * For the process only, never sent: the full error behind a failed reply (a route's thrown
+   * message, a deadline), for the log and the dead-letter entry.
+   */
+  error?: string;
 }
 
 export function encodeReply(reply: Reply): string {
@@ -13,8 +17,4 @@ export function encodeReply(reply: Reply): string {
   } catch (err) {
     return `{"status_code":"500","data":${JSON.stringify(`response body is not JSON-serialisable: ${(err as Error).message}`)}}`;
   }
-}
-
-export function errorReply(err: SwitchyardError): Reply {
-  return { status: err.status, data: err.detail ? { ...err.detail, message: err.message } : err.message };
 }

@@ -1,16 +1,23 @@
 // Every flag of every command, its default and its SWITCHYARD_* variable, in one table.
 // Parsed and validated once at start, then frozen; a bad value stops the process with one line.
+// The only defaults not written in the table are the derived ones, computed in derive().
+import { DISCARD_SHARE, RESERVE_SHARE } from '../policy';
+import { LOG_LEVELS, redactUrl, type LogLevel } from './log';
 
 export type CommandName = 'gateway' | 'worker' | 'dev' | 'stats' | 'dead';
 
-type Kind = 'string' | 'int' | 'duration' | 'bool' | 'weights' | 'size' | 'url';
+type Kind = 'string' | 'int' | 'duration' | 'bool' | 'weights' | 'size' | 'url' | 'level';
 
 interface FlagSpec {
   kind: Kind;
+  /** The Config field it sets. */
+  field: keyof Config;
   help: string;
   commands: readonly CommandName[];
-  /** Printed in --help; `undefined` means "none" or derived (see derivedDefault). */
-  default?: string;
+  /** The default, per command where it differs; absent: none, or derived (see derive). */
+  default?: string | Partial<Record<CommandName, string>>;
+  /** For --help: what a derived default is. */
+  derived?: string;
   min?: number;
   max?: number;
 }
@@ -19,37 +26,38 @@ const RUNTIME: readonly CommandName[] = ['gateway', 'worker', 'dev'];
 const GATEWAY: readonly CommandName[] = ['gateway', 'dev'];
 const WORKER: readonly CommandName[] = ['worker', 'dev'];
 const ALL: readonly CommandName[] = ['gateway', 'worker', 'dev', 'stats', 'dead'];
-const QUEUES: readonly CommandName[] = ['gateway', 'worker', 'dev', 'stats', 'dead'];
 
 export const FLAGS = {
-  app: { kind: 'string', commands: RUNTIME, help: 'module exporting a Koa app, a @koa/router Router, or a factory returning one' },
-  redis: { kind: 'url', commands: ALL, default: 'redis://127.0.0.1:6379', help: 'Redis URL (redis:// or rediss://, password allowed)' },
-  prefix: { kind: 'string', commands: QUEUES, default: 'sy', help: 'key prefix: keys are {prefix}:...' },
-  host: { kind: 'string', commands: GATEWAY, default: '0.0.0.0', help: 'address the gRPC port binds to' },
-  port: { kind: 'int', commands: GATEWAY, default: '50051', min: 0, max: 65535, help: 'gRPC port of the gateway' },
-  'admin-port': { kind: 'int', commands: RUNTIME, min: 0, max: 65535, help: '/healthz, /readyz, /metrics (gateway and dev 9464, worker 9465; 0 = any free port)' },
-  timeout: { kind: 'duration', commands: GATEWAY, default: '5s', min: 1, help: 'default sync deadline' },
-  capacity: { kind: 'int', commands: QUEUES, default: '1000', min: 1, help: 'level-2 backlog capacity (inactive above 80%, active again under 60%)' },
-  'discard-threshold': { kind: 'int', commands: QUEUES, min: 0, help: 'backlog at which discard messages are dropped (default 60% of capacity)' },
-  weights: { kind: 'weights', commands: WORKER, default: '3:1', help: 'level 1 : level 2 share of work while both wait' },
-  strict: { kind: 'bool', commands: WORKER, default: 'false', help: 'level 1 always first' },
-  concurrency: { kind: 'int', commands: WORKER, default: '50', min: 1, max: 10000, help: 'jobs one worker runs at once' },
-  reserve: { kind: 'int', commands: WORKER, min: 0, help: 'worker slots only level 1 may use (default 10% of concurrency, rounded down)' },
-  lease: { kind: 'duration', commands: WORKER, default: '30s', min: 100, help: 'lease of claimed jobs, renewed while they run' },
-  attempts: { kind: 'int', commands: [...WORKER, 'dead'], default: '5', min: 1, max: 1000, help: 'runs of a job before it is dead' },
-  backoff: { kind: 'duration', commands: WORKER, default: '1s', min: 1, help: 'first retry delay, doubled each time, with jitter' },
-  grace: { kind: 'duration', commands: RUNTIME, default: '10s', min: 0, help: 'how long shutdown waits for running jobs and calls' },
-  'dead-max': { kind: 'int', commands: WORKER, default: '10000', min: 1, help: 'dead-letter list cap (oldest trimmed and counted)' },
-  'max-params': { kind: 'size', commands: GATEWAY, default: '4mb', min: 64, help: 'largest Input.params accepted' },
-  'max-body': { kind: 'size', commands: GATEWAY, default: '1mb', min: 2, help: 'largest request content accepted (JSON bytes)' },
-  token: { kind: 'string', commands: GATEWAY, help: 'bearer token every call must carry (authorization metadata)' },
-  'tls-cert': { kind: 'string', commands: GATEWAY, help: 'PEM certificate chain: serve gRPC over TLS' },
-  'tls-key': { kind: 'string', commands: GATEWAY, help: 'PEM private key for --tls-cert' },
-  'tls-ca': { kind: 'string', commands: GATEWAY, help: 'PEM CA bundle: require client certificates (mTLS)' },
-  debug: { kind: 'bool', commands: RUNTIME, default: 'false', help: 'include stack traces in 500 answers' },
-  json: { kind: 'bool', commands: ['stats', 'dead'], default: 'false', help: 'print JSON' },
-  watch: { kind: 'duration', commands: ['stats'], help: 'refresh every interval (bare --watch: 1s)' },
-  limit: { kind: 'int', commands: ['dead'], default: '20', min: 1, help: 'dead jobs listed' },
+  app: { kind: 'string', field: 'app', commands: RUNTIME, help: 'module exporting a Koa app, a @koa/router Router, or a factory returning one' },
+  redis: { kind: 'url', field: 'redis', commands: ALL, default: 'redis://127.0.0.1:6379', help: 'Redis URL (redis:// or rediss://, password allowed)' },
+  prefix: { kind: 'string', field: 'prefix', commands: ALL, default: 'sy', help: 'key prefix: keys are {prefix}:...' },
+  host: { kind: 'string', field: 'host', commands: RUNTIME, default: '0.0.0.0', help: 'address the gRPC port and the admin port bind to' },
+  port: { kind: 'int', field: 'port', commands: GATEWAY, default: '50051', min: 0, max: 65535, help: 'gRPC port of the gateway (0 = any free port)' },
+  'admin-port': { kind: 'int', field: 'adminPort', commands: RUNTIME, default: { gateway: '9464', dev: '9464', worker: '9465' }, min: 0, max: 65535, help: '/healthz, /readyz, /metrics (0 = any free port)' },
+  timeout: { kind: 'duration', field: 'timeoutMs', commands: GATEWAY, default: '5s', min: 1, help: 'default sync deadline' },
+  capacity: { kind: 'int', field: 'capacity', commands: RUNTIME, default: '1000', min: 1, help: 'level-2 backlog capacity (inactive above 80%, active again under 60%)' },
+  'discard-threshold': { kind: 'int', field: 'discardThreshold', commands: GATEWAY, derived: '60% of --capacity', min: 0, help: 'backlog at which discard messages are dropped' },
+  weights: { kind: 'weights', field: 'weights', commands: WORKER, default: '3:1', help: 'level 1 : level 2 share of work while both wait' },
+  strict: { kind: 'bool', field: 'strict', commands: WORKER, default: 'false', help: 'level 1 always first' },
+  concurrency: { kind: 'int', field: 'concurrency', commands: WORKER, default: '50', min: 1, max: 10000, help: 'jobs one worker runs at once' },
+  reserve: { kind: 'int', field: 'reserve', commands: WORKER, derived: '10% of --concurrency, rounded down', min: 0, help: 'worker slots only level 1 may use' },
+  lease: { kind: 'duration', field: 'leaseMs', commands: WORKER, default: '30s', min: 100, help: 'lease of claimed jobs, renewed while they run' },
+  'job-timeout': { kind: 'duration', field: 'jobTimeoutMs', commands: WORKER, default: '5m', min: 1, help: "deadline of an async run whose call set no timeout (past it: 504, retried)" },
+  attempts: { kind: 'int', field: 'attempts', commands: WORKER, default: '5', min: 1, max: 1000, help: 'runs of a job before it is dead' },
+  backoff: { kind: 'duration', field: 'backoffMs', commands: WORKER, default: '1s', min: 1, help: 'first retry delay, doubled each time, with jitter' },
+  grace: { kind: 'duration', field: 'graceMs', commands: RUNTIME, default: '10s', min: 0, help: 'how long shutdown waits for running jobs and calls' },
+  'dead-max': { kind: 'int', field: 'deadMax', commands: WORKER, default: '10000', min: 1, help: 'dead-letter list cap (oldest trimmed and counted)' },
+  'max-params': { kind: 'size', field: 'maxParamsBytes', commands: GATEWAY, default: '4mb', min: 64, help: 'largest Input.params accepted' },
+  'max-body': { kind: 'size', field: 'maxBodyBytes', commands: GATEWAY, default: '1mb', min: 2, help: 'largest request content accepted (JSON bytes)' },
+  token: { kind: 'string', field: 'token', commands: GATEWAY, help: 'bearer token every call must carry (authorization metadata)' },
+  'tls-cert': { kind: 'string', field: 'tlsCert', commands: GATEWAY, help: 'PEM certificate chain: serve gRPC over TLS' },
+  'tls-key': { kind: 'string', field: 'tlsKey', commands: GATEWAY, help: 'PEM private key for --tls-cert' },
+  'tls-ca': { kind: 'string', field: 'tlsCa', commands: GATEWAY, help: 'PEM CA bundle: require client certificates (mTLS)' },
+  debug: { kind: 'bool', field: 'debug', commands: RUNTIME, default: 'false', help: 'answer 5xx with the message and stack (else the status text)' },
+  'log-level': { kind: 'level', field: 'logLevel', commands: RUNTIME, default: 'info', help: `log lines of this level and above, one JSON line per event on stdout (${LOG_LEVELS.join(', ')})` },
+  json: { kind: 'bool', field: 'json', commands: ['stats', 'dead'], default: 'false', help: 'print JSON' },
+  watch: { kind: 'duration', field: 'watchMs', commands: ['stats'], help: 'refresh every interval (bare --watch: 1s)' },
+  limit: { kind: 'int', field: 'limit', commands: ['dead'], default: '20', min: 1, help: 'dead jobs listed' },
 } as const satisfies Record<string, FlagSpec>;
 
 export type FlagName = keyof typeof FLAGS;
@@ -58,6 +66,8 @@ export interface Config {
   command: CommandName;
   /** Positional words after the command (e.g. `dead requeue <id>`). */
   args: string[];
+  /** Flags given by the user (on the command line or in the environment), as opposed to defaults. */
+  given: ReadonlySet<FlagName>;
   app?: string;
   redis: string;
   prefix: string;
@@ -72,6 +82,7 @@ export interface Config {
   concurrency: number;
   reserve: number;
   leaseMs: number;
+  jobTimeoutMs: number;
   attempts: number;
   backoffMs: number;
   graceMs: number;
@@ -83,6 +94,7 @@ export interface Config {
   tlsKey?: string;
   tlsCa?: string;
   debug: boolean;
+  logLevel: LogLevel;
   json: boolean;
   watchMs?: number;
   limit: number;
@@ -134,6 +146,9 @@ function parseValue(flag: FlagName, raw: string): unknown {
       if (['', 'true', '1', 'yes', 'on'].includes(raw)) return true;
       if (['false', '0', 'no', 'off'].includes(raw)) return false;
       throw new Error('true or false');
+    case 'level':
+      if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new Error(`one of ${LOG_LEVELS.join(', ')}`);
+      return raw;
     case 'weights': {
       const m = /^(\d+):(\d+)$/.exec(raw);
       if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error('two positive whole numbers like 3:1');
@@ -146,13 +161,30 @@ function isFlag(name: string): name is FlagName {
   return Object.prototype.hasOwnProperty.call(FLAGS, name);
 }
 
+function appliesTo(flag: FlagName, command: CommandName): boolean {
+  return (FLAGS[flag].commands as readonly string[]).includes(command);
+}
+
+function tableDefault(flag: FlagName, command: CommandName): string | undefined {
+  const d = (FLAGS[flag] as FlagSpec).default;
+  return typeof d === 'object' ? d[command] : d;
+}
+
+/** The defaults that depend on other values. */
+function derive(c: Config): void {
+  if (!c.given.has('discard-threshold')) c.discardThreshold = Math.floor(c.capacity * DISCARD_SHARE);
+  if (!c.given.has('reserve')) c.reserve = Math.floor(c.concurrency * RESERVE_SHARE);
+}
+
 /** Reads argv (after the command word) and the environment; the flag wins over the variable. */
 export function parseConfig(command: CommandName, argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config {
-  const given = new Map<FlagName, unknown>();
+  const values = new Map<FlagName, unknown>();
+  const given = new Set<FlagName>();
   const args: string[] = [];
   const set = (flag: FlagName, raw: string, source: string): void => {
     try {
-      given.set(flag, parseValue(flag, raw));
+      values.set(flag, parseValue(flag, raw));
+      given.add(flag);
     } catch (err) {
       throw new ConfigError(`${source} must be ${(err as Error).message} (got ${JSON.stringify(raw)})`);
     }
@@ -160,9 +192,7 @@ export function parseConfig(command: CommandName, argv: readonly string[], env: 
 
   for (const flag of Object.keys(FLAGS) as FlagName[]) {
     const value = env[envName(flag)];
-    if (value !== undefined && value !== '' && (FLAGS[flag].commands as readonly string[]).includes(command)) {
-      set(flag, value, envName(flag));
-    }
+    if (value !== undefined && value !== '' && appliesTo(flag, command)) set(flag, value, envName(flag));
   }
 
   for (let i = 0; i < argv.length; i++) {
@@ -174,9 +204,7 @@ export function parseConfig(command: CommandName, argv: readonly string[], env: 
     const eq = word.indexOf('=');
     const name = eq === -1 ? word.slice(2) : word.slice(2, eq);
     if (!isFlag(name)) throw new ConfigError(`unknown flag --${name} (see switchyard ${command} --help)`);
-    if (!(FLAGS[name].commands as readonly string[]).includes(command)) {
-      throw new ConfigError(`--${name} does not apply to switchyard ${command}`);
-    }
+    if (!appliesTo(name, command)) throw new ConfigError(`--${name} does not apply to switchyard ${command}`);
     let raw: string;
     if (eq !== -1) raw = word.slice(eq + 1);
     else if (FLAGS[name].kind === 'bool' || (name === 'watch' && (argv[i + 1] === undefined || argv[i + 1].startsWith('--')))) {
@@ -188,45 +216,13 @@ export function parseConfig(command: CommandName, argv: readonly string[], env: 
     set(name, raw, `--${name}`);
   }
 
-  const get = <T>(flag: FlagName, fallback: T): T => (given.has(flag) ? (given.get(flag) as T) : fallback);
-  const dflt = (flag: FlagName): unknown => {
-    const d = (FLAGS[flag] as FlagSpec).default;
-    return d === undefined ? undefined : parseValue(flag, d);
-  };
-  const capacity = get('capacity', dflt('capacity') as number);
-  const concurrency = get('concurrency', dflt('concurrency') as number);
-  const config: Config = {
-    command,
-    args,
-    app: get<string | undefined>('app', undefined),
-    redis: get('redis', dflt('redis') as string),
-    prefix: get('prefix', dflt('prefix') as string),
-    host: get('host', dflt('host') as string),
-    port: get('port', dflt('port') as number),
-    adminPort: get('admin-port', command === 'worker' ? 9465 : 9464),
-    timeoutMs: get('timeout', dflt('timeout') as number),
-    capacity,
-    discardThreshold: get('discard-threshold', Math.floor(capacity * 0.6)),
-    weights: get('weights', dflt('weights') as readonly [number, number]),
-    strict: get('strict', false),
-    concurrency,
-    reserve: get('reserve', Math.floor(concurrency * 0.1)),
-    leaseMs: get('lease', dflt('lease') as number),
-    attempts: get('attempts', dflt('attempts') as number),
-    backoffMs: get('backoff', dflt('backoff') as number),
-    graceMs: get('grace', dflt('grace') as number),
-    deadMax: get('dead-max', dflt('dead-max') as number),
-    maxParamsBytes: get('max-params', dflt('max-params') as number),
-    maxBodyBytes: get('max-body', dflt('max-body') as number),
-    token: get<string | undefined>('token', undefined),
-    tlsCert: get<string | undefined>('tls-cert', undefined),
-    tlsKey: get<string | undefined>('tls-key', undefined),
-    tlsCa: get<string | undefined>('tls-ca', undefined),
-    debug: get('debug', false),
-    json: get('json', false),
-    watchMs: get<number | undefined>('watch', undefined),
-    limit: get('limit', dflt('limit') as number),
-  };
+  const fields: Record<string, unknown> = { command, args, given };
+  for (const flag of Object.keys(FLAGS) as FlagName[]) {
+    const d = tableDefault(flag, command) ?? tableDefault(flag, 'gateway') ?? tableDefault(flag, 'worker');
+    fields[FLAGS[flag].field] = values.has(flag) ? values.get(flag) : d === undefined ? undefined : parseValue(flag, d);
+  }
+  const config = fields as unknown as Config;
+  derive(config);
   validate(config);
   return Object.freeze(config);
 }
@@ -243,11 +239,21 @@ function validate(c: Config): void {
   if (c.maxBodyBytes > c.maxParamsBytes) throw new ConfigError(`--max-body must not exceed --max-params`);
 }
 
+/** What the process runs with, for the start-up log line: every value, secrets replaced. */
+export function configSummary(c: Config): Record<string, unknown> {
+  const summary: Record<string, unknown> = {};
+  for (const [flag, spec] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
+    if (!appliesTo(flag, c.command) || c[spec.field] === undefined) continue;
+    summary[flag] = flag === 'token' ? '***' : flag === 'redis' ? redactUrl(c.redis) : c[spec.field];
+  }
+  return summary;
+}
+
 export function helpText(command: CommandName): string {
   const lines = [`usage: switchyard ${command} [flags]`, '', 'flags (each also read from SWITCHYARD_<FLAG>; the flag wins):'];
   for (const [name, spec] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
-    if (!spec.commands.includes(command)) continue;
-    const dflt = name === 'admin-port' ? (command === 'worker' ? '9465' : '9464') : spec.default ?? (name === 'app' ? 'required' : 'none/derived');
+    if (!appliesTo(name, command)) continue;
+    const dflt = tableDefault(name, command) ?? spec.derived ?? (name === 'app' ? 'required' : 'none');
     lines.push(`  --${name.padEnd(18)} ${spec.help} [default: ${dflt}] (${envName(name)})`);
   }
   return lines.join('\n');

@@ -1,7 +1,11 @@
-// The job payload stored in Redis: compact JSON a person can read with redis-cli
-// (`{"id":"…","level":1,"method":"POST","url":"/users/42",…}`). Defaults are left out to keep
-// memory per waiting job small: policy `execute`, attempt 1, no headers, no content.
-// An "attempt" field, when present, comes first: the Lua scripts rewrite it in place.
+// The job payload stored in Redis: compact JSON a person can read with redis-cli. The routing
+// fields come first, always in this order, so the Lua scripts read them without decoding the
+// caller's content (includes/queues.lua, routeOf):
+//   {["attempt":N,]"id":"…","at":<ms>,"level":1|2[,"policy":"last"|"discard"][,"key":"…"]
+//    [,"ttl":<ms>][,"timeout":<ms>],"method":"…","url":"…"[,"headers":{…}][,"content":…]}
+// Defaults are left out to keep memory per waiting job small: policy `execute`, attempt 1, no
+// headers, no content. "attempt" is written by the scripts (retries, recovery); "at", the
+// enqueue time, is stamped by the enqueue script on Redis's clock (the gateway writes 0).
 import { randomBytes } from 'node:crypto';
 import type { CallRequest, Level, Policy } from '../call/params';
 
@@ -15,8 +19,12 @@ export interface Job {
   headers: Record<string, string>;
   content: unknown;
   attempt: number;
-  /** Epoch ms after which the job is dropped instead of run (from queue_detail.ttl). */
-  expires: number | null;
+  /** Enqueue time, Redis ms. */
+  at: number;
+  /** The run's deadline asked by the caller (its `timeout`), if any. */
+  timeoutMs: number | null;
+  /** This run's token: recorded with the run in Redis, and the route's fencing token. */
+  token: number;
   /** The payload exactly as stored. */
   payload: string;
 }
@@ -30,12 +38,14 @@ export function newJobId(): string {
   return processTag + sequence.toString(36);
 }
 
-export function encodeJob(id: string, call: CallRequest, now: number): string {
+export function encodeJob(id: string, call: CallRequest): string {
   const q = call.queue!;
-  let json = `{"id":"${id}","level":${q.level},"method":"${call.method}","url":${JSON.stringify(call.url)}`;
+  let json = `{"id":"${id}","at":0,"level":${q.level}`;
   if (q.policy !== 'execute') json += `,"policy":"${q.policy}"`;
   if (q.policy === 'last') json += `,"key":${JSON.stringify(q.key)}`;
-  if (q.ttlMs !== undefined) json += `,"expires":${now + q.ttlMs}`;
+  if (q.ttlMs !== undefined) json += `,"ttl":${q.ttlMs}`;
+  if (call.timeoutMs !== undefined) json += `,"timeout":${call.timeoutMs}`;
+  json += `,"method":"${call.method}","url":${JSON.stringify(call.url)}`;
   for (const _ in call.headers) {
     json += `,"headers":${JSON.stringify(call.headers)}`;
     break;
@@ -44,11 +54,14 @@ export function encodeJob(id: string, call: CallRequest, now: number): string {
   return json + '}';
 }
 
-export function decodeJob(payload: string): Job {
+export function decodeJob(token: number, payload: string): Job {
   const raw = JSON.parse(payload) as {
-    id: string; level: Level; policy?: Policy; key?: string; url: string; method: string;
-    headers?: Record<string, string>; content?: unknown; attempt?: number; expires?: number;
+    id: string; at: number; level: Level; policy?: Policy; key?: string; ttl?: number; timeout?: number;
+    url: string; method: string; headers?: Record<string, string>; content?: unknown; attempt?: number;
   };
+  if (typeof raw.id !== 'string' || (raw.level !== 1 && raw.level !== 2) || typeof raw.url !== 'string' || typeof raw.method !== 'string') {
+    throw new Error('not a job payload (id, level, url or method missing)');
+  }
   const headers: Record<string, string> = Object.create(null);
   if (raw.headers) for (const name of Object.keys(raw.headers)) headers[name] = raw.headers[name];
   return {
@@ -61,18 +74,9 @@ export function decodeJob(payload: string): Job {
     headers,
     content: raw.content ?? null,
     attempt: raw.attempt ?? 1,
-    expires: raw.expires ?? null,
+    at: raw.at,
+    timeoutMs: raw.timeout ?? null,
+    token,
     payload,
   };
-}
-
-/** The payload of the next attempt: same JSON with the leading attempt count replaced. */
-export function withAttempt(payload: string, attempt: number): string {
-  if (payload.startsWith('{"attempt":')) return payload.replace(/^\{"attempt":\d+/, `{"attempt":${attempt}`);
-  return `{"attempt":${attempt},${payload.slice(1)}`;
-}
-
-/** A dead-letter entry: when and why it failed, then the job verbatim (last field). */
-export function deadEntry(job: Job, status: number | null, error: string, now: number): string {
-  return `{"failedAt":${now},"attempts":${job.attempt},"status":${status === null ? 'null' : `"${status}"`},"error":${JSON.stringify(error)},"job":${job.payload}}`;
 }

@@ -9,23 +9,27 @@ export interface Keys {
   readonly l2Active: string;
   readonly dead: string;
   readonly stats: string;
-  /** Internal: `last` keys being run, "L<level>:<key>" -> worker id. */
+  /** Internal: `last` keys being run, "L<level>:<key>" -> run token. */
   readonly running: string;
   /** Internal: smooth weighted round robin state shared by all workers. */
   readonly sched: string;
-  /** Internal: live workers, id -> lease expiry (ms). */
+  /** Internal: live workers, id -> lease expiry (Redis ms). */
   readonly workers: string;
-  /** Internal: one worker's claimed jobs, id -> payload. */
+  /** Internal: one worker's runs, run token -> payload. */
   workerJobs(workerId: string): string;
   /** Internal: payloads handed straight to one idle worker (already in its workerJobs hash). */
   inbox(workerId: string): string;
   /** Internal: workers blocked for work that can take this level, id -> registration fresh until (Redis time, ms). */
   idle(level: Level): string;
-  /** Internal: retries waiting for their time, payload scored by due time (ms). */
+  /** Internal: retries waiting for their time, payload scored by due time (Redis ms). */
   readonly delayed: string;
   /** Internal: marker lists idle workers block on. */
   wake(level: Level): string;
-  /** The 13 keys every script starts with (shared/store/scripts/includes/queues.lua). */
+  /** Internal: counter of runs started; each run's token (its fencing token) is the next value. */
+  readonly runs: string;
+  /** Internal: `last` key -> id of its newest accepted message, while one of its messages is alive. */
+  newest(level: Level): string;
+  /** The 16 keys every script starts with (shared/store/scripts/includes/queues.lua). */
   readonly common: readonly string[];
 }
 
@@ -37,6 +41,8 @@ export function keysFor(prefix: string): Keys {
   const running = `${tag}:running`;
   const stats = `${tag}:stats`;
   const l2Active = `${tag}:L2:active`;
+  const runs = `${tag}:runs`;
+  const newest = (level: Level): string => `${tag}:L${level}:last:newest`;
   return {
     tag,
     queue,
@@ -48,15 +54,17 @@ export function keysFor(prefix: string): Keys {
     sched: `${tag}:sched`,
     workers: `${tag}:workers`,
     workerJobs: (workerId) => `${tag}:worker:${workerId}`,
-    // enqueue-15.lua builds this name and workerJobs' itself (the worker is chosen inside the script).
+    // enqueue-18.lua builds this name and workerJobs' itself (the worker is chosen inside the script).
     inbox: (workerId) => `${tag}:worker:${workerId}:inbox`,
     idle: (level) => `${tag}:idle:L${level}`,
     delayed: `${tag}:delayed`,
     wake,
+    runs,
+    newest,
     common: Object.freeze([
       queue(1, 'execute'), queue(1, 'discard'), queue(1, 'last'), order(1),
       queue(2, 'execute'), queue(2, 'discard'), queue(2, 'last'), order(2),
-      running, stats, wake(1), wake(2), l2Active,
+      running, stats, wake(1), wake(2), l2Active, runs, newest(1), newest(2),
     ]),
   };
 }

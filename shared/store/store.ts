@@ -1,8 +1,9 @@
 // The only code that talks to Redis about queues. Each method is one script call (atomic)
 // or one read-only pipeline; the scripts in ./scripts document their KEYS and ARGV.
 import type Redis from 'ioredis';
-import { decodeJob, encodeJob, newJobId, type Job } from './job';
 import type { CallRequest, Level } from '../call/params';
+import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
+import { decodeJob, encodeJob, newJobId, type Job } from './job';
 import { keysFor, type Keys } from './keys';
 import { defineScripts, runScript } from './scripts';
 
@@ -25,6 +26,16 @@ export interface Ack {
   outcome: 'done' | 'dropped';
 }
 
+/** A run as a claim or a hand-off delivers it: its token and the stored payload (not yet decoded). */
+export interface DeliveredRun {
+  token: number;
+  payload: string;
+}
+
+/** What settles a failed run: a retry after a delay, or the dead list with its last status and error. */
+export type FailurePlan = { retryDelayMs: number } | { status: number | null; error: string };
+export type FailOutcome = 'lost' | 'gone' | 'retry' | 'dead' | 'superseded';
+
 export interface QueueStats {
   queues: Record<string, number>;
   backlog: { L1: number; L2: number };
@@ -36,6 +47,16 @@ export interface QueueStats {
   delayed: number;
   dead: number;
   counters: Record<string, number>;
+}
+
+export interface QueueGauges {
+  backlog: Record<Level, Record<'execute' | 'last' | 'discard', number>>;
+  /** Age of the oldest waiting message per level, null when none waits. */
+  oldestAgeSeconds: Record<Level, number | null>;
+  level2Active: boolean;
+  dead: number;
+  liveWorkers: number;
+  retriesWaiting: number;
 }
 
 /**
@@ -56,77 +77,99 @@ export class Store {
     defineScripts(redis);
   }
 
-  async enqueue(call: CallRequest, limits: AdmissionLimits, now = Date.now()): Promise<{ id: string; outcome: EnqueueOutcome }> {
+  async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome }> {
     const q = call.queue!;
     const id = newJobId();
     const code = await runScript<number>(this.redis, 'enqueue', [...this.keys.common, this.keys.idle(1), this.keys.idle(2)], [
-      q.level, q.policy, q.key, encodeJob(id, call, now), limits.capacity, limits.discardThreshold, this.keys.tag,
+      q.level, q.policy, q.key, id, encodeJob(id, call), limits.capacity, limits.discardThreshold, this.keys.tag, LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW,
     ]);
     return { id, outcome: ENQUEUE_OUTCOMES[code] };
   }
 
+  /** Enters a new worker id in the worker set with a lease; false when the id is already known. */
+  async register(workerId: string, leaseMs: number): Promise<boolean> {
+    return (await this.lease(workerId, leaseMs, 'register')) > 0;
+  }
+
+  /** Renews the worker's lease on Redis's clock; false when it had already run out (the worker is dead). */
+  async renewLease(workerId: string, leaseMs: number): Promise<boolean> {
+    return (await this.lease(workerId, leaseMs, 'renew')) > 0;
+  }
+
+  private lease(workerId: string, leaseMs: number, mode: 'register' | 'renew'): Promise<number> {
+    return runScript<number>(this.redis, 'renewLease', [...this.keys.common, this.keys.workers, this.keys.workerJobs(workerId)], [workerId, leaseMs, mode]);
+  }
+
   /**
    * Takes the jobs handed to this worker, then claims up to n in all (at most level2Room of
-   * level 2), and renews the worker's lease. With nothing to take the worker is registered
-   * idle for idleRegistrationMs: it must then block in waitForWork (for less than that), where
-   * the next job may be handed to it.
+   * level 2), each as a new run with its token, and renews the worker's lease. With nothing to
+   * take the worker is registered idle for idleRegistrationMs: it must then block in
+   * waitForWork (for less than that), where the next job may be handed to it.
+   * 'lost': the worker's lease had run out; nothing was claimed.
    */
-  async claim(workerId: string, n: number, level2Room: number, selection: SelectionOptions, leaseExpiry: number, idleRegistrationMs = IDLE_REGISTRATION_MS): Promise<Job[]> {
+  async claim(workerId: string, n: number, level2Room: number, selection: SelectionOptions, leaseMs: number, idleRegistrationMs = IDLE_REGISTRATION_MS): Promise<DeliveredRun[] | 'lost'> {
     const k = this.keys;
-    const payloads = await runScript<string[]>(this.redis, 'claimJobs', [...k.common, k.sched, k.workerJobs(workerId), k.workers, k.idle(1), k.idle(2), k.inbox(workerId)], [
-      workerId, leaseExpiry, n, level2Room, selection.weights[0], selection.weights[1], selection.strict ? '1' : '0', selection.capacity, idleRegistrationMs,
+    const reply = await runScript<Array<number | string> | number>(this.redis, 'claimJobs', [...k.common, k.sched, k.workerJobs(workerId), k.workers, k.idle(1), k.idle(2), k.inbox(workerId)], [
+      workerId, leaseMs, n, level2Room, selection.weights[0], selection.weights[1], selection.strict ? '1' : '0', selection.capacity, idleRegistrationMs, LEVEL2_ON_BELOW,
     ]);
-    return payloads.map(decodeJob);
+    if (typeof reply === 'number') return 'lost';
+    const runs: DeliveredRun[] = [];
+    for (let i = 0; i < reply.length; i += 2) runs.push({ token: Number(reply[i]), payload: String(reply[i + 1]) });
+    return runs;
   }
 
-  finish(workerId: string, acks: readonly Ack[]): Promise<number> {
-    const args: Array<string | number> = [];
-    for (const { job, outcome } of acks) args.push(job.id, job.level, job.policy === 'last' ? job.key ?? '' : '', outcome);
-    return runScript<number>(this.redis, 'finishJobs', [...this.keys.common, this.keys.workerJobs(workerId)], args);
+  /** Acknowledges finished runs; 'lost' (nothing counted) when the worker's lease had run out. */
+  async finish(workerId: string, acks: readonly Ack[]): Promise<number | 'lost'> {
+    const args: Array<string | number> = [workerId];
+    for (const { job, outcome } of acks) args.push(job.token, job.id, job.level, job.policy === 'last' ? job.key ?? '' : '', outcome);
+    const n = await runScript<number>(this.redis, 'finishJobs', [...this.keys.common, this.keys.workerJobs(workerId), this.keys.workers], args);
+    return n < 0 ? 'lost' : n;
   }
 
-  /** Returns 'retry' | 'dead' | 'superseded' | 'lost' (no longer this worker's job). */
-  async fail(workerId: string, job: Job, plan: { retryPayload: string; dueAt: number } | { deadEntry: string; deadMax: number }): Promise<'retry' | 'dead' | 'superseded' | 'lost'> {
-    const retry = 'retryPayload' in plan;
-    const code = await runScript<number>(this.redis, 'failJob', [...this.keys.common, this.keys.workerJobs(workerId), this.keys.delayed, this.keys.dead], [
-      job.id, job.level, job.policy === 'last' ? job.key ?? '' : '', retry ? 'retry' : 'dead',
-      retry ? plan.retryPayload : '', retry ? plan.dueAt : 0, retry ? '' : plan.deadEntry, retry ? 0 : plan.deadMax,
+  /** Settles a failed run: 'gone' when it was no longer this worker's, 'lost' when the lease had run out. */
+  async fail(workerId: string, token: number, plan: FailurePlan, deadMax: number): Promise<FailOutcome> {
+    const k = this.keys;
+    const retry = 'retryDelayMs' in plan;
+    const code = await runScript<number>(this.redis, 'failJob', [...k.common, k.workerJobs(workerId), k.workers, k.delayed, k.dead], [
+      workerId, token, retry ? 'retry' : 'dead', retry ? plan.retryDelayMs : 0,
+      retry || plan.status === null ? '' : plan.status, retry ? '' : plan.error, deadMax,
     ]);
-    return (['lost', 'retry', 'dead', 'superseded'] as const)[code];
+    return code < 0 ? 'lost' : (['gone', 'retry', 'dead', 'superseded'] as const)[code];
   }
 
-  promoteDue(now: number, max = 200): Promise<number> {
-    return runScript<number>(this.redis, 'promoteDue', [...this.keys.common, this.keys.delayed], [now, max]);
+  /** Moves due retries back into their queues (Redis's clock decides what is due). */
+  promoteDue(deadMax: number, max = 200): Promise<number> {
+    return runScript<number>(this.redis, 'promoteDue', [...this.keys.common, this.keys.delayed, this.keys.dead], [max, deadMax]);
   }
 
   /**
-   * Hands a worker's jobs back to their queues: all of a dead worker's (`expired`, attempt + 1),
-   * all of a stopping worker's (`shutdown`), or those recorded for a live worker that it does
-   * not hold (`orphans`: a claim whose reply was lost), keeping the ids in `held`.
+   * Hands a worker's runs back to their queues: all of a dead worker's (`expired`, attempt + 1;
+   * refused while its lease holds), all of a stopping worker's (`shutdown`), or those recorded
+   * for a live worker that it does not hold (`orphans`: a claim whose reply was lost), keeping
+   * the run tokens in `held`.
    */
-  requeueWorker(workerId: string, mode: 'expired' | 'shutdown' | 'orphans', attempts: number, deadMax: number, held: readonly string[] = [], now = Date.now()): Promise<number> {
+  requeueWorker(workerId: string, mode: 'expired' | 'shutdown' | 'orphans', attempts: number, deadMax: number, held: readonly number[] = []): Promise<number> {
     const k = this.keys;
     return runScript<number>(this.redis, 'requeueWorker', [...k.common, k.workerJobs(workerId), k.workers, k.dead, k.idle(1), k.idle(2), k.inbox(workerId)], [
-      workerId, now, mode, attempts, deadMax, ...held,
+      workerId, mode, attempts, deadMax, ...held,
     ]);
   }
 
-  expiredWorkers(now: number): Promise<string[]> {
-    return this.redis.zrangebyscore(this.keys.workers, '-inf', now, 'LIMIT', 0, 20);
-  }
-
-  async renewLease(workerId: string, expiry: number): Promise<void> {
-    await this.redis.zadd(this.keys.workers, expiry, workerId);
+  /** Workers whose lease ran out, on Redis's clock. */
+  expiredWorkers(max = 20): Promise<string[]> {
+    return runScript<string[]>(this.redis, 'expiredWorkers', [...this.keys.common, this.keys.workers], [max]);
   }
 
   /**
-   * Blocks until a job is handed to this worker (returned: it is already the worker's, as if
-   * claimed) or a wake marker of the given levels appears (null: claim next), or the timeout.
+   * Blocks until a job is handed to this worker (returned: it is already the worker's run, as
+   * if claimed) or a wake marker of the given levels appears (null: claim next), or the timeout.
    */
-  async waitForWork(blocking: Redis, workerId: string, levels: readonly Level[], timeoutSeconds: number): Promise<Job | null> {
+  async waitForWork(blocking: Redis, workerId: string, levels: readonly Level[], timeoutSeconds: number): Promise<DeliveredRun | null> {
     const inbox = this.keys.inbox(workerId);
     const woken = await blocking.blpop(inbox, ...levels.map((l) => this.keys.wake(l)), timeoutSeconds);
-    return woken !== null && woken[0] === inbox ? decodeJob(woken[1]) : null;
+    if (woken === null || woken[0] !== inbox) return null;
+    const colon = woken[1].indexOf(':');
+    return { token: Number(woken[1].slice(0, colon)), payload: woken[1].slice(colon + 1) };
   }
 
   async stats(): Promise<QueueStats> {
@@ -139,17 +182,20 @@ export class Store {
       if (policy === 'last') pipeline.hlen(key);
       else pipeline.llen(key);
     }
-    pipeline.get(k.l2Active).llen(k.dead).hgetall(k.stats).zrange(k.workers, 0, -1).zcard(k.delayed).time();
+    pipeline.get(k.l2Active).llen(k.dead).hgetall(k.stats).zrange(k.workers, 0, -1, 'WITHSCORES').zcard(k.delayed).time();
     const results = (await pipeline.exec())!.map(([err, value]) => {
       if (err) throw err;
       return value;
     });
     const queues: Record<string, number> = {};
     names.forEach((name, i) => (queues[name] = Number(results[i])));
-    const workers = results[9] as string[];
-    // Registrations are scored in Redis time, so count against Redis's clock, not ours.
+    // Leases and idle registrations are scored in Redis time, so count against Redis's clock, not ours.
     const [seconds, micros] = results[11] as [string, string];
-    const p = this.redis.pipeline().zcount(k.idle(1), Number(seconds) * 1000 + Math.floor(Number(micros) / 1000), '+inf');
+    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const scored = results[9] as string[];
+    const workers: string[] = [];
+    for (let i = 0; i < scored.length; i += 2) if (Number(scored[i + 1]) >= now) workers.push(scored[i]);
+    const p = this.redis.pipeline().zcount(k.idle(1), now, '+inf');
     for (const w of workers) p.hlen(k.workerJobs(w));
     const [[idleErr, idle], ...held] = (await p.exec())!;
     if (idleErr) throw idleErr;
@@ -173,12 +219,34 @@ export class Store {
     };
   }
 
+  /** The gauges of /metrics, read in one round trip. */
+  async gauges(): Promise<QueueGauges> {
+    const k = this.keys;
+    const r = await runScript<number[]>(this.redis, 'queueGauges', [...k.common, k.workers, k.dead, k.delayed], []);
+    const age = (ms: number): number | null => (ms < 0 ? null : ms / 1000);
+    return {
+      backlog: { 1: { execute: r[0], last: r[1], discard: r[2] }, 2: { execute: r[3], last: r[4], discard: r[5] } },
+      oldestAgeSeconds: { 1: age(r[6]), 2: age(r[7]) },
+      level2Active: r[8] === 1,
+      dead: r[9],
+      liveWorkers: r[10],
+      retriesWaiting: r[11],
+    };
+  }
+
   listDead(limit: number): Promise<string[]> {
     return this.redis.lrange(this.keys.dead, 0, limit - 1);
   }
 
-  requeueDead(id: string | '*'): Promise<number> {
-    return runScript<number>(this.redis, 'requeueDead', [...this.keys.common, this.keys.dead], [id]);
+  /** Every dead job back in line (oldest first); returns how many were requeued. */
+  requeueAllDead(): Promise<number> {
+    return runScript<number>(this.redis, 'requeueDead', [...this.keys.common, this.keys.dead], ['*']);
+  }
+
+  /** One dead job back in line: 'requeued', 'unknown' (no dead job has that id) or 'superseded' (its key has a newer message). */
+  async requeueDead(id: string): Promise<'requeued' | 'unknown' | 'superseded'> {
+    const code = await runScript<number>(this.redis, 'requeueDead', [...this.keys.common, this.keys.dead], [id]);
+    return (['unknown', 'requeued', 'superseded'] as const)[code];
   }
 
   /** Empties the dead list in one transaction, so the count is of exactly what was removed. */

@@ -175,7 +175,7 @@ test('a job handed to an idle worker that then dies runs on another worker after
   expect(await waitFor(async () => (await registered()) !== first, 3000, 5)).toBe(true);
   victim.kill('SIGSTOP');
   const [id] = await enqueue(1, { level: 1 }, () => ({ handed: true }));
-  expect(await redis.hexists(k.workerJobs(victim.ready.id), id)).toBe(1);
+  expect((await redis.hvals(k.workerJobs(victim.ready.id))).map((p) => JSON.parse(p).id)).toEqual([id]);
   expect(await redis.llen(k.queue(1, 'execute'))).toBe(0);
   victim.kill('SIGKILL');
   await victim.exited;

@@ -128,7 +128,7 @@ describe('retries and dead letters', () => {
 
     // Requeue one by id: it runs again with a fresh attempt count.
     const before = (await runs()).filter((r) => r.id === rejected.id).length;
-    expect(cli('requeue', rejected.id)).toContain('1 job(s) requeued');
+    expect(cli('requeue', rejected.id)).toContain(`job ${rejected.id} requeued`);
     expect(await waitFor(async () => (await runs()).filter((r) => r.id === rejected.id).length === before + 1, 5000)).toBe(true);
     expect(cli('purge')).toMatch(/dead job\(s\) purged/);
     expect(await waitFor(() => JSON.parse(cli('list', '--json')).length === 0, 5000)).toBe(true);

@@ -79,7 +79,7 @@ describe('the route answers', () => {
     expect(a.status).toBe(200);
     expect(a.data).toEqual({
       id: '42', query: { verbose: '1', tag: ['a', 'b'] }, who: 'ada', method: 'GET',
-      rpc: { reply: true, level: null, policy: null, key: null, jobId: null, attempt: 1 },
+      rpc: { reply: true, level: null, policy: null, key: null, jobId: null, attempt: 1, fence: null },
     });
     expect(a.raw).toMatch(/^\{"status_code":"200","data":/);
   });
@@ -106,16 +106,19 @@ describe('errors of the status table', () => {
   test('400 names the field for malformed params', async () => {
     const cases: Array<[string, RegExp]> = [
       ['not json', /^params: not valid JSON/],
-      ['[1,2]', /^params: must be a JSON object/],
-      ['{"method":"GET"}', /^url: required/],
-      ['{"url":42,"method":"GET"}', /^url: /],
+      ['[1,2]', /^params: expected a JSON object, got an array$/],
+      ['{"method":"GET"}', /^url: required$/],
+      ['{"url":"/x"}', /^method: required$/],
+      ['{"url":42,"method":"GET"}', /^url: expected a string, got number 42$/],
+      ['{"url":"/x","method":"GET","reply":"false"}', /^reply: expected true or false, got string "false"$/],
+      [`{"url":"/x","method":"GET","content":${'['.repeat(101)}${']'.repeat(101)}}`, /^content: nested deeper than 100 levels$/],
       ['{"url":"/x","method":"G E T"}', /^method: /],
       ['{"url":"/x","method":"GET","headers":{"a":1}}', /^headers\.a: /],
       ['{"url":"/x","method":"GET","content":12}', /^content: /],
       ['{"url":"/x","method":"GET","reply":"yes"}', /^reply: /],
       ['{"url":"/x","method":"GET","timeout":-1}', /^timeout: /],
       ['{"url":"/x","method":"GET","reply":false}', /^queue_detail: required/],
-      ['{"url":"/x","method":"GET","reply":false,"queue_detail":{"level":3,"limit_policy":"last"}}', /^queue_detail\.level: must be 1 or 2/],
+      ['{"url":"/x","method":"GET","reply":false,"queue_detail":{"level":3,"limit_policy":"last"}}', /^queue_detail\.level: expected 1 or 2, got number 3$/],
       ['{"url":"/x","method":"GET","reply":false,"queue_detail":{"level":1,"limit_policy":"sometimes"}}', /^queue_detail\.limit_policy: /],
     ];
     for (const [params, message] of cases) {
@@ -132,9 +135,9 @@ describe('errors of the status table', () => {
     expect(a.data).toMatch(/PATCH is not allowed on \/users\/1 \(allowed: .*GET.*PUT.*DELETE/);
   });
 
-  test('500 with the message and no stack; with debug on, the stack too', async () => {
+  test('500 answers the status text, never the message; with debug on, the message and the stack', async () => {
     const a = await call('/boom', { address });
-    expect(a).toMatchObject({ status: 500, data: 'kaboom' });
+    expect(a).toMatchObject({ status: 500, data: 'Internal Server Error' });
     const [debugGateway, debugAddress] = await start({ debug: true });
     try {
       const d = await call('/boom', { address: debugAddress });

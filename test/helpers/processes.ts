@@ -8,7 +8,7 @@ export const BIN = path.join(ROOT, 'bin', 'switchyard.js');
 
 export interface SwitchyardProcess {
   child: ChildProcess;
-  /** Fields of the ready line, e.g. { port: '50051', admin: '9464', id: '...' }. */
+  /** Fields of the ready log lines, e.g. { port: '50051', admin: '9464', id: '...' }. */
   ready: Record<string, string>;
   output(): string;
   /** Resolves with the exit code (or signal name). */
@@ -19,7 +19,7 @@ export interface SwitchyardProcess {
 export async function startSwitchyard(command: 'gateway' | 'worker' | 'dev', flags: string[], env: NodeJS.ProcessEnv = {}): Promise<SwitchyardProcess> {
   const child = spawn(process.execPath, [BIN, command, '--admin-port', '0', ...flags], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: { ...process.env, SWITCHYARD_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -28,15 +28,16 @@ export async function startSwitchyard(command: 'gateway' | 'worker' | 'dev', fla
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   running.add(child);
   void exited.then(() => running.delete(child));
-  const readyWord = command === 'worker' ? 'worker ready' : 'gateway ready';
+  // dev logs the gateway's ready line, then the worker's: wait for the last one.
+  const lastPart = command === 'gateway' ? 'gateway' : 'worker';
   const ready = await new Promise<Record<string, string>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`switchyard ${command} not ready after 15 s:\n${out}`)), 15_000);
     const check = (): void => {
-      const line = out.split('\n').find((l) => l.includes(readyWord));
-      if (!line) return;
+      const lines = logLines(out).filter((l) => l.event === 'ready');
+      if (!lines.some((l) => l.part === lastPart)) return;
       clearTimeout(timer);
       child.stdout!.off('data', check);
-      resolve(Object.fromEntries([...line.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]])));
+      resolve(Object.fromEntries(lines.flatMap((l) => Object.entries(l).map(([k, v]) => [k, String(v)]))));
     };
     child.stdout!.on('data', check);
     void exited.then((code) => {
@@ -45,6 +46,20 @@ export async function startSwitchyard(command: 'gateway' | 'worker' | 'dev', fla
     });
   });
   return { child, ready, output: () => out, exited, kill: (signal = 'SIGTERM') => child.kill(signal) };
+}
+
+/** The JSON log lines in a process's output (other lines, such as a fatal one-liner on stderr, are skipped). */
+export function logLines(output: string): Array<Record<string, unknown>> {
+  const lines: Array<Record<string, unknown>> = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a line cut in the middle of a write
+    }
+  }
+  return lines;
 }
 
 const running = new Set<ChildProcess>();

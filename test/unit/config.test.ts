@@ -17,7 +17,11 @@ test('defaults, including the derived ones', () => {
   const gateway = parseConfig('gateway', APP, {});
   expect(gateway).toMatchObject({ redis: 'redis://127.0.0.1:6379', prefix: 'sy', port: 50051, adminPort: 9464, timeoutMs: 5000, capacity: 1000, discardThreshold: 600 });
   const worker = parseConfig('worker', [...APP, '--concurrency', '25', '--capacity', '50'], {});
-  expect(worker).toMatchObject({ adminPort: 9465, concurrency: 25, reserve: 2, discardThreshold: 30, weights: [3, 1], strict: false, leaseMs: 30_000, attempts: 5, backoffMs: 1000, graceMs: 10_000 });
+  expect(worker).toMatchObject({ adminPort: 9465, concurrency: 25, reserve: 2, capacity: 50, weights: [3, 1], strict: false, leaseMs: 30_000, jobTimeoutMs: 300_000, attempts: 5, backoffMs: 1000, graceMs: 10_000, logLevel: 'info' });
+  expect(parseConfig('dev', APP, {})).toMatchObject({ adminPort: 9464 });
+  expect(parseConfig('gateway', [...APP, '--capacity', '50'], {}).discardThreshold).toBe(30);
+  expect(parseConfig('worker', [...APP, '--job-timeout', '1s', '--log-level', 'warn'], {})).toMatchObject({ jobTimeoutMs: 1000, logLevel: 'warn' });
+  expect(() => parseConfig('worker', [...APP, '--log-level', 'loud'], {})).toThrow(/--log-level must be one of fatal, error, warn, info, debug, trace, silent/);
   expect(Object.isFrozen(worker)).toBe(true);
 });
 
@@ -54,7 +58,7 @@ test('cross-flag rules', () => {
   expect(() => parseConfig('worker', [...APP, '--concurrency', '4', '--reserve', '4'], {})).toThrow(/--reserve \(4\) must be less than --concurrency \(4\)/);
   expect(() => parseConfig('gateway', [], {})).toThrow(/--app is required/);
   expect(() => parseConfig('gateway', [...APP, '--tls-cert', 'c.pem'], {})).toThrow(/--tls-cert and --tls-key go together/);
-  expect(() => parseConfig('worker', [...APP, '--capacity', '10', '--discard-threshold', '11'], {})).toThrow(/must not exceed --capacity/);
+  expect(() => parseConfig('gateway', [...APP, '--capacity', '10', '--discard-threshold', '11'], {})).toThrow(/must not exceed --capacity/);
   expect(() => parseConfig('stats', ['--prefix', 'a b'], {})).toThrow(/--prefix may hold only/);
 });
 

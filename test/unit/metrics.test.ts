@@ -1,5 +1,5 @@
 // The light counters and histograms read through prom-client's registry, as Prometheus scrapes them.
-import { Metrics } from '../../shared/ops/admin';
+import { Metrics } from '../../shared/ops/metrics';
 
 test('a histogram exposes cumulative buckets, +Inf, sum and count per label set', async () => {
   const metrics = new Metrics();

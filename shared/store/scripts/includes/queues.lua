@@ -1,15 +1,26 @@
--- Shared by every script (prepended by the loader). Every script uses the same first 13 KEYS:
+-- Shared by every script (prepended by the loader). Every script uses the same first 16 KEYS:
 --   KEYS[1..4]  {p}:L1:execute, {p}:L1:discard, {p}:L1:last, {p}:L1:last:order
 --   KEYS[5..8]  the same for level 2
---   KEYS[9]     {p}:running   hash "L<level>:<key>" -> worker id, for `last` keys being run
+--   KEYS[9]     {p}:running   hash "L<level>:<key>" -> run token, for `last` keys being run
 --   KEYS[10]    {p}:stats     hash of counters "L<level>:<what>"
 --   KEYS[11]    {p}:wake:L1   list, one marker at most: wakes a worker blocked in BLPOP
 --   KEYS[12]    {p}:wake:L2
 --   KEYS[13]    {p}:L2:active "1" active (or missing), "0" refusing
--- Script-specific keys follow from KEYS[14].
+--   KEYS[14]    {p}:runs      counter: the run tokens (fencing tokens), one per run started
+--   KEYS[15]    {p}:L1:last:newest  hash key -> id of the newest message accepted for that
+--   KEYS[16]    {p}:L2:last:newest  `last` key, while one of its messages waits, runs or retries
+-- Script-specific keys follow from KEYS[17].
+--
+-- Nothing here decodes a payload's body: the routing fields sit in a fixed order at the start
+-- of every payload (see routeOf), so a payload holding anything at all cannot make a script
+-- fail part-way. Lease and due times are Redis's clock (TIME), never a host's.
 
 local function qkey(level, which) -- which: 1 execute, 2 discard, 3 last (hash), 4 last:order
   return KEYS[(level - 1) * 4 + which]
+end
+
+local function newestKey(level)
+  return KEYS[14 + level]
 end
 
 local function backlog(level)
@@ -26,7 +37,6 @@ local function wake(level)
   if redis.call('LLEN', marker) == 0 then redis.call('LPUSH', marker, '1') end
 end
 
--- Redis's own clock, so that idle registrations do not depend on the clocks of gateway and worker hosts.
 local function redisNowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -40,10 +50,24 @@ local function runningField(level, key)
   return 'L' .. level .. ':' .. key
 end
 
--- Ends a run of a `last` key. A message that arrived during the run waited outside the line
--- (its key parked); it now goes to the front, where its key would have been.
-local function releaseKey(level, key)
-  redis.call('HDEL', KEYS[9], runningField(level, key))
+local function newToken()
+  return redis.call('INCR', KEYS[14])
+end
+
+-- A worker's lease is its score in {p}:workers (Redis ms). Expired means dead for good: a
+-- worker id is never revived, so nothing it writes after its lease ran out is accepted.
+local function leaseHeld(workersKey, worker, now)
+  local expiry = redis.call('ZSCORE', workersKey, worker)
+  return expiry ~= false and tonumber(expiry) >= now
+end
+
+-- Ends the run `token` of a `last` key (a run that does not own the key releases nothing).
+-- A message that arrived during the run waited outside the line (its key parked); it now goes
+-- to the front, where its key would have been.
+local function releaseKey(level, key, token)
+  local field = runningField(level, key)
+  if redis.call('HGET', KEYS[9], field) ~= tostring(token) then return end
+  redis.call('HDEL', KEYS[9], field)
   if redis.call('HEXISTS', qkey(level, 3), key) == 1 then
     redis.call('RPUSH', qkey(level, 4), key)
     wake(level)
@@ -54,8 +78,8 @@ local function attemptOf(payload)
   return tonumber(string.match(payload, '^{"attempt":(%d+)')) or 1
 end
 
--- Payloads are written by the gateway with an optional leading "attempt" field, so the count
--- can change without decoding and re-encoding the caller's JSON.
+-- The attempt count is the payload's first field when present, so it changes without
+-- decoding and re-encoding the caller's JSON.
 local function setAttempt(payload, attempt)
   if string.sub(payload, 1, 11) == '{"attempt":' then
     return (string.gsub(payload, '^{"attempt":%d+', '{"attempt":' .. attempt, 1))
@@ -63,33 +87,107 @@ local function setAttempt(payload, attempt)
   return '{"attempt":' .. attempt .. ',' .. string.sub(payload, 2)
 end
 
-local function jobId(payload)
-  return string.match(payload, '^{[^{]-"id":"([^"]+)"')
+-- Index of the quote closing the JSON string that opens at index i, or nil.
+local function jsonStringEnd(s, i)
+  local j = i + 1
+  while true do
+    local k = string.find(s, '["\\]', j)
+    if not k then return nil end
+    if string.sub(s, k, k) == '"' then return k end
+    j = k + 2
+  end
+end
+
+-- Decodes one JSON string literal (s[i..j], quotes included); nil when it is not one.
+local function jsonString(s, i, j)
+  local raw = string.sub(s, i + 1, j - 1)
+  if not string.find(raw, '\\', 1, true) then return raw end
+  local ok, value = pcall(cjson.decode, string.sub(s, i, j))
+  if ok and type(value) == 'string' then return value end
+  return nil
+end
+
+-- The routing fields of a payload, read from its fixed prefix:
+--   {["attempt":N,]"id":"<id>","at":<ms>,"level":<1|2>[,"policy":"<p>"][,"key":"<k>"][,"ttl":<ms>],...
+-- Returns {id, at, level, policy, key, ttl}, or nil for a payload that is not of this form.
+local function routeOf(payload)
+  local i = string.match(payload, '^{"attempt":%d+,()') or 2
+  local id, at, level, p = string.match(payload, '^"id":"([%w_-]+)","at":(%d+),"level":([12])()', i)
+  if not id then return nil end
+  local route = { id = id, at = tonumber(at), level = tonumber(level), policy = 'execute' }
+  local policy, q = string.match(payload, '^,"policy":"(%a+)"()', p)
+  if policy then
+    if policy ~= 'last' and policy ~= 'discard' then return nil end
+    route.policy, p = policy, q
+  end
+  if route.policy == 'last' then
+    if string.sub(payload, p, p + 6) ~= ',"key":' then return nil end
+    local close = jsonStringEnd(payload, p + 7)
+    if not close then return nil end
+    route.key = jsonString(payload, p + 7, close)
+    if not route.key then return nil end
+    p = close + 1
+  end
+  local ttl = string.match(payload, '^,"ttl":(%d+)', p)
+  if ttl then route.ttl = tonumber(ttl) end
+  return route
+end
+
+-- Is this message still the newest accepted for its `last` key? (Always true for other policies.)
+local function isNewest(route)
+  return route.policy ~= 'last' or redis.call('HGET', newestKey(route.level), route.key) == route.id
+end
+
+-- The message's key has nothing newer alive once this message is finished for good.
+local function forgetNewest(route)
+  if route.policy == 'last' and redis.call('HGET', newestKey(route.level), route.key) == route.id then
+    redis.call('HDEL', newestKey(route.level), route.key)
+  end
 end
 
 -- Puts a job back in line: at the front for a job that already had its turn (crash, shutdown),
--- at the back for a retry. A `last` job whose key has a newer message waiting or running is
--- dropped instead: the newest message wins. Returns true when the job was queued.
-local function requeue(payload, level, policy, key, front)
-  if policy == 'last' then
-    if redis.call('HEXISTS', qkey(level, 3), key) == 1 or redis.call('HEXISTS', KEYS[9], runningField(level, key)) == 1 then
+-- at the back for a retry. A `last` job that is no longer its key's newest message, or whose
+-- key is waiting or running, is dropped instead: the newest message wins. True when queued.
+local function requeue(payload, route, front)
+  local level = route.level
+  if route.policy == 'last' then
+    local key = route.key
+    if not isNewest(route) or redis.call('HEXISTS', qkey(level, 3), key) == 1
+      or redis.call('HEXISTS', KEYS[9], runningField(level, key)) == 1 then
       count(level, 'superseded')
       return false
     end
     redis.call('HSET', qkey(level, 3), key, payload)
     if front then redis.call('RPUSH', qkey(level, 4), key) else redis.call('LPUSH', qkey(level, 4), key) end
   else
-    local list = qkey(level, policy == 'discard' and 2 or 1)
+    local list = qkey(level, route.policy == 'discard' and 2 or 1)
     if front then redis.call('RPUSH', list, payload) else redis.call('LPUSH', list, payload) end
   end
   wake(level)
   return true
 end
 
+-- A dead-letter entry: when and why it failed, then the job verbatim (last field).
+local function deadEntry(payload, attempts, status, err, now)
+  local statusJson = (status == nil or status == '') and 'null' or ('"' .. status .. '"')
+  return '{"failedAt":' .. now .. ',"attempts":' .. attempts .. ',"status":' .. statusJson
+    .. ',"error":' .. cjson.encode(err) .. ',"job":' .. payload .. '}'
+end
+
+-- The payload inside a dead-letter entry, or nil.
+local function deadPayloadOf(entry)
+  local i = string.match(entry, '^{"failedAt":%d+,"attempts":%d+,"status":[^,]*,"error":()')
+  if not i then return nil end
+  local close = jsonStringEnd(entry, i)
+  if not close or string.sub(entry, close + 1, close + 7) ~= ',"job":' then return nil end
+  return string.sub(entry, close + 8, -2)
+end
+
 -- Appends to the capped dead-letter list; the oldest entries beyond the cap are trimmed and counted.
+-- level nil: a payload of no known level (counted as dead:unreadable).
 local function bury(deadKey, entry, level, deadMax)
   redis.call('LPUSH', deadKey, entry)
-  count(level, 'dead')
+  if level then count(level, 'dead') else redis.call('HINCRBY', KEYS[10], 'dead:unreadable', 1) end
   local length = redis.call('LLEN', deadKey)
   if length > deadMax then
     redis.call('LTRIM', deadKey, 0, deadMax - 1)
@@ -97,8 +195,8 @@ local function bury(deadKey, entry, level, deadMax)
   end
 end
 
--- Reads level, policy and key of a stored payload (slow paths only: recovery, retries).
-local function routeOf(payload)
-  local job = cjson.decode(payload)
-  return tonumber(job.level), job.policy or 'execute', job.key
+-- A payload no script can route (not written by a gateway of this version) is kept for an
+-- operator in the dead list instead of stopping the script that met it.
+local function buryUnreadable(deadKey, payload, now, deadMax)
+  bury(deadKey, deadEntry(payload, attemptOf(payload), nil, 'unreadable payload: no routing fields', now), nil, deadMax)
 end

@@ -1,0 +1,137 @@
+-- Claims up to n jobs for one worker by smooth weighted round robin between the levels
+-- (state kept here, so the share holds across all workers) and turns between the three
+-- queues of a level. Each job gets a new run token (its fencing token) and is recorded in the
+-- worker's hash under it; the worker's lease is renewed. First delivers what enqueue already
+-- handed to this worker (its inbox). A worker that gets nothing is about to block: it is
+-- registered idle, so enqueue can hand it the next job.
+-- KEYS[1..16]: the common layout   KEYS[17] {p}:sched (selection state)
+-- KEYS[18] {p}:worker:<id> (run token -> payload)   KEYS[19] {p}:workers (id -> lease expiry, Redis ms)
+-- KEYS[20] {p}:idle:L1   KEYS[21] {p}:idle:L2   KEYS[22] {p}:worker:<id>:inbox
+-- ARGV[1] worker id  ARGV[2] lease (ms)  ARGV[3] n  ARGV[4] most level-2 jobs allowed
+-- ARGV[5] weight L1  ARGV[6] weight L2  ARGV[7] strict ('1'|'0')  ARGV[8] level-2 capacity
+-- ARGV[9] how long an idle registration stays fresh (ms; longer than the worker's block timeout)
+-- ARGV[10] fraction of capacity under which level 2 reopens (0.6)
+-- Output: -1 when the worker's lease has run out (it must not start anything);
+--         else token, payload, token, payload, … in the order they were chosen
+local worker, leaseMs, n, level2Room = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local weight = { tonumber(ARGV[5]), tonumber(ARGV[6]) }
+local strict = ARGV[7] == '1'
+local capacity = tonumber(ARGV[8])
+local now = redisNowMs()
+
+if not leaseHeld(KEYS[19], worker, now) then return -1 end
+redis.call('ZADD', KEYS[19], now + leaseMs, worker)
+
+local state = redis.call('HMGET', KEYS[17], 'cw1', 'cw2', 'turn1', 'turn2')
+local credit = { tonumber(state[1]) or 0, tonumber(state[2]) or 0 }
+local turn = { tonumber(state[3]) or 0, tonumber(state[4]) or 0 }
+
+-- Pops the next job of a level, the three queues taking turns; nil when the level has none.
+local function popLevel(level)
+  for i = 0, 2 do
+    local q = (turn[level] + i) % 3
+    if q == 0 then
+      local payload = redis.call('RPOP', qkey(level, 1))
+      if payload then turn[level] = 1 return payload, nil end
+    elseif q == 1 then
+      local key = redis.call('RPOP', qkey(level, 4))
+      while key do
+        if redis.call('HEXISTS', KEYS[9], runningField(level, key)) == 0 then
+          local payload = redis.call('HGET', qkey(level, 3), key)
+          if payload then
+            redis.call('HDEL', qkey(level, 3), key)
+            turn[level] = 2
+            return payload, key
+          end
+        end -- a running key stays parked until its run ends (releaseKey)
+        key = redis.call('RPOP', qkey(level, 4))
+      end
+    else
+      local payload = redis.call('RPOP', qkey(level, 2))
+      if payload then turn[level] = 0 return payload, nil end
+    end
+  end
+  return nil
+end
+
+-- A message older than its ttl is dropped here, on Redis's clock. Only payloads that carry a
+-- ttl are read past their id.
+local function expired(payload)
+  if not string.find(payload, '"ttl":', 1, true) then return false end
+  local route = routeOf(payload)
+  if not route or not route.ttl or route.at + route.ttl >= now then return false end
+  count(route.level, 'dropped')
+  forgetNewest(route)
+  return true
+end
+
+-- Handed jobs are already recorded in the worker's hash (and their `last` keys marked running).
+-- A handed level-2 job uses the room for level 2 like a claimed one (the worker counted it in neither).
+local out = {}
+local level2Taken = 0
+local handed = redis.call('LRANGE', KEYS[22], 0, -1)
+if #handed > 0 then
+  redis.call('DEL', KEYS[22])
+  for i = #handed, 1, -1 do -- oldest first
+    local token, payload = string.match(handed[i], '^(%d+):(.*)$')
+    out[#out + 1] = token
+    out[#out + 1] = payload
+    if string.match(payload, '"level":(%d)') == '2' then level2Taken = level2Taken + 1 end
+  end
+end
+local drops = 0
+while #out < 2 * n and drops < 1000 do
+  local has1 = claimable(1)
+  local has2 = level2Taken < level2Room and claimable(2)
+  local level
+  if has1 and has2 then
+    if strict then
+      level = 1
+    else
+      credit[1] = credit[1] + weight[1]
+      credit[2] = credit[2] + weight[2]
+      level = credit[1] >= credit[2] and 1 or 2
+      credit[level] = credit[level] - weight[1] - weight[2]
+    end
+  elseif has1 then
+    level = 1
+  elseif has2 then
+    level = 2
+  else
+    break
+  end
+  local payload, key = popLevel(level)
+  if payload and expired(payload) then
+    drops = drops + 1
+  elseif payload then
+    local token = newToken()
+    redis.call('HSET', KEYS[18], token, payload)
+    if key then redis.call('HSET', KEYS[9], runningField(level, key), token) end
+    if level == 2 then level2Taken = level2Taken + 1 end
+    out[#out + 1] = token
+    out[#out + 1] = payload
+  end
+end
+
+if #out == 0 then
+  for level = 1, 2 do
+    local idle = KEYS[19 + level]
+    redis.call('ZREMRANGEBYSCORE', idle, '-inf', now) -- registrations of workers that stopped renewing
+    if level == 1 or level2Room > 0 then
+      redis.call('ZADD', idle, now + tonumber(ARGV[9]), worker)
+    else
+      redis.call('ZREM', idle, worker)
+    end
+  end
+else
+  redis.call('ZREM', KEYS[20], worker)
+  redis.call('ZREM', KEYS[21], worker)
+end
+redis.call('HSET', KEYS[17], 'cw1', credit[1], 'cw2', credit[2], 'turn1', turn[1], 'turn2', turn[2])
+if redis.call('GET', KEYS[13]) == '0' and backlog(2) < capacity * tonumber(ARGV[10]) then
+  redis.call('SET', KEYS[13], '1')
+end
+-- Pass the baton: work left over wakes another idle worker.
+if claimable(1) then wake(1) end
+if claimable(2) then wake(2) end
+return out

@@ -1,0 +1,94 @@
+-- Puts one async message in line, applying the level-2 switch and the policy in one step.
+-- When a worker is blocked idle and nothing of the message's level waits, the message is
+-- handed straight to that worker instead (see handOff below).
+-- KEYS[1..16]: the common layout (includes/queues.lua)
+-- KEYS[17] {p}:idle:L1   KEYS[18] {p}:idle:L2 (idle workers that can take that level -> fresh until, ms)
+-- ARGV[1] level (1|2)   ARGV[2] policy (execute|last|discard)   ARGV[3] coalescing key (last)
+-- ARGV[4] job id        ARGV[5] payload JSON, its enqueue time written as "at":0 (stamped here)
+-- ARGV[6] level-2 capacity   ARGV[7] discard threshold
+-- ARGV[8] key prefix with its hash tag, "{p}" (to name the chosen worker's keys)
+-- ARGV[9] fraction of capacity above which level 2 refuses (0.8)   ARGV[10] ... under which it reopens (0.6)
+-- Output: 1 queued, 2 replaced (a waiting `last` message with that key was overwritten),
+--         3 refused (level 2 inactive), 4 dropped (discard under load)
+local level = tonumber(ARGV[1])
+local policy, key, id = ARGV[2], ARGV[3], ARGV[4]
+local capacity, discardAt = tonumber(ARGV[6]), tonumber(ARGV[7])
+local tag = ARGV[8]
+local offAbove, onBelow = capacity * tonumber(ARGV[9]), capacity * tonumber(ARGV[10])
+local now = redisNowMs()
+
+-- The enqueue time is Redis's, so a gateway's clock cannot age (or rejuvenate) a message.
+-- The placeholder sits right after the id, which holds no quote: the first match is it.
+local payload = ARGV[5]
+local at = string.find(payload, ',"at":0,', 1, true)
+if not at then return redis.error_reply('ERR payload has no "at":0 placeholder') end
+payload = string.sub(payload, 1, at + 5) .. now .. string.sub(payload, at + 7)
+
+-- An idle worker is blocked in BLPOP on its inbox. Recording the job in that worker's hash
+-- under a new run token (as a claim would) and pushing token and payload to its inbox saves
+-- the worker the claim round trip after it wakes. Only when nothing of this level waits: the
+-- job would be the next one chosen anyway, so order within a queue and the weighted shares
+-- are unchanged. Only to a fresh registration (renewed by every empty claim, at least once a
+-- second while the worker blocks): a worker killed while idle can take at most one job with
+-- it, and that job comes back after its lease like any job of a dead worker.
+local function handOff(runningKey)
+  local idle = KEYS[16 + level]
+  local candidates = redis.call('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 1)
+  if #candidates == 0 or claimable(level) then return false end
+  local worker = candidates[1]
+  redis.call('ZREM', KEYS[17], worker)
+  redis.call('ZREM', KEYS[18], worker)
+  local jobs = tag .. ':worker:' .. worker
+  local token = newToken()
+  redis.call('HSET', jobs, token, payload)
+  if runningKey then redis.call('HSET', KEYS[9], runningField(level, runningKey), token) end
+  redis.call('LPUSH', jobs .. ':inbox', token .. ':' .. payload)
+  return true
+end
+
+-- The backlog is read only where a rule needs it (level 2, discard): most level-1 messages skip it.
+local waiting = (level == 2 or policy == 'discard') and backlog(level) or 0
+if level == 2 and redis.call('GET', KEYS[13]) == '0' then
+  if waiting < onBelow then
+    redis.call('SET', KEYS[13], '1')
+  else
+    count(2, 'refused')
+    return 3
+  end
+end
+
+if policy == 'discard' and waiting >= discardAt then
+  count(level, 'dropped')
+  return 4
+end
+
+local result, queued = 1, true
+if policy == 'last' then
+  local hash = qkey(level, 3)
+  redis.call('HSET', newestKey(level), key, id)
+  if redis.call('HEXISTS', hash, key) == 1 then
+    redis.call('HSET', hash, key, payload)
+    result = 2 -- keeps the key's place in line
+  elseif redis.call('HEXISTS', KEYS[9], runningField(level, key)) == 1 then
+    redis.call('HSET', hash, key, payload) -- the key is running; its release puts it in line
+    queued = false
+  elseif handOff(key) then
+    queued = false
+  else
+    redis.call('HSET', hash, key, payload)
+    redis.call('LPUSH', qkey(level, 4), key)
+  end
+elseif handOff(nil) then
+  queued = false
+else
+  redis.call('LPUSH', qkey(level, policy == 'discard' and 2 or 1), payload)
+end
+
+if result == 1 then
+  count(level, 'queued')
+  if level == 2 and waiting + 1 > offAbove then redis.call('SET', KEYS[13], '0') end
+else
+  count(level, 'replaced')
+end
+if queued then wake(level) end
+return result

@@ -1,0 +1,56 @@
+-- Hands runs of one worker back to their queues, at the front. Three cases:
+--   expired:  the worker's lease ran out (it died or stalled): all its runs, attempt + 1, dead
+--             once attempts are used up; the worker leaves the set for good. Refused (0) while
+--             its lease still holds.
+--   shutdown: the worker is stopping: all its runs, attempt unchanged; it leaves the set
+--   orphans:  the worker lost replies while Redis was away: the runs recorded for it that it
+--             does not know it holds (ARGV[5..]), attempt unchanged; it stays in the set
+-- In every case the worker leaves the idle sets and its inbox is emptied: a job handed to it
+-- but not received is in its hash, so it is handed back with the rest (orphans: not held).
+-- Each run leaves the hash as it is handed back, so a pass that stopped half-way can be run
+-- again without handing anything back twice; a payload that cannot be routed goes to the dead
+-- list rather than stopping the pass.
+-- KEYS[1..16]: the common layout   KEYS[17] {p}:worker:<id>   KEYS[18] {p}:workers   KEYS[19] {p}:dead
+-- KEYS[20] {p}:idle:L1   KEYS[21] {p}:idle:L2   KEYS[22] {p}:worker:<id>:inbox
+-- ARGV[1] worker id  ARGV[2] expired|shutdown|orphans  ARGV[3] attempts allowed  ARGV[4] dead-letter cap
+-- ARGV[5..] run tokens the worker holds (orphans)
+-- Output: number of jobs handed back to a queue
+local worker, mode = ARGV[1], ARGV[2]
+local expired = mode == 'expired'
+local attempts, deadMax = tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = redisNowMs()
+if expired and leaseHeld(KEYS[18], worker, now) then return 0 end
+local known = {}
+for i = 5, #ARGV do known[ARGV[i]] = true end
+local handedBack = 0
+
+local function handBack(token, payload)
+  redis.call('HDEL', KEYS[17], token)
+  local route = routeOf(payload)
+  if not route then
+    buryUnreadable(KEYS[19], payload, now, deadMax)
+    return
+  end
+  if route.policy == 'last' then releaseKey(route.level, route.key, token) end
+  local attempt = attemptOf(payload)
+  if expired and attempt >= attempts then
+    forgetNewest(route)
+    bury(KEYS[19], deadEntry(payload, attempt, nil, 'worker lost: lease expired', now), route.level, deadMax)
+    return
+  end
+  if expired then
+    payload = setAttempt(payload, attempt + 1)
+    count(route.level, 'recovered')
+  end
+  if requeue(payload, route, true) then handedBack = handedBack + 1 end
+end
+
+redis.call('ZREM', KEYS[20], worker)
+redis.call('ZREM', KEYS[21], worker)
+redis.call('DEL', KEYS[22])
+local runs = redis.call('HGETALL', KEYS[17])
+for i = 1, #runs, 2 do
+  if mode ~= 'orphans' or not known[runs[i]] then handBack(runs[i], runs[i + 1]) end
+end
+if mode ~= 'orphans' then redis.call('ZREM', KEYS[18], worker) end
+return handedBack

@@ -1,0 +1,172 @@
+// What an operator relies on, tried on real processes: a 5xx never leaks its message to the
+// caller but reaches the log; every event is one JSON line; a process whose port is taken
+// stops with one line and leaves nothing in Redis; the gateway's /metrics carries the queue
+// gauges and the worker's carries its running jobs.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import Redis from 'ioredis';
+import { startGateway, type RunningPart } from '../../cli/gateway';
+import { call, closeClients, send } from '../../client';
+import { loadApp } from '../../shared/call/app';
+import { parseConfig } from '../../shared/ops/config';
+import { keysFor } from '../../shared/store/keys';
+import { BIN, killAll, logLines, startSwitchyard, waitFor } from '../helpers/processes';
+import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+
+const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
+
+let server: TestRedis;
+let redis: Redis;
+let prefix: string;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url);
+});
+afterAll(async () => {
+  closeClients();
+  await killAll();
+  redis.disconnect();
+  await server.close();
+});
+beforeEach(() => {
+  prefix = uniquePrefix('ops');
+});
+afterEach(() => killAll());
+
+test("a thrown error's message reaches the log, never the caller; ctx.throw(409, msg) answers its message", async () => {
+  const gateway = await startSwitchyard('gateway', ['--app', APP, '--redis', server.url.replace('//', '//:s3cret@'), '--prefix', prefix, '--port', '0', '--host', '127.0.0.1', '--token', 'tok3n']);
+  const address = `127.0.0.1:${gateway.ready.port}`;
+  const answer = await call('/leak', { address, token: 'tok3n' });
+  expect(answer).toMatchObject({ status: 500, data: 'Internal Server Error' });
+  expect(answer.raw).not.toContain('hunter2');
+  expect(await call('/taken', { address, token: 'tok3n' })).toMatchObject({ status: 409, data: 'taken' });
+
+  expect(await waitFor(() => logLines(gateway.output()).some((l) => l.event === 'route_error'), 3000)).toBe(true);
+  const lines = logLines(gateway.output());
+  const routeError = lines.find((l) => l.event === 'route_error')!;
+  expect(routeError).toMatchObject({ level: 'error', method: 'GET', url: '/leak', status: 500, err: { message: 'db password is hunter2' } });
+  expect((routeError.err as { stack: string }).stack).toMatch(/^Error: db password is hunter2\n\s+at /);
+  // The start line summarises the configuration, secrets replaced.
+  const start = lines.find((l) => l.event === 'start')!;
+  expect(start).toMatchObject({ level: 'info', command: 'gateway', config: { token: '***', prefix } });
+  expect(JSON.stringify(start)).not.toMatch(/s3cret|tok3n/);
+  expect((start.config as { redis: string }).redis).toMatch(/^redis:\/\/\*\*\*@127\.0\.0\.1:\d+$/);
+  for (const line of lines) expect(typeof line.time).toBe('string');
+  // Shutdown is logged with its counts.
+  gateway.kill('SIGTERM');
+  expect(await gateway.exited).toBe(0);
+  expect(logLines(gateway.output()).find((l) => l.event === 'shutdown')).toMatchObject({ part: 'gateway', inFlight: 0, unanswered: 0 });
+});
+
+test('a job that throws: its dead-letter entry keeps the full message for operators', async () => {
+  const config = parseConfig('gateway', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1']);
+  const gateway = await startGateway(config, await loadApp(APP));
+  try {
+    await startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--attempts', '1']);
+    await send('/leak', { address: `127.0.0.1:${gateway.port}`, level: 1 });
+    expect(await waitFor(async () => (await redis.llen(keysFor(prefix).dead)) === 1, 5000)).toBe(true);
+    const [entry] = await redis.lrange(keysFor(prefix).dead, 0, -1);
+    expect(JSON.parse(entry)).toMatchObject({ status: '500', error: 'db password is hunter2' });
+  } finally {
+    await gateway.stop();
+  }
+});
+
+test('a second worker on a taken admin port exits with one line and leaves nothing in Redis; the next call runs at once', async () => {
+  const config = parseConfig('gateway', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1']);
+  const gateway = await startGateway(config, await loadApp(APP));
+  const recordKey = `${prefix}:runs`;
+  const env = { RECORD_URL: server.url, RECORD_KEY: recordKey };
+  try {
+    const first = await startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix], env);
+    const k = keysFor(prefix);
+    expect(await waitFor(async () => (await redis.zcard(k.idle(1))) === 1, 5000)).toBe(true);
+    const takenPort = first.ready.admin;
+    let stderr = '';
+    let status = 0;
+    try {
+      execFileSync(process.execPath, [BIN, 'worker', '--app', APP, '--redis', server.url, '--prefix', prefix, '--admin-port', takenPort], { encoding: 'utf8', env: { ...process.env, ...env }, stdio: 'pipe' });
+    } catch (err) {
+      ({ stderr, status } = err as { stderr: string; status: number });
+    }
+    expect(status).toBe(2);
+    expect(stderr.trim().split('\n')).toEqual([
+      `switchyard worker: --admin-port ${takenPort} is already in use on 0.0.0.0 (another switchyard process?): give each process its own --admin-port, or --admin-port 0 for any free port`,
+    ]);
+    expect(await redis.zrange(k.workers, 0, -1)).toEqual([first.ready.id]);
+    expect(await redis.zrange(k.idle(1), 0, -1)).toEqual([first.ready.id]);
+    expect(await redis.zrange(k.idle(2), 0, -1)).toEqual([first.ready.id]);
+    const sentAt = Date.now();
+    await send('/record', { address: `127.0.0.1:${gateway.port}`, level: 1, content: { n: 1 } });
+    expect(await waitFor(async () => (await redis.llen(recordKey)) === 1, 3000)).toBe(true);
+    process.stdout.write(`[ops] the call after the failed start ran ${Date.now() - sentAt} ms after it was sent\n`);
+  } finally {
+    await gateway.stop();
+  }
+});
+
+test('a second gateway on a taken gRPC port exits with one line naming --port', async () => {
+  const first = await startSwitchyard('gateway', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--port', '0', '--host', '127.0.0.1']);
+  let stderr = '';
+  let status = 0;
+  try {
+    execFileSync(process.execPath, [BIN, 'gateway', '--app', APP, '--redis', server.url, '--prefix', prefix, '--port', first.ready.port, '--admin-port', '0', '--host', '127.0.0.1'], { encoding: 'utf8', stdio: 'pipe' });
+  } catch (err) {
+    ({ stderr, status } = err as { stderr: string; status: number });
+  }
+  expect(status).toBe(2);
+  expect(stderr.trim().split('\n')).toEqual([
+    `switchyard gateway: --port ${first.ready.port} is already in use on 127.0.0.1 (another switchyard process?): give each process its own --port, or --port 0 for any free port`,
+  ]);
+});
+
+function metric(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+test('/metrics: queue gauges on the gateway equal what was enqueued; running jobs and live workers move', async () => {
+  const config = parseConfig('gateway', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--capacity', '10']);
+  const gateway = await startGateway(config, await loadApp(APP));
+  const address = `127.0.0.1:${gateway.port}`;
+  const scrape = async (port: number): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  try {
+    for (let i = 0; i < 3; i++) await send('/record', { address, level: 1, content: { i } });
+    for (let i = 0; i < 2; i++) await send(`/record?k=${i}`, { address, level: 1, policy: 'last' });
+    await send('/record', { address, level: 1, policy: 'last', key: 'record?k=0' });
+    for (let i = 0; i < 9; i++) await send('/record', { address, level: 2, policy: 'discard', content: { i } });
+    await redis.lpush(keysFor(prefix).dead, '{"failedAt":1,"attempts":1,"status":"500","error":"x","job":{}}');
+    await new Promise((r) => setTimeout(r, 1100)); // past the 1 s cache, and some age to see
+    const text = await scrape(gateway.adminPort);
+    const expected: Record<string, number> = {
+      'switchyard_queue_backlog{level="1",policy="execute"}': 3,
+      'switchyard_queue_backlog{level="1",policy="last"}': 3,
+      'switchyard_queue_backlog{level="1",policy="discard"}': 0,
+      'switchyard_queue_backlog{level="2",policy="execute"}': 0,
+      'switchyard_queue_backlog{level="2",policy="last"}': 0,
+      // 9 > 80% of 10: accepted, then level 2 turns off; discard drops past 60% (6) first.
+      'switchyard_queue_backlog{level="2",policy="discard"}': 6,
+      switchyard_level2_active: 1,
+      switchyard_dead_jobs: 1,
+      switchyard_workers_live: 0,
+      switchyard_retries_waiting: 0,
+    };
+    for (const [series, value] of Object.entries(expected)) expect([series, metric(text, series)]).toEqual([series, value]);
+    const age = metric(text, 'switchyard_queue_oldest_age_seconds{level="1"}')!;
+    expect(age).toBeGreaterThanOrEqual(1);
+    expect(age).toBeLessThan(30);
+    expect(metric(text, 'switchyard_queue_oldest_age_seconds{level="2"}')).toBeGreaterThanOrEqual(1);
+
+    // A worker running two slow jobs: its own gauge, and the deployment's live workers.
+    await redis.del(keysFor(prefix).queue(1, 'execute'), keysFor(prefix).queue(1, 'last'), keysFor(prefix).order(1), keysFor(prefix).queue(2, 'discard'));
+    const worker = await startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--concurrency', '4'], { RECORD_URL: server.url, RECORD_KEY: `${prefix}:runs` });
+    for (let i = 0; i < 2; i++) await send('/record', { address, level: 1, content: { sleep: 3000 } });
+    const workerAdmin = Number(worker.ready.admin);
+    expect(await waitFor(async () => metric(await scrape(workerAdmin), 'switchyard_jobs_running') === 2, 3000)).toBe(true);
+    expect(await waitFor(async () => metric(await scrape(gateway.adminPort), 'switchyard_workers_live') === 1, 3000)).toBe(true);
+    expect(await waitFor(async () => metric(await scrape(workerAdmin), 'switchyard_jobs_running') === 0, 6000)).toBe(true);
+  } finally {
+    await gateway.stop();
+  }
+}, 30_000);

@@ -1,0 +1,96 @@
+// A worker process's engine, wired in one place and in one order: the lease keeper (identity
+// and lease), the shared chores (recovery of dead workers' runs, due retries), then the claim
+// loop that feeds the runner. Stopped in the reverse order.
+import type Redis from 'ioredis';
+import type { LoadedApp } from '../shared/call/app';
+import { log } from '../shared/ops/log';
+import type { Job } from '../shared/store/job';
+import type { Store } from '../shared/store/store';
+import { Claimer } from './claimer';
+import { LeaseKeeper } from './lease-keeper';
+import { createRecoverer, createRetryMover } from './maintenance';
+import { Runner } from './runner';
+
+export interface WorkerOptions {
+  store: Store;
+  /** A second connection, used only for blocking waits. */
+  blocking: Redis;
+  /** For the lease thread's own connection. */
+  redisUrl: string;
+  prefix: string;
+  app: LoadedApp;
+  concurrency: number;
+  reserve: number;
+  weights: readonly [number, number];
+  strict: boolean;
+  capacity: number;
+  leaseMs: number;
+  attempts: number;
+  backoffMs: number;
+  deadMax: number;
+  jobTimeoutMs: number;
+  debug: boolean;
+  observe?: (job: Job, outcome: string, ms: number) => void;
+  onRunning?: (running: number) => void;
+}
+
+export interface WorkerStatus {
+  id: string;
+  running: number;
+  claiming: boolean;
+  redisReady: boolean;
+}
+
+export interface Worker {
+  readonly id: string;
+  status(): WorkerStatus;
+  start(): void;
+  /**
+   * Stops claiming, waits up to graceMs for running jobs, then hands the unfinished back to
+   * their queues at once (not after the lease) and leaves the worker set.
+   */
+  stop(graceMs: number): Promise<{ finished: boolean; handedBack: number }>;
+}
+
+const MAINTENANCE_EVERY_MS = 500;
+
+export function createWorker(o: WorkerOptions): Worker {
+  const keeper = new LeaseKeeper({ store: o.store, redisUrl: o.redisUrl, prefix: o.prefix, leaseMs: o.leaseMs });
+  const runner = new Runner({ ...o, keeper });
+  const chores = { store: o.store, selfId: () => keeper.id, attempts: o.attempts, deadMax: o.deadMax, everyMs: Math.min(MAINTENANCE_EVERY_MS, Math.max(50, Math.floor(o.leaseMs / 4))) };
+  const recoverer = createRecoverer(chores);
+  const retryMover = createRetryMover(chores);
+  const claimer = new Claimer({
+    store: o.store, blocking: o.blocking, keeper, runner, concurrency: o.concurrency, reserve: o.reserve,
+    selection: { weights: o.weights, strict: o.strict, capacity: o.capacity }, leaseMs: o.leaseMs, attempts: o.attempts, deadMax: o.deadMax,
+  });
+
+  return {
+    get id() {
+      return keeper.id;
+    },
+    status: () => ({ id: keeper.id, running: runner.running, claiming: claimer.claiming, redisReady: claimer.redisAnswers }),
+    start() {
+      keeper.start();
+      recoverer.start();
+      retryMover.start();
+      claimer.start();
+    },
+    async stop(graceMs) {
+      await claimer.stop();
+      const finished = await runner.drain(graceMs);
+      if (!finished) runner.abortAll('the worker is shutting down: this run is handed back to its queue');
+      keeper.retire();
+      let handedBack = 0;
+      try {
+        handedBack = await o.store.requeueWorker(keeper.id, 'shutdown', o.attempts, o.deadMax);
+      } catch (err) {
+        log.warn({ event: 'handback_failed', err: { message: (err as Error).message } }, `could not hand jobs back (${(err as Error).message}); they return after the lease`);
+      }
+      await retryMover.stop();
+      await recoverer.stop();
+      await keeper.stop();
+      return { finished, handedBack };
+    },
+  };
+}

@@ -1,0 +1,198 @@
+// Runs delivered jobs through the same in-process dispatch as sync calls, each under its
+// deadline, and settles them: done (acknowledged in batches), retried or dead. Runs are keyed
+// by their run token, never by job id: two runs of one job (a recovery while this process was
+// frozen) are two different runs, and each settles only its own record in Redis.
+import { jobDeadline } from '../shared/errors';
+import { dispatch } from '../shared/call/dispatch';
+import type { LoadedApp } from '../shared/call/app';
+import type { Reply } from '../shared/call/output';
+import { RunAbort } from '../shared/call/run-abort';
+import { log } from '../shared/ops/log';
+import { decodeJob, type Job } from '../shared/store/job';
+import type { DeliveredRun, Store } from '../shared/store/store';
+import { AckBatcher } from './acks';
+import { retryDelayMs, verdictFor } from './backoff';
+import { monotonicMs } from './lease-clock';
+import type { LeaseKeeper } from './lease-keeper';
+
+export interface RunnerOptions {
+  store: Store;
+  keeper: LeaseKeeper;
+  app: LoadedApp;
+  attempts: number;
+  backoffMs: number;
+  deadMax: number;
+  /** Deadline of a run whose call set no timeout. */
+  jobTimeoutMs: number;
+  debug: boolean;
+  /** Called after each run, for metrics. */
+  observe?: (job: Job, outcome: string, ms: number) => void;
+  /** Called whenever the number of runs changes, for metrics. */
+  onRunning?: (running: number) => void;
+}
+
+interface Run {
+  job: Job;
+  /** The worker id the run was delivered to: its record in Redis is under this id. */
+  workerId: string;
+  abort: RunAbort;
+  deadlineAt: number;
+  /** Set when the run no longer counts (its lease was lost): its result is ignored. */
+  abandoned: boolean;
+}
+
+export class Runner {
+  private readonly runs = new Map<number, Run>();
+  private level2 = 0;
+  private readonly acks: AckBatcher;
+  private slotListeners: Array<() => void> = [];
+
+  constructor(private readonly o: RunnerOptions) {
+    this.acks = new AckBatcher(o.store, (workerId) => o.keeper.lost(workerId, 'Redis refused an acknowledgement'));
+    o.keeper.onLost((workerId) => this.abandon(workerId));
+  }
+
+  get running(): number {
+    return this.runs.size;
+  }
+
+  get runningLevel2(): number {
+    return this.level2;
+  }
+
+  /** Tokens of the runs this process holds for `workerId` (running, or finished but not yet acknowledged). */
+  heldTokens(workerId: string): number[] {
+    const tokens = this.acks.pendingTokens(workerId);
+    for (const [token, run] of this.runs) if (run.workerId === workerId) tokens.push(token);
+    return tokens;
+  }
+
+  /** Resolves when a slot frees (a run ends or is abandoned). */
+  slotFreed(): Promise<void> {
+    return new Promise((resolve) => this.slotListeners.push(resolve));
+  }
+
+  /** Starts a delivered run unless the lease it was delivered under may already be gone. */
+  async start(delivered: DeliveredRun, workerId: string): Promise<void> {
+    let job: Job;
+    try {
+      job = decodeJob(delivered.token, delivered.payload);
+    } catch (err) {
+      // Not JSON: it cannot run, and retrying will not change that. The store buries it.
+      const error = `unreadable payload: ${(err as Error).message}`;
+      log.error({ event: 'job_dead', token: delivered.token, error }, error);
+      await this.o.store.fail(workerId, delivered.token, { status: null, error }, this.o.deadMax).catch(() => undefined);
+      return;
+    }
+    const timeoutMs = job.timeoutMs ?? this.o.jobTimeoutMs;
+    const run: Run = { job, workerId, abort: new RunAbort(), deadlineAt: monotonicMs() + timeoutMs, abandoned: false };
+    // Counted at once, so the claim loop sees the slot taken while the lease is checked.
+    this.add(run);
+    // A reply that sat in a frozen process may come after the lease ran out and the job was
+    // recovered elsewhere: such a run must not start.
+    if (!(await this.o.keeper.mayStart(workerId).catch(() => false)) || run.abandoned) {
+      run.abandoned = true;
+      this.remove(run);
+      return;
+    }
+    const started = performance.now();
+    const reply = await dispatch(
+      this.o.app,
+      { url: job.url, method: job.method, headers: job.headers, content: job.content, reply: false, queue: { level: job.level, policy: job.policy, key: job.key ?? '' } },
+      { debug: this.o.debug, job: { id: job.id, attempt: job.attempt, fence: job.token }, abort: run.abort, timeoutMs, deadline: jobDeadline },
+    );
+    let outcome = 'abandoned';
+    if (!run.abandoned) {
+      this.remove(run);
+      outcome = await this.settle(run, reply, timeoutMs);
+    }
+    this.o.observe?.(job, outcome, performance.now() - started);
+  }
+
+  private async settle(run: Run, reply: Reply, timeoutMs: number): Promise<string> {
+    const { job, workerId } = run;
+    const verdict = verdictFor(reply.status, job.attempt, this.o.attempts);
+    if (verdict === 'done') {
+      this.acks.add(workerId, job, 'done');
+      return 'done';
+    }
+    if (reply.status === 504 && run.abort.aborted) {
+      log.warn({ event: 'job_timed_out', id: job.id, queue: `L${job.level}`, url: job.url, attempt: job.attempt, timeoutMs }, `job ${job.id} ${job.method} ${job.url} passed its ${timeoutMs} ms deadline`);
+    }
+    return this.failRun(workerId, job, reply, verdict);
+  }
+
+  private async failRun(workerId: string, job: Job, reply: Reply, verdict: 'retry' | 'dead'): Promise<string> {
+    const error = reply.error ?? (typeof reply.data === 'string' ? reply.data : JSON.stringify(reply.data));
+    const o = this.o;
+    let outcome: string;
+    try {
+      const plan = verdict === 'retry' ? { retryDelayMs: retryDelayMs(o.backoffMs, job.attempt) } : { status: reply.status, error };
+      outcome = await o.store.fail(workerId, job.token, plan, o.deadMax);
+    } catch (err) {
+      // Redis away: the run stays recorded under this worker; the orphans check or recovery hands it back.
+      log.warn({ event: 'settle_failed', id: job.id, err: { message: (err as Error).message } }, `job ${job.id} could not be settled (${(err as Error).message}); it goes back in line when Redis answers`);
+      return 'error';
+    }
+    if (outcome === 'lost') {
+      o.keeper.lost(workerId, 'Redis refused to settle a failed run');
+      return 'abandoned';
+    }
+    const fields = { id: job.id, queue: `L${job.level}`, url: job.url, attempt: job.attempt, status: reply.status, error };
+    if (outcome === 'dead') log.error({ event: 'job_dead', ...fields }, `job ${job.id} ${job.url} is dead after ${job.attempt} attempt(s): ${error}`);
+    else log.warn({ event: 'job_failed', ...fields, next: outcome }, `job ${job.id} ${job.url} failed (attempt ${job.attempt}, status ${reply.status}): ${error}`);
+    return outcome === 'retry' ? 'retried' : outcome;
+  }
+
+  /** Every run of a lost worker id: told to stop, its slot freed, its result to be ignored. */
+  private abandon(workerId: string): void {
+    this.acks.forget(workerId);
+    for (const run of [...this.runs.values()]) {
+      if (run.workerId !== workerId) continue;
+      run.abandoned = true;
+      run.abort.abort(new Error('the worker lost its lease: this run is abandoned and runs again elsewhere'));
+      this.remove(run);
+    }
+  }
+
+  private add(run: Run): void {
+    this.runs.set(run.job.token, run);
+    if (run.job.level === 2) this.level2++;
+    this.o.keeper.holdUntil(Math.max(run.deadlineAt, this.latestDeadline()));
+    this.o.onRunning?.(this.runs.size);
+  }
+
+  private remove(run: Run): void {
+    if (!this.runs.delete(run.job.token)) return;
+    if (run.job.level === 2) this.level2--;
+    this.o.keeper.holdUntil(this.latestDeadline());
+    this.o.onRunning?.(this.runs.size);
+    const listeners = this.slotListeners;
+    this.slotListeners = [];
+    for (const resolve of listeners) resolve();
+  }
+
+  private latestDeadline(): number {
+    let latest = 0;
+    for (const run of this.runs.values()) latest = Math.max(latest, run.deadlineAt);
+    return latest;
+  }
+
+  /** Waits up to graceMs for the runs to end; true when none is left. */
+  async drain(graceMs: number): Promise<boolean> {
+    const until = Date.now() + graceMs;
+    while (this.runs.size > 0 && Date.now() < until) {
+      await Promise.race([this.slotFreed(), new Promise((resolve) => setTimeout(resolve, until - Date.now()))]);
+    }
+    await this.acks.flush();
+    return this.runs.size === 0;
+  }
+
+  /** Aborts whatever still runs (shutdown after the grace period: it is handed back). */
+  abortAll(reason: string): void {
+    for (const run of this.runs.values()) {
+      run.abandoned = true;
+      run.abort.abort(new Error(reason));
+    }
+  }
+}
