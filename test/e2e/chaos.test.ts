@@ -1,0 +1,498 @@
+// Chaos, end to end: four real worker processes under a minute of steady `last` and `execute`
+// traffic while a driver freezes them (SIGSTOP shorter and longer than the lease) and kills
+// them (SIGKILL, then a replacement). Every run is recorded in a second Redis that nothing
+// stops; afterwards the run records, the send log and the chaos log are checked against the
+// delivery guarantees (docs/protocol.md section 5), and one summary line gives the figures.
+import path from 'node:path';
+import Redis from 'ioredis';
+import { startGateway, type RunningPart } from '../../cli/gateway';
+import { closeClients, send } from '../../client';
+import { loadApp } from '../../shared/call/app';
+import { parseConfig } from '../../shared/ops/config';
+import { keysFor } from '../../shared/store/keys';
+import { killAll, logLines, sleep, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
+import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+
+const APP = path.join(__dirname, '..', 'fixtures', 'chaos-app.js');
+const LEASE_MS = 2000;
+const WORKER_FLAGS = ['--lease', '2s', '--job-timeout', '10s', '--attempts', '50', '--concurrency', '8', '--backoff', '100ms'];
+const WORKERS = 4;
+const CHAOS_MS = 60_000;
+const DRAIN_MS = 60_000;
+const LAST_KEYS = 300;
+const MESSAGES_PER_SECOND = 200;
+const SENDERS = 16;
+const EXECUTE_SHARE = 0.2;
+
+type Level = 1 | 2;
+
+/** One run, assembled from its 'start' and 'end' entries (the fence identifies it). */
+interface Run {
+  id: string;
+  key: string | null;
+  level: Level;
+  policy: string;
+  version: number | null;
+  seq: number | null;
+  attempt: number;
+  fence: number;
+  pid: number;
+  start: number;
+  end: number | null;
+  aborted: boolean | null;
+}
+
+interface Sent {
+  policy: 'last' | 'execute';
+  level: Level;
+  key: string | null;
+  version: number | null;
+  seq: number | null;
+  status: number;
+  state: string | null;
+  /** Date.now() when the answer came: an upper bound of when Redis accepted it. */
+  answeredAt: number;
+  error?: string;
+}
+
+interface Freeze {
+  kind: 'short' | 'long';
+  pid: number;
+  stopAt: number;
+  contAt: number;
+}
+
+interface Kill {
+  pid: number;
+  killAt: number;
+}
+
+let queueRedis: TestRedis;
+let recordRedis: TestRedis;
+let queue: Redis;
+let records: Redis;
+let gateway: RunningPart | undefined;
+let prefix: string;
+let recordKey: string;
+
+/** Every worker ever started (their logs are read at the end), and those alive now, by pid. */
+const everyWorker: SwitchyardProcess[] = [];
+const live = new Map<number, SwitchyardProcess>();
+/** Pids under a chaos action: not picked again until it is over. */
+const busy = new Set<number>();
+const freezes: Freeze[] = [];
+const kills: Kill[] = [];
+
+beforeAll(async () => {
+  [queueRedis, recordRedis] = await Promise.all([startRedis(), startRedis()]);
+  queue = new Redis(queueRedis.url);
+  records = new Redis(recordRedis.url);
+  prefix = uniquePrefix('chaos');
+  recordKey = `${prefix}:runs`;
+});
+
+afterAll(async () => {
+  closeClients();
+  await gateway?.stop();
+  await killAll();
+  queue.disconnect();
+  records.disconnect();
+  await Promise.all([queueRedis.close(), recordRedis.close()]);
+});
+
+const between = (min: number, max: number): number => min + Math.floor(Math.random() * (max - min + 1));
+const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)];
+
+async function addWorker(): Promise<SwitchyardProcess> {
+  const w = await startSwitchyard('worker', ['--app', APP, '--redis', queueRedis.url, '--prefix', prefix, ...WORKER_FLAGS], { RECORD_URL: recordRedis.url, RECORD_KEY: recordKey });
+  everyWorker.push(w);
+  live.set(w.child.pid!, w);
+  return w;
+}
+
+// ---- chaos ----
+
+async function freeze(w: SwitchyardProcess, kind: Freeze['kind'], ms: number): Promise<void> {
+  const pid = w.child.pid!;
+  busy.add(pid);
+  const stopAt = Date.now();
+  w.kill('SIGSTOP');
+  await sleep(ms);
+  w.kill('SIGCONT');
+  freezes.push({ kind, pid, stopAt, contAt: Date.now() });
+  busy.delete(pid);
+}
+
+async function killAndReplace(w: SwitchyardProcess): Promise<void> {
+  const pid = w.child.pid!;
+  busy.add(pid);
+  live.delete(pid);
+  const killAt = Date.now();
+  w.kill('SIGKILL');
+  await w.exited;
+  kills.push({ pid, killAt });
+  await addWorker();
+}
+
+/** Every 2–4 s, one action on a random worker that is not under one already. */
+async function chaos(until: number): Promise<void> {
+  const actions: Array<Promise<void>> = [];
+  for (;;) {
+    await sleep(between(2000, 4000));
+    if (Date.now() >= until) break;
+    const candidates = [...live.values()].filter((w) => !busy.has(w.child.pid!));
+    if (candidates.length === 0) continue;
+    const victim = pick(candidates);
+    const roll = Math.random() * 3;
+    if (roll < 1) actions.push(freeze(victim, 'short', between(500, 1500)));
+    else if (roll < 2) actions.push(freeze(victim, 'long', between(3000, 5000)));
+    else actions.push(killAndReplace(victim));
+  }
+  await Promise.all(actions);
+}
+
+// ---- traffic ----
+
+interface KeyState {
+  name: string;
+  level: Level;
+  version: number;
+  /** A message of this key is in flight: the next waits, so acceptance order is version order. */
+  sending: boolean;
+}
+
+async function traffic(address: string, until: number): Promise<Sent[]> {
+  const sent: Sent[] = [];
+  const keys: KeyState[] = Array.from({ length: LAST_KEYS }, (_, i) => ({ name: `key-${i}`, level: i % 3 === 2 ? 2 : 1, version: 0, sending: false }));
+  let seq = 0;
+  let nextSlot = Date.now();
+  const pace = async (): Promise<void> => {
+    const now = Date.now();
+    const slot = Math.max(now, nextSlot);
+    nextSlot = slot + 1000 / MESSAGES_PER_SECOND;
+    if (slot > now) await sleep(slot - now);
+  };
+  const sendOne = async (): Promise<void> => {
+    let key: KeyState | undefined;
+    let message: Omit<Sent, 'status' | 'state' | 'answeredAt'>;
+    if (Math.random() < EXECUTE_SHARE) {
+      message = { policy: 'execute', level: Math.random() < 0.7 ? 1 : 2, key: null, version: null, seq: ++seq };
+    } else {
+      do key = pick(keys);
+      while (key.sending);
+      key.sending = true;
+      message = { policy: 'last', level: key.level, key: key.name, version: ++key.version, seq: null };
+    }
+    const content = message.policy === 'last' ? { key: message.key, version: message.version } : { seq: message.seq };
+    try {
+      const answer = await send('/apply', { address, level: message.level, policy: message.policy, key: message.key ?? undefined, content, deadline: 10 });
+      const data = answer.data as { state?: string };
+      sent.push({ ...message, status: answer.status, state: data?.state ?? null, answeredAt: Date.now() });
+    } catch (err) {
+      sent.push({ ...message, status: -1, state: null, answeredAt: Date.now(), error: (err as Error).message });
+    } finally {
+      if (key) key.sending = false;
+    }
+  };
+  await Promise.all(
+    Array.from({ length: SENDERS }, async () => {
+      while (Date.now() < until) {
+        await pace();
+        await sendOne();
+      }
+    }),
+  );
+  return sent;
+}
+
+// ---- the run counter, sampled: a lower bound of when each run was claimed ----
+
+/**
+ * Fences come from INCR {p}:runs at claim time, so a run whose fence is above a sampled value
+ * was claimed after that sample's GET was sent: the sample's time is a lower bound of its claim.
+ */
+function sampleRunCounter(): { stop(): Promise<void>; claimedAfter(fence: number): number } {
+  const at: number[] = [];
+  const value: number[] = [];
+  const sampler = new Redis(queueRedis.url);
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const t = Date.now();
+      value.push(Number((await sampler.get(keysFor(prefix).runs)) ?? 0));
+      at.push(t);
+      await sleep(5);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      sampler.disconnect();
+    },
+    claimedAfter(fence) {
+      let lo = -1;
+      for (let hi = value.length - 1; lo < hi; ) {
+        const mid = Math.ceil((lo + hi + 1) / 2);
+        if (value[mid] < fence) lo = mid;
+        else hi = mid - 1;
+      }
+      return lo < 0 ? -Infinity : at[lo];
+    },
+  };
+}
+
+// ---- drain ----
+
+async function leftovers(): Promise<Record<string, number>> {
+  const k = keysFor(prefix);
+  const [l1e, l1l, l1d, l2e, l2l, l2d, delayed, running] = (await queue
+    .pipeline()
+    .llen(k.queue(1, 'execute')).hlen(k.queue(1, 'last')).llen(k.queue(1, 'discard'))
+    .llen(k.queue(2, 'execute')).hlen(k.queue(2, 'last')).llen(k.queue(2, 'discard'))
+    .zcard(k.delayed).hlen(k.running)
+    .exec())!.map(([, n]) => Number(n));
+  let held = 0;
+  for (const name of await queue.keys(`${k.tag}:worker:*`)) if (!name.endsWith(':inbox')) held += await queue.hlen(name);
+  return { 'L1:execute': l1e, 'L1:last': l1l, 'L1:discard': l1d, 'L2:execute': l2e, 'L2:last': l2l, 'L2:discard': l2d, delayed, held, running };
+}
+
+const isDrained = (left: Record<string, number>): boolean => Object.entries(left).every(([name, n]) => name === 'running' || n === 0);
+
+// ---- reading the records ----
+
+async function readRuns(): Promise<Run[]> {
+  const byFence = new Map<number, Run>();
+  for (const line of await records.lrange(recordKey, 0, -1)) {
+    const entry = JSON.parse(line) as Run & { phase: 'start' | 'end' };
+    const run = byFence.get(entry.fence) ?? { ...entry, end: null, aborted: null };
+    if (entry.phase === 'end') Object.assign(run, { end: entry.end, aborted: entry.aborted });
+    byFence.set(entry.fence, run);
+  }
+  return [...byFence.values()];
+}
+
+// ---- analysis ----
+
+const freezeMs = (f: Freeze): number => f.contAt - f.stopAt;
+const killedAt = (pid: number): number | undefined => kills.find((k) => k.pid === pid)?.killAt;
+/** Where a run ended: its 'end' entry, else the death of its process (a SIGKILL), else never. */
+const endOf = (run: Run): number => run.end ?? killedAt(run.pid) ?? Infinity;
+
+/** A freeze longer than the lease of the run's process while the run was on. */
+function frozenPastLease(run: Run): Freeze | undefined {
+  return freezes.find((f) => f.pid === run.pid && freezeMs(f) > LEASE_MS && run.start <= f.contAt && endOf(run) >= f.stopAt);
+}
+
+function byKey(runs: Run[]): Map<string, Run[]> {
+  const map = new Map<string, Run[]>();
+  for (const run of runs) {
+    if (run.key === null) continue;
+    const name = `L${run.level}:${run.key}`;
+    map.set(name, [...(map.get(name) ?? []), run]);
+  }
+  for (const list of map.values()) list.sort((a, b) => a.start - b.start);
+  return map;
+}
+
+function lostMessages(sent: Sent[], runs: Run[]): string[] {
+  const completed = runs.filter((r) => r.end !== null);
+  const seqsDone = new Set(completed.map((r) => r.seq));
+  const versionsDone = new Set(completed.map((r) => `L${r.level}:${r.key}#${r.version}`));
+  const lost = sent.filter((s) => s.policy === 'execute' && s.status === 201 && !seqsDone.has(s.seq)).map((s) => `execute seq ${s.seq} (L${s.level})`);
+  const newest = new Map<string, number>();
+  for (const s of sent) if (s.policy === 'last' && s.status === 201) newest.set(`L${s.level}:${s.key}`, Math.max(newest.get(`L${s.level}:${s.key}`) ?? 0, s.version!));
+  for (const [key, version] of newest) if (!versionsDone.has(`${key}#${version}`)) lost.push(`${key} newest accepted version ${version} never completed`);
+  return lost;
+}
+
+interface LateStart {
+  run: Run;
+  newer: Sent;
+  /** The run was claimed after this time (sampled run counter). */
+  claimedAfter: number;
+}
+
+/** Runs that started after a newer message of their key had been accepted. */
+function lateStarts(sent: Sent[], runs: Run[], claimedAfter: (fence: number) => number): LateStart[] {
+  const accepted = new Map<string, Sent[]>();
+  for (const s of sent) if (s.policy === 'last' && s.status === 201) accepted.set(`L${s.level}:${s.key}`, [...(accepted.get(`L${s.level}:${s.key}`) ?? []), s]);
+  const late: LateStart[] = [];
+  for (const run of runs) {
+    if (run.key === null) continue;
+    const newer = (accepted.get(`L${run.level}:${run.key}`) ?? []).find((s) => s.version! > run.version! && s.answeredAt < run.start);
+    if (newer) late.push({ run, newer, claimedAfter: claimedAfter(run.fence) });
+  }
+  return late;
+}
+
+interface Overlap {
+  key: string;
+  a: Run;
+  b: Run;
+  frozen: Freeze | undefined;
+}
+
+function overlaps(keyed: Map<string, Run[]>): Overlap[] {
+  const found: Overlap[] = [];
+  for (const [key, list] of keyed) {
+    for (let i = 0; i < list.length; i++) {
+      for (let j = i + 1; j < list.length && list[j].start < endOf(list[i]); j++) {
+        found.push({ key, a: list[i], b: list[j], frozen: frozenPastLease(list[i]) ?? frozenPastLease(list[j]) });
+      }
+    }
+  }
+  return found;
+}
+
+/** Pairs of runs of one key that did not overlap where the later one has the smaller fence. */
+function fenceInversions(keyed: Map<string, Run[]>): Array<{ key: string; earlier: Run; later: Run }> {
+  const found: Array<{ key: string; earlier: Run; later: Run }> = [];
+  for (const [key, list] of keyed) {
+    for (let i = 0; i < list.length; i++) {
+      for (let j = i + 1; j < list.length; j++) {
+        if (list[j].start >= endOf(list[i]) && list[j].fence <= list[i].fence) found.push({ key, earlier: list[i], later: list[j] });
+      }
+    }
+  }
+  return found;
+}
+
+interface WorkerEvent {
+  pid: number;
+  event: string;
+  at: number;
+  line: Record<string, unknown>;
+}
+
+function workerEvents(): WorkerEvent[] {
+  return everyWorker.flatMap((w) =>
+    logLines(w.output())
+      .filter((l) => l.level !== 'info')
+      .map((l) => ({ pid: w.child.pid!, event: String(l.event), at: Date.parse(String(l.time)), line: l })),
+  );
+}
+
+/** For each freeze: when (after SIGCONT) its process logged lease_lost, if it did. */
+function leaseLossAfter(freeze: Freeze, events: WorkerEvent[]): number | undefined {
+  const next = freezes.filter((f) => f.pid === freeze.pid && f.stopAt > freeze.stopAt).map((f) => f.stopAt);
+  const until = Math.min(freeze.contAt + 3000, ...next);
+  const lost = events.find((e) => e.pid === freeze.pid && e.event === 'lease_lost' && e.at >= freeze.stopAt && e.at <= until);
+  return lost && lost.at - freeze.contAt;
+}
+
+// ---- reporting ----
+
+let t0 = 0;
+const t = (ms: number | null): string => (ms === null ? '—' : ms === Infinity ? '∞' : `${((ms - t0) / 1000).toFixed(3)}s`);
+const describeRun = (r: Run): string =>
+  `${r.id} v${r.version ?? '-'} attempt ${r.attempt} fence ${r.fence} pid ${r.pid} [${t(r.start)} – ${t(r.end ?? (killedAt(r.pid) ?? null))}${r.end === null ? ' (no end)' : ''}] aborted=${r.aborted}`;
+
+function chaosAround(from: number, to: number): string {
+  const lines = [
+    ...freezes.filter((f) => f.contAt >= from - 6000 && f.stopAt <= to + 1000).map((f) => `SIGSTOP pid ${f.pid} ${t(f.stopAt)} → SIGCONT ${t(f.contAt)} (${freezeMs(f)} ms, ${f.kind})`),
+    ...kills.filter((k) => k.killAt >= from - 6000 && k.killAt <= to + 1000).map((k) => `SIGKILL pid ${k.pid} at ${t(k.killAt)}`),
+  ];
+  return lines.length ? lines.join('; ') : 'no chaos action near';
+}
+
+function report(line: string): void {
+  process.stdout.write(`[chaos] ${line}\n`);
+}
+
+function counters(stats: Record<string, string>, level: Level): Record<string, number> {
+  const of = (what: string): number => Number(stats[`L${level}:${what}`] ?? 0);
+  return Object.fromEntries(['queued', 'replaced', 'refused', 'done', 'superseded', 'dead', 'recovered', 'retried', 'dropped'].map((w) => [w, of(w)]));
+}
+
+test('a minute of SIGSTOP and SIGKILL under last/execute traffic: nothing lost, no older message started late, overlaps only from a frozen process, fences grow, counters balance', async () => {
+  gateway = await startGateway(
+    parseConfig('gateway', ['--app', APP, '--redis', queueRedis.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1']),
+    await loadApp(APP),
+  );
+  const address = `127.0.0.1:${gateway.port}`;
+  await Promise.all(Array.from({ length: WORKERS }, () => addWorker()));
+
+  const sampler = sampleRunCounter();
+  t0 = Date.now();
+  const until = t0 + CHAOS_MS;
+  const [sent] = await Promise.all([traffic(address, until), chaos(until)]);
+  const chaosSeconds = (Date.now() - t0) / 1000;
+  for (const w of live.values()) w.kill('SIGCONT'); // nothing should be stopped now; cheap insurance
+
+  const drainStart = Date.now();
+  let left = await leftovers();
+  const drained = await waitFor(async () => isDrained((left = await leftovers())), DRAIN_MS, 250);
+  const drainSeconds = (Date.now() - drainStart) / 1000;
+  await sleep(1000); // runs abandoned by a woken process finish within 400 ms of waking
+  await sampler.stop();
+  expect({ drained, left }).toEqual({ drained: true, left: expect.objectContaining({ running: 0 }) });
+
+  const runs = await readRuns();
+  const stats = await queue.hgetall(keysFor(prefix).stats);
+  const events = workerEvents();
+
+  // (a) nothing accepted is lost
+  const lost = lostMessages(sent, runs);
+  // (b) no run started after a newer message of its key was accepted
+  const late = lateStarts(sent, runs, sampler.claimedAfter);
+  // (c) two runs of one key at once only while one of them sat in a process frozen past its lease
+  const keyed = byKey(runs);
+  const overlapping = overlaps(keyed);
+  const allowed = overlapping.filter((o) => o.frozen);
+  const forbidden = overlapping.filter((o) => !o.frozen);
+  // (d) of two runs of a key one after the other, the later has the larger fence
+  const inversions = fenceInversions(keyed);
+  // (e) every queued message ends once: done, superseded or dead; the counters match the answers
+  const answered = (level: Level, state: string): number => sent.filter((s) => s.status === 201 && s.level === level && s.state === state).length;
+  const balance = ([1, 2] as const).map((level) => {
+    const c = counters(stats, level);
+    return { level, ended: c.done + c.superseded + c.dead, queued: c.queued, replaced: c.replaced, answeredQueued: answered(level, 'queued'), answeredReplaced: answered(level, 'replaced') };
+  });
+
+  // The figures.
+  const started = runs.length;
+  const completed = runs.filter((r) => r.end !== null);
+  const runsPerId = new Map<string, number>();
+  for (const r of runs) runsPerId.set(r.id, (runsPerId.get(r.id) ?? 0) + 1);
+  const duplicates = [...runsPerId.values()].filter((n) => n > 1).length;
+  const accepted = sent.filter((s) => s.status === 201);
+  const longFreezes = freezes.filter((f) => freezeMs(f) > LEASE_MS);
+  const shortFreezes = freezes.filter((f) => freezeMs(f) <= LEASE_MS);
+  const lossLags = longFreezes.map((f) => leaseLossAfter(f, events));
+  const shortLosses = shortFreezes.filter((f) => leaseLossAfter(f, events) !== undefined);
+  const eventCounts: Record<string, number> = {};
+  for (const e of events) eventCounts[e.event] = (eventCounts[e.event] ?? 0) + 1;
+  const recoveredJobs = events.filter((e) => e.event === 'jobs_recovered').reduce((n, e) => n + Number(e.line.jobs ?? 0), 0);
+  report(
+    `${chaosSeconds.toFixed(1)} s of chaos, drained in ${drainSeconds.toFixed(1)} s; ` +
+      `messages sent ${sent.length}, accepted ${accepted.length} (replaced ${accepted.filter((s) => s.state === 'replaced').length}), refused ${sent.filter((s) => s.status === 409).length}, failed ${sent.filter((s) => s.status !== 201 && s.status !== 409).length}; ` +
+      `runs ${started} (completed ${completed.length}, cut by SIGKILL ${started - completed.length}), ids run more than once ${duplicates}; ` +
+      `SIGSTOP short ${shortFreezes.length} / long ${longFreezes.length}, SIGKILL ${kills.length}; ` +
+      `overlaps allowed (frozen past lease) ${allowed.length}; violations: lost ${lost.length}, late start ${late.length}, overlap ${forbidden.length}, fence ${inversions.length}; ` +
+      `counters ${balance.map((b) => `L${b.level} queued ${b.queued} replaced ${b.replaced} done+superseded+dead ${b.ended}`).join(', ')} ` +
+      `${JSON.stringify({ L1: counters(stats, 1), L2: counters(stats, 2) })}`,
+  );
+  report(
+    `worker log events (warn and above) ${JSON.stringify(eventCounts)}; jobs recovered ${recoveredJobs}; ` +
+      `lease_lost after a long freeze: ${lossLags.filter((l) => l !== undefined).length}/${longFreezes.length}, ms after SIGCONT ${JSON.stringify(lossLags)}; ` +
+      `short freezes that lost the lease: ${shortLosses.map((f) => `${freezeMs(f)} ms`).join(', ') || 'none'}; ` +
+      `aborted flag on allowed overlaps ${allowed.filter((o) => (o.frozen!.pid === o.a.pid ? o.a : o.b).aborted).length}/${allowed.length}`,
+  );
+
+  const explain = {
+    lost: lost.slice(0, 20),
+    late: late.slice(0, 20).map((l) => `L${l.run.level}:${l.run.key}: ${describeRun(l.run)} started after v${l.newer.version} was accepted (answer at ${t(l.newer.answeredAt)}); claimed after ${t(l.claimedAfter)}; ${chaosAround(l.newer.answeredAt, l.run.start)}`),
+    overlaps: forbidden.slice(0, 20).map((o) => `${o.key}: ${describeRun(o.a)} overlaps ${describeRun(o.b)}; ${chaosAround(o.a.start, Math.min(endOf(o.a), endOf(o.b)))}`),
+    fences: inversions.slice(0, 20).map((f) => `${f.key}: ${describeRun(f.earlier)} then ${describeRun(f.later)}`),
+  };
+  expect(explain).toEqual({ lost: [], late: [], overlaps: [], fences: [] });
+  expect(sent.filter((s) => s.status !== 201 && s.status !== 409)).toEqual([]);
+  expect(sent.filter((s) => s.status === 409).every((s) => s.level === 2)).toBe(true);
+  for (const b of balance) expect({ level: b.level, ended: b.ended, replaced: b.replaced }).toEqual({ level: b.level, ended: b.queued, replaced: b.answeredReplaced });
+  for (const b of balance) expect({ level: b.level, queued: b.queued }).toEqual({ level: b.level, queued: b.answeredQueued });
+  // A woken process learns at once that its lease is gone.
+  expect(lossLags.every((lag) => lag !== undefined && lag < 1000)).toBe(true);
+  // The chaos really happened.
+  expect({ short: shortFreezes.length > 0, long: longFreezes.length > 0, kills: kills.length > 0 }).toEqual({ short: true, long: true, kills: true });
+}, 200_000);
