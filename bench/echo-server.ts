@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
 const definition = protoLoader.loadSync(path.join(__dirname, '..', '..', 'proto', 'rpc.proto'));
-const rpc = (grpc.loadPackageDefinition(definition) as any).rpc;
+const rpc = (grpc.loadPackageDefinition(definition) as unknown as { rpc: { RPCServer: grpc.ServiceClientConstructor } }).rpc;
 const server = new grpc.Server();
 server.addService(rpc.RPCServer.service, {
   handel: (call: grpc.ServerUnaryCall<{ params: string }, unknown>, callback: grpc.sendUnaryData<{ content: string }>) => {

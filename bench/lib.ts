@@ -31,7 +31,9 @@ export async function startNode(args: string[], readyWord: string, env: NodeJS.P
       const line = out.split('\n').find((l) => l.includes(readyWord));
       if (line) {
         clearTimeout(timer);
-        resolve(Object.fromEntries([...line.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]])));
+        // Switchyard logs JSON lines; the other systems' helpers print "word=value" lines.
+        if (line.startsWith('{')) resolve(Object.fromEntries(Object.entries(JSON.parse(line) as Record<string, unknown>).map(([k, v]) => [k, String(v)])));
+        else resolve(Object.fromEntries([...line.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]])));
       }
     });
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}:\n${out}`)));

@@ -1,4 +1,4 @@
-// The typed client: call() for sync calls, send() for async ones, both speaking SPEC section 1.
+// The typed client: call() for sync calls, send() for async ones, both speaking the wire protocol of docs/protocol.md.
 import * as grpc from '@grpc/grpc-js';
 import { rpcServiceDefinition, type Input, type Output } from '../shared/call/wire';
 
@@ -34,7 +34,7 @@ export interface Answer<T = unknown> {
   raw: string;
 }
 
-export interface QueuedAnswer extends Answer<{ id?: string; state?: string; message?: string } | string> {}
+export type QueuedAnswer = Answer<{ id?: string; state?: string; message?: string } | string>;
 
 type RawClient = grpc.Client & {
   handel(input: Input, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, output?: Output) => void): grpc.ClientUnaryCall;

@@ -8,7 +8,7 @@ import { RunAbort } from '../shared/call/run-abort';
 import { parseParams, type CallRequest, type ParamsLimits } from '../shared/call/params';
 import { type Input, type Output } from '../shared/call/wire';
 
-/** Puts an async call into the queues; answers 201/409/503 as SPEC section 1 says. */
+/** Puts an async call into the queues; answers 201/409/503 (docs/protocol.md, section 3). */
 export interface Enqueuer {
   enqueue(request: CallRequest): Promise<Reply>;
 }

@@ -1,5 +1,6 @@
 // Loads the user's module and recognises what it exports by shape, never by instanceof:
 // the module may bring its own copy of koa or @koa/router.
+/* eslint-disable @typescript-eslint/no-explicit-any -- Koa contexts come from the user's own copy of koa, handled by shape */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Koa from 'koa';
@@ -66,13 +67,15 @@ export async function loadApp(modulePath: string): Promise<LoadedApp> {
   const resolved = path.resolve(modulePath);
   let mod: any;
   try {
+    // The user's module, found at run time: require() loads CommonJS, import() below the rest.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     mod = require(resolved);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ERR_REQUIRE_ESM' || code === 'ERR_REQUIRE_ASYNC_MODULE') {
       mod = await (new Function('u', 'return import(u)') as (u: string) => Promise<unknown>)(pathToFileURL(resolved).href);
     } else if (code === 'MODULE_NOT_FOUND' && (err as Error).message.startsWith(`Cannot find module '${resolved}'`)) {
-      throw new Error(`--app: cannot find ${resolved}`);
+      throw new Error(`--app: cannot find ${resolved}`, { cause: err });
     } else {
       throw err;
     }

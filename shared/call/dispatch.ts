@@ -1,6 +1,7 @@
 // Runs one call through the user's Koa app in-process: the app's own createContext on a
 // socket-less request/response pair, then its composed middleware. No HTTP parsing, no
 // fake socket: Koa's request/response getters only read the few fields set here.
+/* eslint-disable @typescript-eslint/no-explicit-any -- Koa contexts come from the user's own copy of koa, handled by shape */
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';

@@ -1,5 +1,5 @@
 // Every Redis key of one deployment, in one place. All share the hash tag {prefix}, so one
-// deployment lives in one Cluster slot. SPEC section 4 pins the public ones.
+// deployment lives in one Cluster slot. docs/protocol.md (section 6) documents them all.
 import type { Level, Policy } from '../call/params';
 
 export interface Keys {

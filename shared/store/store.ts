@@ -3,7 +3,7 @@
 import type Redis from 'ioredis';
 import type { CallRequest, Level } from '../call/params';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
-import { decodeJob, encodeJob, newJobId, type Job } from './job';
+import { encodeJob, newJobId, type Job } from './job';
 import { keysFor, type Keys } from './keys';
 import { defineScripts, runScript } from './scripts';
 

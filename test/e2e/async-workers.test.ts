@@ -1,4 +1,4 @@
-// SPEC section 3 end to end: a real gateway over gRPC, real worker processes (spawned and
+// The async semantics (docs/protocol.md, section 5) end to end: a real gateway over gRPC, real worker processes (spawned and
 // killed), a real Redis. The recording app appends every run to a Redis list we read back.
 import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';

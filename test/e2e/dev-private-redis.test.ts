@@ -1,5 +1,5 @@
 // `switchyard dev` with no --redis and nothing answering at the default URL starts a private
-// redis-server, says so, serves async calls through it and stops it on exit (SPEC section 6).
+// redis-server, says so, serves async calls through it and stops it on exit (docs/protocol.md, section 7).
 // The default URL (127.0.0.1:6379) answers on this machine, so the check runs in a new network
 // namespace (`unshare -n`, root), where loopback has nothing listening.
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -15,7 +15,9 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 let gateway: Gateway;
-let client: grpc.Client & { handel: Function };
+let client: grpc.Client & {
+  handel(input: { params: Buffer }, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (err: Error | null, output?: { content: string }) => void): void;
+};
 
 /** Sends raw bytes as the params field (may be invalid UTF-8). */
 function sendBytes(params: Buffer): Promise<{ status_code: string; data: unknown }> {
@@ -153,7 +155,7 @@ test('10,000+ generated params and byte strings: well-formed Outputs, 400 for th
 
   // Prototype pollution reached nothing.
   expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-  expect(Object.prototype.hasOwnProperty('polluted')).toBe(false);
+  expect(Object.hasOwn(Object.prototype, 'polluted')).toBe(false);
 
   // A valid call still works after all that.
   const ok = await sendText('{"url":"/echo/7?a=1","method":"PUT","content":{"b":2}}');

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { startGateway, type RunningPart } from '../../cli/gateway';
+import { startGateway } from '../../cli/gateway';
 import { call, closeClients, send } from '../../client';
 import { loadApp } from '../../shared/call/app';
 import { parseConfig } from '../../shared/ops/config';

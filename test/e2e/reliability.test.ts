@@ -1,4 +1,4 @@
-// Faults for real (SPEC section 3, Delivery and Shutdown): retries and dead letters, workers
+// Faults for real (delivery and shutdown, docs/protocol.md section 5): retries and dead letters, workers
 // killed with SIGKILL or stopped with SIGTERM in the middle of 1,000 jobs, a gateway drained
 // on SIGTERM, and Redis stopped and restarted under load. Runs are recorded in a second Redis
 // that no test stops, so a record is never lost with the queue's Redis.

@@ -1,4 +1,4 @@
-// Every sync row of SPEC section 1's status table, through a real gRPC client over loopback.
+// Every sync row of the status table (docs/protocol.md, section 3), through a real gRPC client over loopback.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -174,7 +174,7 @@ describe('the service', () => {
         responseDeserialize: (b: Buffer) => decodeStringField1(b),
       },
     }, 'RPCServer');
-    const client = new Client(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { handle: Function };
+    const client = new Client(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { handle: (input: { params: string }, callback: (err: Error | null, out: string) => void) => void };
     const content = await new Promise<string>((resolve, reject) =>
       client.handle({ params: '{"url":"/users/9","method":"GET"}' }, (err: Error | null, out: string) => (err ? reject(err) : resolve(out))));
     client.close();
@@ -183,7 +183,7 @@ describe('the service', () => {
 
   test('grpc.health.v1.Health answers SERVING for the server and for rpc.RPCServer', async () => {
     const definition = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String });
-    const health = (grpc.loadPackageDefinition(definition) as any).grpc.health.v1;
+    const health = (grpc.loadPackageDefinition(definition) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }).grpc.health.v1;
     const client = new health.Health(address, grpc.credentials.createInsecure());
     for (const service of ['', 'rpc.RPCServer']) {
       const answer = await new Promise<{ status: string }>((resolve, reject) => client.Check({ service }, (err: Error | null, out: { status: string }) => (err ? reject(err) : resolve(out))));

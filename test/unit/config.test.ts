@@ -1,4 +1,4 @@
-// Flags, SWITCHYARD_* variables, derived defaults, and one-line errors (SPEC section 5).
+// Flags, SWITCHYARD_* variables, derived defaults, and one-line errors (docs/protocol.md, section 7).
 import { ConfigError, FLAGS, helpText, parseConfig, parseDuration, parseSize } from '../../shared/ops/config';
 
 const APP = ['--app', 'x.js'];
