@@ -17,7 +17,14 @@ type WakePath = System | 'switchyard-store';
 const SYSTEMS: System[] = ['switchyard', 'bullmq', 'bee-queue'];
 
 const PAYLOAD = { url: '/noop', method: 'POST', headers: { 'content-type': 'application/json' }, body: { a: 1 } };
-const ASYNC_PARAMS = JSON.stringify({ url: PAYLOAD.url, method: PAYLOAD.method, headers: PAYLOAD.headers, content: PAYLOAD.body, reply: false, queue_detail: { level: 1, limit_policy: 'execute' } });
+const ASYNC_PARAMS = JSON.stringify({
+  url: PAYLOAD.url,
+  method: PAYLOAD.method,
+  headers: PAYLOAD.headers,
+  content: PAYLOAD.body,
+  reply: false,
+  queue_detail: { level: 1, limit_policy: 'execute' },
+});
 const SYNC_PARAMS = '{"url":"/noop","method":"GET"}';
 
 export interface AsyncResults {
@@ -61,7 +68,11 @@ function waitingKey(system: System, name: string): string {
 
 async function startWorker(system: System, name: string, url: string, app = 'dist/examples/demo-app.js'): Promise<Child> {
   if (system === 'switchyard') {
-    return startNode(['bin/switchyard.js', 'worker', '--app', app, '--redis', url, '--prefix', name, '--admin-port', '0', '--concurrency', '50'], 'worker ready', { BENCH_RECORD_URL: url });
+    return startNode(
+      ['bin/switchyard.js', 'worker', '--app', app, '--redis', url, '--prefix', name, '--admin-port', '0', '--concurrency', '50'],
+      'worker ready',
+      { BENCH_RECORD_URL: url },
+    );
   }
   return startNode(['dist/bench/other-worker.js', system === 'bullmq' ? 'bullmq' : 'bee', name, url], 'worker ready');
 }
@@ -109,9 +120,34 @@ async function wakeLatency(path: WakePath, url: string, redis: Redis, samples: n
   if (path === 'switchyard-store') {
     const store = new Store(redis, name);
     const limits = { capacity: 1e9, discardThreshold: 1e9 };
-    enqueue = (sentAt) => store.enqueue(parseParams(JSON.stringify({ url: '/wake', method: 'POST', reply: false, content: { sentAt }, queue_detail: { level: 1, limit_policy: 'execute' } }), { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 }), limits);
+    enqueue = (sentAt) =>
+      store.enqueue(
+        parseParams(JSON.stringify({ url: '/wake', method: 'POST', reply: false, content: { sentAt }, queue_detail: { level: 1, limit_policy: 'execute' } }), {
+          maxParamsBytes: 1 << 20,
+          maxBodyBytes: 1 << 20,
+        }),
+        limits,
+      );
   } else if (system === 'switchyard') {
-    gateway = await startNode(['bin/switchyard.js', 'gateway', '--app', 'dist/bench/bench-app.js', '--redis', url, '--prefix', name, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1'], 'gateway ready');
+    gateway = await startNode(
+      [
+        'bin/switchyard.js',
+        'gateway',
+        '--app',
+        'dist/bench/bench-app.js',
+        '--redis',
+        url,
+        '--prefix',
+        name,
+        '--port',
+        '0',
+        '--admin-port',
+        '0',
+        '--host',
+        '127.0.0.1',
+      ],
+      'gateway ready',
+    );
     const address = `127.0.0.1:${gateway.fields.port}`;
     enqueue = (sentAt) => send('/wake', { address, level: 1, content: { sentAt } });
   } else if (system === 'bullmq') {
@@ -150,7 +186,9 @@ export async function benchWake(url: string, redis: Redis, options: { rounds: nu
     for (const path of paths) {
       const values = await wakeLatency(path, url, redis, options.samples);
       pooled.get(path)!.push(...values);
-      process.stderr.write(`wake-up round ${round + 1} ${path}: p50 ${percentile(values, 50).toFixed(2)} ms, p99 ${percentile(values, 99).toFixed(2)} ms (${values.length} samples)\n`);
+      process.stderr.write(
+        `wake-up round ${round + 1} ${path}: p50 ${percentile(values, 50).toFixed(2)} ms, p99 ${percentile(values, 99).toFixed(2)} ms (${values.length} samples)\n`,
+      );
     }
   }
   const wake = {} as AsyncResults['wake'];
@@ -177,11 +215,31 @@ export async function benchAsync(options: { rounds: number; jobs: number }): Pro
         results.drain[system].one.push(one.rate);
         results.drain[system].two.push(two.rate);
         results.bytesPerJob[system].push(one.bytes, two.bytes);
-        process.stderr.write(`async round ${round + 1}: ${system} drain 1 worker ${Math.round(one.rate)}/s, 2 workers ${Math.round(two.rate)}/s, ${one.bytes.toFixed(0)} B/job\n`);
+        process.stderr.write(
+          `async round ${round + 1}: ${system} drain 1 worker ${Math.round(one.rate)}/s, 2 workers ${Math.round(two.rate)}/s, ${one.bytes.toFixed(0)} B/job\n`,
+        );
       }
     }
     results.wake = await benchWake(server.url, redis, { rounds: options.rounds, samples: 300 });
-    const gateway = await startNode(['bin/switchyard.js', 'gateway', '--app', 'dist/examples/demo-app.js', '--redis', server.url, '--prefix', 'enqueue', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1'], 'gateway ready');
+    const gateway = await startNode(
+      [
+        'bin/switchyard.js',
+        'gateway',
+        '--app',
+        'dist/examples/demo-app.js',
+        '--redis',
+        server.url,
+        '--prefix',
+        'enqueue',
+        '--port',
+        '0',
+        '--admin-port',
+        '0',
+        '--host',
+        '127.0.0.1',
+      ],
+      'gateway ready',
+    );
     const port = Number(gateway.fields.port);
     const load = { clients: 4, streams: 16, requests: 100_000 };
     h2load(port, ASYNC_PARAMS, { ...load, requests: 20_000 });
@@ -211,7 +269,9 @@ export function wakeTable(wake: AsyncResults['wake']): string {
 
 export function asyncTable(r: AsyncResults): string {
   const m = (xs: number[]): number => Math.round(median(xs));
-  const drainRows = SYSTEMS.map((s) => `| ${s} | ${m(r.drain[s].one)} | ${m(r.drain[s].two)} | ${m(r.bytesPerJob[s])} | ${r.wake[s].p50.toFixed(2)} | ${r.wake[s].p99.toFixed(2)} |`);
+  const drainRows = SYSTEMS.map(
+    (s) => `| ${s} | ${m(r.drain[s].one)} | ${m(r.drain[s].two)} | ${m(r.bytesPerJob[s])} | ${r.wake[s].p50.toFixed(2)} | ${r.wake[s].p99.toFixed(2)} |`,
+  );
   const store = r.wake['switchyard-store'];
   const sy = r.drain.switchyard;
   const ratio = (a: number[], b: number[]): string => (median(a) / median(b)).toFixed(2);

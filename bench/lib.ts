@@ -79,7 +79,10 @@ export function grpcRequestBody(params: string): Buffer {
   const body = Buffer.from(params, 'utf8');
   const len: number[] = [];
   for (let n = body.length; ; n >>>= 7) {
-    if (n <= 0x7f) { len.push(n); break; }
+    if (n <= 0x7f) {
+      len.push(n);
+      break;
+    }
     len.push((n & 0x7f) | 0x80);
   }
   const message = Buffer.concat([Buffer.from([0x0a, ...len]), body]);
@@ -112,14 +115,34 @@ export function h2load(port: number, params: string, opts: { requests: number; c
     const bodyFile = path.join(dir, 'body');
     const logFile = path.join(dir, 'log');
     writeFileSync(bodyFile, grpcRequestBody(params));
-    const out = execFileSync('h2load', [
-      '-n', String(opts.requests), '-c', String(opts.clients), '-m', String(opts.streams), '-t', '1',
-      '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `--log-file=${logFile}`,
-      `http://127.0.0.1:${port}/rpc.RPCServer/handel`,
-    ], { encoding: 'utf8', maxBuffer: 16 << 20 });
+    const out = execFileSync(
+      'h2load',
+      [
+        '-n',
+        String(opts.requests),
+        '-c',
+        String(opts.clients),
+        '-m',
+        String(opts.streams),
+        '-t',
+        '1',
+        '-d',
+        bodyFile,
+        '-H',
+        'content-type: application/grpc',
+        '-H',
+        'te: trailers',
+        `--log-file=${logFile}`,
+        `http://127.0.0.1:${port}/rpc.RPCServer/handel`,
+      ],
+      { encoding: 'utf8', maxBuffer: 16 << 20 },
+    );
     const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1]);
     const failed = Number(/requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed/.exec(out)?.[1] ?? NaN);
-    const durations = readFileSync(logFile, 'utf8').trim().split('\n').map((line) => Number(line.split('\t')[2]) / 1000);
+    const durations = readFileSync(logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => Number(line.split('\t')[2]) / 1000);
     return { rps, p50ms: percentile(durations, 50), p99ms: percentile(durations, 99), failed };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -24,8 +24,14 @@ async function httpLoad(port: number, connections: number, seconds: number): Pro
 
 export async function benchSync(options: { rounds: number; requests: number; inFlight: number }): Promise<SyncResults> {
   const redis = await startRedisServer();
-  const gateway = await startNode(['bin/switchyard.js', 'gateway', '--app', 'dist/examples/demo-app.js', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--redis', redis.url], 'gateway ready');
-  const minimal = await startNode(['bin/switchyard.js', 'gateway', '--app', 'dist/bench/minimal-app.js', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--redis', redis.url], 'gateway ready');
+  const gateway = await startNode(
+    ['bin/switchyard.js', 'gateway', '--app', 'dist/examples/demo-app.js', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--redis', redis.url],
+    'gateway ready',
+  );
+  const minimal = await startNode(
+    ['bin/switchyard.js', 'gateway', '--app', 'dist/bench/minimal-app.js', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--redis', redis.url],
+    'gateway ready',
+  );
   const echo = await startNode(['dist/bench/echo-server.js'], 'echo ready');
   const koa = await startNode(['dist/bench/koa-http-server.js'], 'koa ready');
   try {
@@ -37,7 +43,10 @@ export async function benchSync(options: { rounds: number; requests: number; inF
     const echoPort = Number(echo.fields.port);
     // One channel multiplexing 64 calls (how a grpc-js client talks), and 4 × 16.
     const results: SyncResults = {
-      layouts: [{ clients: 1, streams: options.inFlight, gateway: [], echo: [] }, { clients: 4, streams: options.inFlight / 4, gateway: [], echo: [] }],
+      layouts: [
+        { clients: 1, streams: options.inFlight, gateway: [], echo: [] },
+        { clients: 4, streams: options.inFlight / 4, gateway: [], echo: [] },
+      ],
       minimal: [],
       http: [],
       inFlight: options.inFlight,
@@ -58,7 +67,9 @@ export async function benchSync(options: { rounds: number; requests: number; inF
         if (round % 2 === 1) layout.echo.push(h2load(echoPort, PARAMS, load));
         layout.gateway.push(h2load(gatewayPort, PARAMS, load));
         if (round % 2 === 0) layout.echo.push(h2load(echoPort, PARAMS, load));
-        process.stderr.write(`sync round ${round + 1}, ${layout.clients}×${layout.streams}: gateway ${Math.round(layout.gateway[round].rps)}/s, echo ${Math.round(layout.echo[round].rps)}/s\n`);
+        process.stderr.write(
+          `sync round ${round + 1}, ${layout.clients}×${layout.streams}: gateway ${Math.round(layout.gateway[round].rps)}/s, echo ${Math.round(layout.echo[round].rps)}/s\n`,
+        );
         if (layout.clients === 1) {
           results.minimal.push(h2load(minimalPort, PARAMS, load));
           process.stderr.write(`sync round ${round + 1}: gateway with the one-middleware app ${Math.round(results.minimal[round].rps)}/s\n`);
@@ -87,9 +98,13 @@ export function syncTable(r: SyncResults): string {
   lines.push(row(`(c) Koa over HTTP/1.1 keep-alive — autocannon ${r.inFlight} connections`, r.http));
   lines.push('');
   for (const l of r.layouts) {
-    lines.push(`${l.clients} × ${l.streams}: gateway / bare echo = **${(rps(l.gateway) / rps(l.echo)).toFixed(3)}** (target ≥ 0.90); gateway / HTTP keep-alive = **${(rps(l.gateway) / rps(r.http)).toFixed(2)}**`);
+    lines.push(
+      `${l.clients} × ${l.streams}: gateway / bare echo = **${(rps(l.gateway) / rps(l.echo)).toFixed(3)}** (target ≥ 0.90); gateway / HTTP keep-alive = **${(rps(l.gateway) / rps(r.http)).toFixed(2)}**`,
+    );
   }
   const one = r.layouts.find((l) => l.clients === 1)!;
-  lines.push(`1 × ${one.streams}: gateway with the one-middleware app / bare echo = **${(rps(r.minimal) / rps(one.echo)).toFixed(3)}** — the gateway's own cost without the demo app's routing`);
+  lines.push(
+    `1 × ${one.streams}: gateway with the one-middleware app / bare echo = **${(rps(r.minimal) / rps(one.echo)).toFixed(3)}** — the gateway's own cost without the demo app's routing`,
+  );
   return lines.join('\n');
 }

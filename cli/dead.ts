@@ -29,7 +29,9 @@ export async function runDead(config: Config): Promise<void> {
       const outcome = await store.requeueDead(target);
       if (outcome === 'requeued') process.stdout.write(`job ${target} requeued\n`);
       else {
-        process.stderr.write(outcome === 'unknown' ? `no dead job has id ${target}\n` : `job ${target} not requeued: a newer message for its key was accepted since\n`);
+        process.stderr.write(
+          outcome === 'unknown' ? `no dead job has id ${target}\n` : `job ${target} not requeued: a newer message for its key was accepted since\n`,
+        );
         process.exitCode = 1;
       }
     } else {
@@ -43,7 +45,13 @@ export async function runDead(config: Config): Promise<void> {
 /** One line per dead job; an entry that is not of the usual form is shown as it is. */
 function describeEntry(text: string): string {
   try {
-    const e = JSON.parse(text) as { failedAt: number; attempts: number; status: string | null; error: string; job: { id: string; level: number; method: string; url: string } };
+    const e = JSON.parse(text) as {
+      failedAt: number;
+      attempts: number;
+      status: string | null;
+      error: string;
+      job: { id: string; level: number; method: string; url: string };
+    };
     return `${e.job.id}  L${e.job.level} ${e.job.method} ${e.job.url}  attempts=${e.attempts} status=${e.status ?? '-'}  ${new Date(e.failedAt).toISOString()}  ${e.error.slice(0, 120)}`;
   } catch {
     return text.slice(0, 200);

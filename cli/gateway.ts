@@ -46,7 +46,10 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
     throw isAddressInUse(err) ? portTaken('--port', config.host, config.port) : err;
   }
   if (!(await connectQuietly(redis))) {
-    log.warn({ event: 'redis_unavailable', role: 'gateway', redis: redactUrl(config.redis) }, `redis at ${redactUrl(config.redis)} is not answering; sync calls work, async calls answer 503 until it does`);
+    log.warn(
+      { event: 'redis_unavailable', role: 'gateway', redis: redactUrl(config.redis) },
+      `redis at ${redactUrl(config.redis)} is not answering; sync calls work, async calls answer 503 until it does`,
+    );
   }
   serving = true;
   return {
@@ -58,7 +61,10 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
       await gateway.stop(config.graceMs);
       if (ownAdmin) await adminServer.stop();
       redis.disconnect();
-      log.info({ event: 'shutdown', part: 'gateway', inFlight, unanswered: gateway.inFlight() }, `gateway stopped: ${inFlight} call(s) were in flight, ${gateway.inFlight()} left unanswered`);
+      log.info(
+        { event: 'shutdown', part: 'gateway', inFlight, unanswered: gateway.inFlight() },
+        `gateway stopped: ${inFlight} call(s) were in flight, ${gateway.inFlight()} left unanswered`,
+      );
     },
   };
 }
@@ -66,8 +72,14 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
 /** Per-call metrics: the recorders of each kind and status are resolved once. */
 function observeCalls(metrics: Metrics): NonNullable<RpcServiceOptions['observe']> {
   const kinds = ['sync', 'async', 'invalid'] as const;
-  const durations = Object.fromEntries(kinds.map((kind) => [kind, metrics.callSeconds.recorder({ kind })])) as Record<(typeof kinds)[number], (s: number) => void>;
-  const counters = Object.fromEntries(kinds.map((kind) => [kind, recorders((status) => metrics.calls.recorder({ kind, status }))])) as Record<(typeof kinds)[number], (status: string) => () => void>;
+  const durations = Object.fromEntries(kinds.map((kind) => [kind, metrics.callSeconds.recorder({ kind })])) as Record<
+    (typeof kinds)[number],
+    (s: number) => void
+  >;
+  const counters = Object.fromEntries(kinds.map((kind) => [kind, recorders((status) => metrics.calls.recorder({ kind, status }))])) as Record<
+    (typeof kinds)[number],
+    (status: string) => () => void
+  >;
   return (kind, status, startedAt) => {
     counters[kind](String(status))();
     durations[kind]((performance.now() - startedAt) / 1000);

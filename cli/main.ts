@@ -56,12 +56,27 @@ async function runServer(config: Config): Promise<void> {
     if (config.command !== 'worker') {
       const gateway = await startGateway(config, app, admin);
       parts.push(gateway);
-      log.info({ event: 'ready', part: 'gateway', port: gateway.port, admin: admin.port, app: config.app, redis: redactUrl(config.redis) }, `switchyard gateway ready port=${gateway.port} admin=${admin.port}`);
+      log.info(
+        { event: 'ready', part: 'gateway', port: gateway.port, admin: admin.port, app: config.app, redis: redactUrl(config.redis) },
+        `switchyard gateway ready port=${gateway.port} admin=${admin.port}`,
+      );
     }
     if (config.command !== 'gateway') {
       const worker = await startWorker(config, app, admin);
       parts.push(worker);
-      log.info({ event: 'ready', part: 'worker', id: worker.worker.id, admin: admin.port, concurrency: config.concurrency, reserve: config.reserve, weights: config.weights.join(':'), strict: config.strict }, `switchyard worker ready id=${worker.worker.id} admin=${admin.port}`);
+      log.info(
+        {
+          event: 'ready',
+          part: 'worker',
+          id: worker.worker.id,
+          admin: admin.port,
+          concurrency: config.concurrency,
+          reserve: config.reserve,
+          weights: config.weights.join(':'),
+          strict: config.strict,
+        },
+        `switchyard worker ready id=${worker.worker.id} admin=${admin.port}`,
+      );
     }
   } catch (err) {
     await admin.server.stop();

@@ -9,7 +9,9 @@ export interface StartedAdmin {
 }
 
 export function portTaken(flag: '--port' | '--admin-port', host: string, port: number): ConfigError {
-  return new ConfigError(`${flag} ${port} is already in use on ${host} (another switchyard process?): give each process its own ${flag}, or ${flag} 0 for any free port`);
+  return new ConfigError(
+    `${flag} ${port} is already in use on ${host} (another switchyard process?): give each process its own ${flag}, or ${flag} 0 for any free port`,
+  );
 }
 
 export function isAddressInUse(err: unknown): boolean {

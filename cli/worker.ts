@@ -16,7 +16,11 @@ export async function startWorker(config: Config, app: LoadedApp, admin?: Starte
   const redis = createRedis(config.redis, 'worker');
   const blocking = createRedis(config.redis, 'blocking');
   const [up] = await Promise.all([connectQuietly(redis), connectQuietly(blocking)]);
-  if (!up) log.warn({ event: 'redis_unavailable', role: 'worker', redis: redactUrl(config.redis) }, `redis at ${redactUrl(config.redis)} is not answering; claiming starts when it does`);
+  if (!up)
+    log.warn(
+      { event: 'redis_unavailable', role: 'worker', redis: redactUrl(config.redis) },
+      `redis at ${redactUrl(config.redis)} is not answering; claiming starts when it does`,
+    );
   const metrics = adminServer.metrics;
   const jobCount = recorders((levelAndOutcome) => {
     const [level, outcome] = levelAndOutcome.split(' ');
@@ -59,7 +63,12 @@ export async function startWorker(config: Config, app: LoadedApp, admin?: Starte
       const { finished, handedBack } = await worker.stop(config.graceMs);
       if (ownAdmin) await adminServer.stop();
       redis.disconnect();
-      log.info({ event: 'shutdown', part: 'worker', worker: worker.id, finished, handedBack }, finished ? 'worker stopped: every running job finished' : `worker stopped: grace period over, ${handedBack} unfinished job(s) handed back to their queues`);
+      log.info(
+        { event: 'shutdown', part: 'worker', worker: worker.id, finished, handedBack },
+        finished
+          ? 'worker stopped: every running job finished'
+          : `worker stopped: grace period over, ${handedBack} unfinished job(s) handed back to their queues`,
+      );
     },
   };
 }

@@ -62,7 +62,10 @@ function clientFor(address: string, credentials?: grpc.ChannelCredentials): RawC
 }
 
 /** Sends raw Input.params and returns the parsed Output.content. */
-export function rawCall(params: string, options: { address?: string; token?: string; deadlineSeconds?: number; credentials?: grpc.ChannelCredentials } = {}): Promise<Answer> {
+export function rawCall(
+  params: string,
+  options: { address?: string; token?: string; deadlineSeconds?: number; credentials?: grpc.ChannelCredentials } = {},
+): Promise<Answer> {
   const address = options.address ?? process.env.SWITCHYARD_ADDRESS ?? 'localhost:50051';
   const metadata = new grpc.Metadata();
   if (options.token) metadata.set('authorization', `Bearer ${options.token}`);

@@ -60,7 +60,11 @@ export function createDemoApp(): Koa {
     const existing = users.get(id);
     if (!existing) return ctx.throw(404, `user ${ctx.params.id} not found`);
     const body = (ctx.request.body ?? {}) as Partial<User>;
-    const user: User = { ...existing, ...(typeof body.name === 'string' ? { name: body.name } : {}), ...(typeof body.email === 'string' ? { email: body.email } : {}) };
+    const user: User = {
+      ...existing,
+      ...(typeof body.name === 'string' ? { name: body.name } : {}),
+      ...(typeof body.email === 'string' ? { email: body.email } : {}),
+    };
     users.set(id, user);
     ctx.body = user;
   });

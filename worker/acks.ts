@@ -59,7 +59,10 @@ export class AckBatcher {
           return;
         } catch (err) {
           if (tries >= MAX_TRIES) {
-            log.warn({ event: 'acks_undelivered', worker: workerId, runs: acks.length, err: { message: (err as Error).message } }, `${acks.length} acknowledgement(s) not delivered; those jobs will run again`);
+            log.warn(
+              { event: 'acks_undelivered', worker: workerId, runs: acks.length, err: { message: (err as Error).message } },
+              `${acks.length} acknowledgement(s) not delivered; those jobs will run again`,
+            );
             return;
           }
           await new Promise((resolve) => setTimeout(resolve, RETRY_EVERY_MS));
@@ -67,7 +70,10 @@ export class AckBatcher {
       }
     } finally {
       const tokens = new Set(acks.map((a) => a.job.token));
-      this.sending.set(workerId, (this.sending.get(workerId) ?? []).filter((t) => !tokens.has(t)));
+      this.sending.set(
+        workerId,
+        (this.sending.get(workerId) ?? []).filter((t) => !tokens.has(t)),
+      );
     }
   }
 }

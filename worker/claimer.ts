@@ -98,7 +98,8 @@ export class Claimer implements Part {
   }
 
   private redisAway(err: unknown): void {
-    if (this.redisReady) log.warn({ event: 'worker_paused', err: { message: (err as Error).message } }, `worker paused, redis unavailable (${(err as Error).message})`);
+    if (this.redisReady)
+      log.warn({ event: 'worker_paused', err: { message: (err as Error).message } }, `worker paused, redis unavailable (${(err as Error).message})`);
     this.redisReady = false;
     this.needsReconcile = true;
   }
@@ -112,6 +113,10 @@ export class Claimer implements Part {
   private async reconcile(workerId: string): Promise<void> {
     const handedBack = await this.o.store.requeueWorker(workerId, 'orphans', this.o.attempts, this.o.deadMax, this.o.runner.heldTokens(workerId));
     this.needsReconcile = false;
-    if (handedBack > 0) log.warn({ event: 'jobs_recovered', worker: workerId, jobs: handedBack, why: 'claim reply lost' }, `${handedBack} job(s) claimed during the outage but never received went back in line`);
+    if (handedBack > 0)
+      log.warn(
+        { event: 'jobs_recovered', worker: workerId, jobs: handedBack, why: 'claim reply lost' },
+        `${handedBack} job(s) claimed during the outage but never received went back in line`,
+      );
   }
 }

@@ -57,12 +57,26 @@ const MAINTENANCE_EVERY_MS = 500;
 export function createWorker(o: WorkerOptions): Worker {
   const keeper = new LeaseKeeper({ store: o.store, redisUrl: o.redisUrl, prefix: o.prefix, leaseMs: o.leaseMs });
   const runner = new Runner({ ...o, keeper });
-  const chores = { store: o.store, selfId: () => keeper.id, attempts: o.attempts, deadMax: o.deadMax, everyMs: Math.min(MAINTENANCE_EVERY_MS, Math.max(50, Math.floor(o.leaseMs / 4))) };
+  const chores = {
+    store: o.store,
+    selfId: () => keeper.id,
+    attempts: o.attempts,
+    deadMax: o.deadMax,
+    everyMs: Math.min(MAINTENANCE_EVERY_MS, Math.max(50, Math.floor(o.leaseMs / 4))),
+  };
   const recoverer = createRecoverer(chores);
   const retryMover = createRetryMover(chores);
   const claimer = new Claimer({
-    store: o.store, blocking: o.blocking, keeper, runner, concurrency: o.concurrency, reserve: o.reserve,
-    selection: { weights: o.weights, strict: o.strict, capacity: o.capacity }, leaseMs: o.leaseMs, attempts: o.attempts, deadMax: o.deadMax,
+    store: o.store,
+    blocking: o.blocking,
+    keeper,
+    runner,
+    concurrency: o.concurrency,
+    reserve: o.reserve,
+    selection: { weights: o.weights, strict: o.strict, capacity: o.capacity },
+    leaseMs: o.leaseMs,
+    attempts: o.attempts,
+    deadMax: o.deadMax,
   });
 
   return {
@@ -85,7 +99,10 @@ export function createWorker(o: WorkerOptions): Worker {
       try {
         handedBack = await o.store.requeueWorker(keeper.id, 'shutdown', o.attempts, o.deadMax);
       } catch (err) {
-        log.warn({ event: 'handback_failed', err: { message: (err as Error).message } }, `could not hand jobs back (${(err as Error).message}); they return after the lease`);
+        log.warn(
+          { event: 'handback_failed', err: { message: (err as Error).message } },
+          `could not hand jobs back (${(err as Error).message}); they return after the lease`,
+        );
       }
       await retryMover.stop();
       await recoverer.stop();

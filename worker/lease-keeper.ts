@@ -62,7 +62,13 @@ export class LeaseKeeper {
   }
 
   private startThread(): void {
-    const data: LeaseThreadData = { redisUrl: this.o.redisUrl, prefix: this.o.prefix, leaseMs: this.o.leaseMs, workerId: this.currentId, buffer: this.clock.buffer };
+    const data: LeaseThreadData = {
+      redisUrl: this.o.redisUrl,
+      prefix: this.o.prefix,
+      leaseMs: this.o.leaseMs,
+      workerId: this.currentId,
+      buffer: this.clock.buffer,
+    };
     const thread = new Thread(threadFile(), { workerData: data });
     thread.on('message', (message: LeaseLostMessage) => this.lost(message.workerId, 'the lease ran out'));
     thread.on('error', (err) => log.error({ event: 'lease_thread_failed', err: { message: err.message } }, `lease renewal thread failed: ${err.message}`));

@@ -23,7 +23,10 @@ export function createRecoverer(o: MaintenanceOptions): Part {
         const jobs = await o.store.requeueWorker(workerId, 'expired', o.attempts, o.deadMax);
         log.warn({ event: 'jobs_recovered', worker: workerId, jobs }, `worker ${workerId} lost its lease; ${jobs} job(s) back in line`);
       } catch (err) {
-        log.error({ event: 'recovery_failed', worker: workerId, err: { message: (err as Error).message } }, `could not recover worker ${workerId}: ${(err as Error).message}`);
+        log.error(
+          { event: 'recovery_failed', worker: workerId, err: { message: (err as Error).message } },
+          `could not recover worker ${workerId}: ${(err as Error).message}`,
+        );
       }
     }
   });

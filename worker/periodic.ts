@@ -22,7 +22,8 @@ export function periodic(name: string, everyMs: number, task: () => Promise<void
           failing = false;
         },
         (err: Error) => {
-          if (!failing) log.warn({ event: 'chore_failed', chore: name, err: { message: err?.message ?? String(err) } }, `${name} failed: ${err?.message ?? err}`);
+          if (!failing)
+            log.warn({ event: 'chore_failed', chore: name, err: { message: err?.message ?? String(err) } }, `${name} failed: ${err?.message ?? err}`);
           failing = true;
         },
       )

@@ -98,7 +98,14 @@ export class Runner {
     const started = performance.now();
     const reply = await dispatch(
       this.o.app,
-      { url: job.url, method: job.method, headers: job.headers, content: job.content, reply: false, queue: { level: job.level, policy: job.policy, key: job.key ?? '' } },
+      {
+        url: job.url,
+        method: job.method,
+        headers: job.headers,
+        content: job.content,
+        reply: false,
+        queue: { level: job.level, policy: job.policy, key: job.key ?? '' },
+      },
       { debug: this.o.debug, job: { id: job.id, attempt: job.attempt, fence: job.token }, abort: run.abort, timeoutMs, deadline: jobDeadline },
     );
     let outcome = 'abandoned';
@@ -117,7 +124,10 @@ export class Runner {
       return 'done';
     }
     if (reply.status === 504 && run.abort.aborted) {
-      log.warn({ event: 'job_timed_out', id: job.id, queue: `L${job.level}`, url: job.url, attempt: job.attempt, timeoutMs }, `job ${job.id} ${job.method} ${job.url} passed its ${timeoutMs} ms deadline`);
+      log.warn(
+        { event: 'job_timed_out', id: job.id, queue: `L${job.level}`, url: job.url, attempt: job.attempt, timeoutMs },
+        `job ${job.id} ${job.method} ${job.url} passed its ${timeoutMs} ms deadline`,
+      );
     }
     return this.failRun(workerId, job, reply, verdict);
   }
@@ -131,7 +141,10 @@ export class Runner {
       outcome = await o.store.fail(workerId, job.token, plan, o.deadMax);
     } catch (err) {
       // Redis away: the run stays recorded under this worker; the orphans check or recovery hands it back.
-      log.warn({ event: 'settle_failed', id: job.id, err: { message: (err as Error).message } }, `job ${job.id} could not be settled (${(err as Error).message}); it goes back in line when Redis answers`);
+      log.warn(
+        { event: 'settle_failed', id: job.id, err: { message: (err as Error).message } },
+        `job ${job.id} could not be settled (${(err as Error).message}); it goes back in line when Redis answers`,
+      );
       return 'error';
     }
     if (outcome === 'lost') {
@@ -140,7 +153,8 @@ export class Runner {
     }
     const fields = { id: job.id, queue: `L${job.level}`, url: job.url, attempt: job.attempt, status: reply.status, error };
     if (outcome === 'dead') log.error({ event: 'job_dead', ...fields }, `job ${job.id} ${job.url} is dead after ${job.attempt} attempt(s): ${error}`);
-    else log.warn({ event: 'job_failed', ...fields, next: outcome }, `job ${job.id} ${job.url} failed (attempt ${job.attempt}, status ${reply.status}): ${error}`);
+    else
+      log.warn({ event: 'job_failed', ...fields, next: outcome }, `job ${job.id} ${job.url} failed (attempt ${job.attempt}, status ${reply.status}): ${error}`);
     return outcome === 'retry' ? 'retried' : outcome;
   }
 

@@ -40,7 +40,13 @@ export function isKoaApp(value: unknown): value is KoaLike {
 
 export function isRouter(value: unknown): value is RouterLike {
   const v = value as Partial<RouterLike> | null;
-  return !!v && (typeof v === 'object' || typeof v === 'function') && typeof v.routes === 'function' && typeof v.allowedMethods === 'function' && typeof v.match === 'function';
+  return (
+    !!v &&
+    (typeof v === 'object' || typeof v === 'function') &&
+    typeof v.routes === 'function' &&
+    typeof v.allowedMethods === 'function' &&
+    typeof v.match === 'function'
+  );
 }
 
 /** Turns a Koa app, a Router, or a (possibly async) factory returning either into a LoadedApp. */

@@ -130,7 +130,16 @@ export function dispatch(loaded: LoadedApp, call: CallRequest, options: Dispatch
   const q = call.queue;
   const abort = options.abort ?? new RunAbort();
   const job = options.job;
-  ctx.state.rpc = new RunState(call.reply, q?.level ?? null, q?.policy ?? null, q?.policy === 'last' ? q.key : null, job?.id ?? null, job?.attempt ?? 1, job?.fence ?? null, abort);
+  ctx.state.rpc = new RunState(
+    call.reply,
+    q?.level ?? null,
+    q?.policy ?? null,
+    q?.policy === 'last' ? q.key : null,
+    job?.id ?? null,
+    job?.attempt ?? 1,
+    job?.fence ?? null,
+    abort,
+  );
 
   let running: Promise<unknown>;
   try {
@@ -221,12 +230,18 @@ function errorToReply(loaded: LoadedApp, ctx: any, err: unknown, options: Dispat
   const stack = typeof e.stack === 'string' ? e.stack : undefined;
   if (status >= 500) {
     const job = options.job;
-    log.error({ event: 'route_error', method: ctx.method, url: ctx.url, status, ...(job && { job: job.id, attempt: job.attempt }), err: { message, stack } }, `${ctx.method} ${ctx.url} threw: ${message}`);
+    log.error(
+      { event: 'route_error', method: ctx.method, url: ctx.url, status, ...(job && { job: job.id, attempt: job.attempt }), err: { message, stack } },
+      `${ctx.method} ${ctx.url} threw: ${message}`,
+    );
     if (loaded.app.listenerCount('error') > 0) {
       try {
         loaded.app.emit('error', err, ctx);
       } catch (listenerErr) {
-        log.error({ event: 'app_error_listener_threw', err: { message: (listenerErr as Error)?.message ?? String(listenerErr) } }, "the app's 'error' listener threw");
+        log.error(
+          { event: 'app_error_listener_threw', err: { message: (listenerErr as Error)?.message ?? String(listenerErr) } },
+          "the app's 'error' listener threw",
+        );
       }
     }
   }

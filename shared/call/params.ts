@@ -67,7 +67,11 @@ const schema = z.object({
       {
         level: z.union([z.literal(1), z.literal(2)], { error: expected('1 or 2') }),
         limit_policy: z.enum(['execute', 'last', 'discard'], { error: expected('"execute", "last" or "discard"') }),
-        key: z.string({ error: expected('a string') }).min(1, 'must not be empty').max(1024, 'longer than 1024 characters').optional(),
+        key: z
+          .string({ error: expected('a string') })
+          .min(1, 'must not be empty')
+          .max(1024, 'longer than 1024 characters')
+          .optional(),
         ttl: seconds.positive('must be more than 0').optional(),
       },
       { error: expected('an object') },

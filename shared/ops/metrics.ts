@@ -35,7 +35,13 @@ class LightMetric {
     return i;
   }
 
-  get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ labels: Record<string, string | number>; value: number; metricName?: string }> } {
+  get(): {
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: Array<{ labels: Record<string, string | number>; value: number; metricName?: string }>;
+  } {
     const values: Array<{ labels: Record<string, string | number>; value: number; metricName?: string }> = [];
     for (const { labels, counts, sum } of this.series.values()) {
       if (this.type === 'counter') {
@@ -89,7 +95,11 @@ export class LightHistogram extends LightMetric {
 export class Metrics {
   readonly registry = new Registry();
   readonly calls = new LightCounter('switchyard_calls_total', 'Calls answered by the gateway');
-  readonly callSeconds = new LightHistogram('switchyard_call_seconds', 'Time to answer a call', [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
+  readonly callSeconds = new LightHistogram(
+    'switchyard_call_seconds',
+    'Time to answer a call',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
   readonly jobs = new LightCounter('switchyard_jobs_total', 'Jobs run by this worker, by outcome');
   readonly jobSeconds = new LightHistogram('switchyard_job_seconds', 'Run time of a job', [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30]);
   readonly running = new Gauge({ name: 'switchyard_jobs_running', help: 'Jobs running in this worker', registers: [this.registry] });
@@ -138,14 +148,20 @@ export function registerQueueGauges(metrics: Metrics, readGauges: () => Promise<
     return current().catch(() => null);
   };
   new Gauge({
-    name: 'switchyard_queue_backlog', help: 'Messages waiting, per level and policy', labelNames: ['level', 'policy'], registers,
+    name: 'switchyard_queue_backlog',
+    help: 'Messages waiting, per level and policy',
+    labelNames: ['level', 'policy'],
+    registers,
     async collect() {
       const g = await read(this);
       if (g) for (const level of levels) for (const policy of ['execute', 'last', 'discard'] as const) this.set({ level, policy }, g.backlog[level][policy]);
     },
   });
   new Gauge({
-    name: 'switchyard_queue_oldest_age_seconds', help: 'Age of the oldest waiting message per level (0 when none waits)', labelNames: ['level'], registers,
+    name: 'switchyard_queue_oldest_age_seconds',
+    help: 'Age of the oldest waiting message per level (0 when none waits)',
+    labelNames: ['level'],
+    registers,
     async collect() {
       const g = await read(this);
       if (g) for (const level of levels) this.set({ level }, g.oldestAgeSeconds[level] ?? 0);
@@ -153,7 +169,9 @@ export function registerQueueGauges(metrics: Metrics, readGauges: () => Promise<
   });
   const single = (name: string, help: string, pick: (g: QueueGauges) => number): void => {
     new Gauge({
-      name, help, registers,
+      name,
+      help,
+      registers,
       async collect() {
         const g = await read(this);
         if (g) this.set(pick(g));

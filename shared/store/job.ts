@@ -56,8 +56,18 @@ export function encodeJob(id: string, call: CallRequest): string {
 
 export function decodeJob(token: number, payload: string): Job {
   const raw = JSON.parse(payload) as {
-    id: string; at: number; level: Level; policy?: Policy; key?: string; ttl?: number; timeout?: number;
-    url: string; method: string; headers?: Record<string, string>; content?: unknown; attempt?: number;
+    id: string;
+    at: number;
+    level: Level;
+    policy?: Policy;
+    key?: string;
+    ttl?: number;
+    timeout?: number;
+    url: string;
+    method: string;
+    headers?: Record<string, string>;
+    content?: unknown;
+    attempt?: number;
   };
   if (typeof raw.id !== 'string' || (raw.level !== 1 && raw.level !== 2) || typeof raw.url !== 'string' || typeof raw.method !== 'string') {
     throw new Error('not a job payload (id, level, url or method missing)');

@@ -4,7 +4,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type Redis from 'ioredis';
 
-export type ScriptName = 'enqueue' | 'claimJobs' | 'finishJobs' | 'failJob' | 'promoteDue' | 'requeueWorker' | 'requeueDead' | 'renewLease' | 'expiredWorkers' | 'queueGauges';
+export type ScriptName =
+  'enqueue' | 'claimJobs' | 'finishJobs' | 'failJob' | 'promoteDue' | 'requeueWorker' | 'requeueDead' | 'renewLease' | 'expiredWorkers' | 'queueGauges';
 
 function scriptsDir(): string {
   // From dist/shared/store the sources are three levels up; under ts-jest they are beside us.

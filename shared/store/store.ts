@@ -80,9 +80,12 @@ export class Store {
   async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome }> {
     const q = call.queue!;
     const id = newJobId();
-    const code = await runScript<number>(this.redis, 'enqueue', [...this.keys.common, this.keys.idle(1), this.keys.idle(2)], [
-      q.level, q.policy, q.key, id, encodeJob(id, call), limits.capacity, limits.discardThreshold, this.keys.tag, LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW,
-    ]);
+    const code = await runScript<number>(
+      this.redis,
+      'enqueue',
+      [...this.keys.common, this.keys.idle(1), this.keys.idle(2)],
+      [q.level, q.policy, q.key, id, encodeJob(id, call), limits.capacity, limits.discardThreshold, this.keys.tag, LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW],
+    );
     return { id, outcome: ENQUEUE_OUTCOMES[code] };
   }
 
@@ -107,11 +110,32 @@ export class Store {
    * waitForWork (for less than that), where the next job may be handed to it.
    * 'lost': the worker's lease had run out; nothing was claimed.
    */
-  async claim(workerId: string, n: number, level2Room: number, selection: SelectionOptions, leaseMs: number, idleRegistrationMs = IDLE_REGISTRATION_MS): Promise<DeliveredRun[] | 'lost'> {
+  async claim(
+    workerId: string,
+    n: number,
+    level2Room: number,
+    selection: SelectionOptions,
+    leaseMs: number,
+    idleRegistrationMs = IDLE_REGISTRATION_MS,
+  ): Promise<DeliveredRun[] | 'lost'> {
     const k = this.keys;
-    const reply = await runScript<Array<number | string> | number>(this.redis, 'claimJobs', [...k.common, k.sched, k.workerJobs(workerId), k.workers, k.idle(1), k.idle(2), k.inbox(workerId)], [
-      workerId, leaseMs, n, level2Room, selection.weights[0], selection.weights[1], selection.strict ? '1' : '0', selection.capacity, idleRegistrationMs, LEVEL2_ON_BELOW,
-    ]);
+    const reply = await runScript<Array<number | string> | number>(
+      this.redis,
+      'claimJobs',
+      [...k.common, k.sched, k.workerJobs(workerId), k.workers, k.idle(1), k.idle(2), k.inbox(workerId)],
+      [
+        workerId,
+        leaseMs,
+        n,
+        level2Room,
+        selection.weights[0],
+        selection.weights[1],
+        selection.strict ? '1' : '0',
+        selection.capacity,
+        idleRegistrationMs,
+        LEVEL2_ON_BELOW,
+      ],
+    );
     if (typeof reply === 'number') return 'lost';
     const runs: DeliveredRun[] = [];
     for (let i = 0; i < reply.length; i += 2) runs.push({ token: Number(reply[i]), payload: String(reply[i + 1]) });
@@ -121,7 +145,7 @@ export class Store {
   /** Acknowledges finished runs; 'lost' (nothing counted) when the worker's lease had run out. */
   async finish(workerId: string, acks: readonly Ack[]): Promise<number | 'lost'> {
     const args: Array<string | number> = [workerId];
-    for (const { job, outcome } of acks) args.push(job.token, job.id, job.level, job.policy === 'last' ? job.key ?? '' : '', outcome);
+    for (const { job, outcome } of acks) args.push(job.token, job.id, job.level, job.policy === 'last' ? (job.key ?? '') : '', outcome);
     const n = await runScript<number>(this.redis, 'finishJobs', [...this.keys.common, this.keys.workerJobs(workerId), this.keys.workers], args);
     return n < 0 ? 'lost' : n;
   }
@@ -130,10 +154,20 @@ export class Store {
   async fail(workerId: string, token: number, plan: FailurePlan, deadMax: number): Promise<FailOutcome> {
     const k = this.keys;
     const retry = 'retryDelayMs' in plan;
-    const code = await runScript<number>(this.redis, 'failJob', [...k.common, k.workerJobs(workerId), k.workers, k.delayed, k.dead], [
-      workerId, token, retry ? 'retry' : 'dead', retry ? plan.retryDelayMs : 0,
-      retry || plan.status === null ? '' : plan.status, retry ? '' : plan.error, deadMax,
-    ]);
+    const code = await runScript<number>(
+      this.redis,
+      'failJob',
+      [...k.common, k.workerJobs(workerId), k.workers, k.delayed, k.dead],
+      [
+        workerId,
+        token,
+        retry ? 'retry' : 'dead',
+        retry ? plan.retryDelayMs : 0,
+        retry || plan.status === null ? '' : plan.status,
+        retry ? '' : plan.error,
+        deadMax,
+      ],
+    );
     return code < 0 ? 'lost' : (['gone', 'retry', 'dead', 'superseded'] as const)[code];
   }
 
@@ -150,9 +184,12 @@ export class Store {
    */
   requeueWorker(workerId: string, mode: 'expired' | 'shutdown' | 'orphans', attempts: number, deadMax: number, held: readonly number[] = []): Promise<number> {
     const k = this.keys;
-    return runScript<number>(this.redis, 'requeueWorker', [...k.common, k.workerJobs(workerId), k.workers, k.dead, k.idle(1), k.idle(2), k.inbox(workerId)], [
-      workerId, mode, attempts, deadMax, ...held,
-    ]);
+    return runScript<number>(
+      this.redis,
+      'requeueWorker',
+      [...k.common, k.workerJobs(workerId), k.workers, k.dead, k.idle(1), k.idle(2), k.inbox(workerId)],
+      [workerId, mode, attempts, deadMax, ...held],
+    );
   }
 
   /** Workers whose lease ran out, on Redis's clock. */

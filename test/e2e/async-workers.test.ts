@@ -50,7 +50,21 @@ beforeEach(async () => {
 });
 
 async function gatewayWith(flags: string[]): Promise<RunningPart> {
-  const config = parseConfig('gateway', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', ...flags]);
+  const config = parseConfig('gateway', [
+    '--app',
+    APP,
+    '--redis',
+    server.url,
+    '--prefix',
+    prefix,
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    ...flags,
+  ]);
   return startGateway(config, await loadApp(APP));
 }
 afterEach(async () => {
@@ -199,7 +213,9 @@ describe('weighted fair selection', () => {
   async function backlogBoth(n: number, sleep = 0): Promise<void> {
     // Interleaved so that arrival order alone would give 1:1.
     for (let i = 0; i < n; i += 25) {
-      const answers = await Promise.all(Array.from({ length: 25 }, (_, j) => send('/record', { address, level: (j % 2) + 1 as 1 | 2, content: { i: i + j, sleep } })));
+      const answers = await Promise.all(
+        Array.from({ length: 25 }, (_, j) => send('/record', { address, level: ((j % 2) + 1) as 1 | 2, content: { i: i + j, sleep } })),
+      );
       expect(answers.every((a) => a.status === 201)).toBe(true);
     }
   }
@@ -245,7 +261,15 @@ test('switchyard stats --json shows depths, level-2 state, in flight and counter
   await send('/record', { address, level: 1, policy: 'last', key: 'a' });
   const out = execFileSync(process.execPath, [BIN, 'stats', '--json', '--redis', server.url, '--prefix', prefix], { encoding: 'utf8' });
   const stats = JSON.parse(out);
-  expect(stats).toMatchObject({ queues: { 'L2:execute': 3, 'L1:last': 1 }, backlog: { L1: 1, L2: 3 }, level2Active: true, inFlight: 0, workers: 0, idle: 0, dead: 0 });
+  expect(stats).toMatchObject({
+    queues: { 'L2:execute': 3, 'L1:last': 1 },
+    backlog: { L1: 1, L2: 3 },
+    level2Active: true,
+    inFlight: 0,
+    workers: 0,
+    idle: 0,
+    dead: 0,
+  });
   expect(stats.counters['L2:queued']).toBe(3);
   const text = execFileSync(process.execPath, [BIN, 'stats', '--redis', server.url, '--prefix', prefix], { encoding: 'utf8' });
   expect(text).toContain('L2:execute');
@@ -253,10 +277,17 @@ test('switchyard stats --json shows depths, level-2 state, in flight and counter
 });
 
 test('switchyard stats --watch refreshes until SIGINT, then exits 0', async () => {
-  const watcher = spawn(process.execPath, [BIN, 'stats', '--json', '--watch', '100ms', '--redis', server.url, '--prefix', prefix], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const watcher = spawn(process.execPath, [BIN, 'stats', '--json', '--watch', '100ms', '--redis', server.url, '--prefix', prefix], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   watcher.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const depths = (): number[] => out.trim().split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { queues: Record<string, number> }).queues['L2:execute']);
+  const depths = (): number[] =>
+    out
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => (JSON.parse(line) as { queues: Record<string, number> }).queues['L2:execute']);
   expect(await waitFor(async () => depths().length >= 1, 5000)).toBe(true);
   await enqueue(2, { level: 2 });
   expect(await waitFor(async () => depths().includes(2), 5000)).toBe(true);

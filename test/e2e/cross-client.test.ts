@@ -29,13 +29,28 @@ let expected: string[];
 
 beforeAll(async () => {
   const router = new Router();
-  router.get('/things/:id', (ctx) => { ctx.body = { id: ctx.params.id, query: ctx.query }; });
-  router.post('/things', (ctx) => { ctx.status = 201; ctx.body = ctx.request.body; });
-  router.get('/explode', () => { throw new Error('exploded'); });
+  router.get('/things/:id', (ctx) => {
+    ctx.body = { id: ctx.params.id, query: ctx.query };
+  });
+  router.post('/things', (ctx) => {
+    ctx.status = 201;
+    ctx.body = ctx.request.body;
+  });
+  router.get('/explode', () => {
+    throw new Error('exploded');
+  });
   const app = new Koa();
   app.silent = true;
   app.use(router.routes()).use(router.allowedMethods());
-  gateway = createGateway({ app: await toLoadedApp(app), host: '127.0.0.1', port: 0, defaultTimeoutMs: 2000, maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 19, debug: false });
+  gateway = createGateway({
+    app: await toLoadedApp(app),
+    host: '127.0.0.1',
+    port: 0,
+    defaultTimeoutMs: 2000,
+    maxParamsBytes: 1 << 20,
+    maxBodyBytes: 1 << 19,
+    debug: false,
+  });
   address = `127.0.0.1:${await gateway.start()}`;
   expected = [];
   for (const params of CASES) expected.push((await rawCall(params, { address })).raw);
@@ -55,7 +70,10 @@ function http2Call(session: http2.ClientHttp2Session, params: string): Promise<s
   const body = Buffer.from(params, 'utf8');
   const len: number[] = [];
   for (let n = body.length; ; n >>>= 7) {
-    if (n <= 0x7f) { len.push(n); break; }
+    if (n <= 0x7f) {
+      len.push(n);
+      break;
+    }
     len.push((n & 0x7f) | 0x80);
   }
   const message = body.length ? Buffer.concat([Buffer.from([0x0a, ...len]), body]) : Buffer.alloc(0);
@@ -72,8 +90,15 @@ function http2Call(session: http2.ClientHttp2Session, params: string): Promise<s
       if (grpcStatus !== '0') return reject(new Error(`grpc-status ${grpcStatus}`));
       const raw = Buffer.concat(chunks).subarray(5);
       // Output: tag 0x0a, varint length, utf-8 bytes.
-      let pos = 1, length = 0, shift = 0;
-      for (;;) { const b = raw[pos++]; length |= (b & 0x7f) << shift; shift += 7; if (!(b & 0x80)) break; }
+      let pos = 1,
+        length = 0,
+        shift = 0;
+      for (;;) {
+        const b = raw[pos++];
+        length |= (b & 0x7f) << shift;
+        shift += 7;
+        if (!(b & 0x80)) break;
+      }
       resolve(raw.subarray(pos, pos + length).toString('utf8'));
     });
     stream.end(Buffer.concat([frame, message]));
@@ -91,8 +116,13 @@ test('bare HTTP/2 with hand-framed gRPC gets the same answers', async () => {
   }
 });
 
-(pythonHasGrpc ? test : test.skip)(`Python grpcio (${PYTHON}) gets the same answers${pythonHasGrpc ? '' : ' — SKIPPED: python3-grpcio is not installed (.ci/run installs it)'}`, async () => {
-  // Asynchronously: the gateway answers from this same process.
-  const { stdout: out } = await promisify(execFile)(PYTHON, [path.join(__dirname, '..', 'fixtures', 'python_client.py'), address, ...CASES], { encoding: 'utf8' });
-  expect(out.trimEnd().split('\n')).toEqual(expected);
-});
+(pythonHasGrpc ? test : test.skip)(
+  `Python grpcio (${PYTHON}) gets the same answers${pythonHasGrpc ? '' : ' — SKIPPED: python3-grpcio is not installed (.ci/run installs it)'}`,
+  async () => {
+    // Asynchronously: the gateway answers from this same process.
+    const { stdout: out } = await promisify(execFile)(PYTHON, [path.join(__dirname, '..', 'fixtures', 'python_client.py'), address, ...CASES], {
+      encoding: 'utf8',
+    });
+    expect(out.trimEnd().split('\n')).toEqual(expected);
+  },
+);

@@ -58,7 +58,11 @@ afterEach(async () => {
 });
 
 function worker(flags: string[], env: NodeJS.ProcessEnv = {}): Promise<SwitchyardProcess> {
-  return startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, ...flags], { RECORD_URL: server.url, RECORD_KEY: recordKey, ...env });
+  return startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, ...flags], {
+    RECORD_URL: server.url,
+    RECORD_KEY: recordKey,
+    ...env,
+  });
 }
 
 async function runs(): Promise<Run[]> {
@@ -82,7 +86,9 @@ function report(line: string): void {
 describe('poison payloads', () => {
   test('the gateway refuses content nested deeper than the store carries, naming content', async () => {
     const deep = '['.repeat(1000) + ']'.repeat(1000);
-    const answer = await rawCall(`{"url":"/record","method":"POST","reply":false,"content":${deep},"queue_detail":{"level":1,"limit_policy":"execute"}}`, { address });
+    const answer = await rawCall(`{"url":"/record","method":"POST","reply":false,"content":${deep},"queue_detail":{"level":1,"limit_policy":"execute"}}`, {
+      address,
+    });
     expect(answer).toMatchObject({ status: 400, data: 'content: nested deeper than 100 levels' });
   });
 
@@ -170,7 +176,9 @@ test('a worker frozen past its lease while running key K: on waking it aborts th
   // It said so at once.
   const lost = logLines(a.output()).find((l) => l.event === 'lease_lost');
   expect(lost).toMatchObject({ level: 'error', worker: a.ready.id });
-  report(`frozen 3.5 s (lease 2 s): lease_lost logged ${Date.parse(lost!.time as string) - contAt} ms after SIGCONT; the abandoned run went on ${Math.max(0, first.end! - second.start)} ms beside its recovery in the frozen process's memory (the documented window)`);
+  report(
+    `frozen 3.5 s (lease 2 s): lease_lost logged ${Date.parse(lost!.time as string) - contAt} ms after SIGCONT; the abandoned run went on ${Math.max(0, first.end! - second.start)} ms beside its recovery in the frozen process's memory (the documented window)`,
+  );
 }, 40_000);
 
 test('a job handed to an idle worker that is frozen right after: recovered and run elsewhere; the frozen one never runs it', async () => {

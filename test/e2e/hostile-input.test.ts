@@ -16,7 +16,12 @@ const gc = runInNewContext('gc') as () => void;
 
 let gateway: Gateway;
 let client: grpc.Client & {
-  handel(input: { params: Buffer }, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (err: Error | null, output?: { content: string }) => void): void;
+  handel(
+    input: { params: Buffer },
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: (err: Error | null, output?: { content: string }) => void,
+  ): void;
 };
 
 /** Sends raw bytes as the params field (may be invalid UTF-8). */
@@ -57,21 +62,29 @@ beforeAll(async () => {
     debug: false,
   });
   const port = await gateway.start();
-  const Client = grpc.makeGenericClientConstructor({
-    handel: {
-      path: '/rpc.RPCServer/handel', requestStream: false, responseStream: false,
-      requestSerialize: ({ params: b }: { params: Buffer }) => {
-        const len: number[] = [];
-        let n = b.length;
-        while (n > 0x7f) { len.push((n & 0x7f) | 0x80); n >>>= 7; }
-        len.push(n);
-        return Buffer.concat([Buffer.from([0x0a, ...len]), b]);
+  const Client = grpc.makeGenericClientConstructor(
+    {
+      handel: {
+        path: '/rpc.RPCServer/handel',
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: ({ params: b }: { params: Buffer }) => {
+          const len: number[] = [];
+          let n = b.length;
+          while (n > 0x7f) {
+            len.push((n & 0x7f) | 0x80);
+            n >>>= 7;
+          }
+          len.push(n);
+          return Buffer.concat([Buffer.from([0x0a, ...len]), b]);
+        },
+        requestDeserialize: (b: Buffer) => ({ params: b }),
+        responseSerialize: (s: { content: string }) => Buffer.from(s.content),
+        responseDeserialize: (b: Buffer) => ({ content: decodeStringField1(b) }),
       },
-      requestDeserialize: (b: Buffer) => ({ params: b }),
-      responseSerialize: (s: { content: string }) => Buffer.from(s.content),
-      responseDeserialize: (b: Buffer) => ({ content: decodeStringField1(b) }),
     },
-  }, 'RPCServer');
+    'RPCServer',
+  );
   client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 }) as never;
 });
 
@@ -80,15 +93,22 @@ afterAll(async () => {
   await gateway.stop(1000);
 });
 
-const validShape = fc.record({
-  url: fc.oneof(fc.constantFrom('/echo/1', '/echo/x?y=1', '/nope', '/echo/1?__proto__[x]=1'), fc.string()),
-  method: fc.oneof(fc.constantFrom('GET', 'post', 'PUT', 'delete'), fc.string()),
-  headers: fc.option(fc.oneof(fc.dictionary(fc.string(), fc.string()), fc.dictionary(fc.constantFrom('__proto__', 'constructor', 'x-a'), fc.string()), fc.anything())),
-  content: fc.option(fc.oneof(fc.jsonValue(), fc.string(), fc.constant('{"__proto__":{"polluted":true}}'))),
-  reply: fc.option(fc.oneof(fc.boolean(), fc.anything())),
-  timeout: fc.option(fc.oneof(fc.double(), fc.integer())),
-  queue_detail: fc.option(fc.oneof(fc.record({ level: fc.integer({ min: 0, max: 3 }), limit_policy: fc.constantFrom('execute', 'last', 'discard', 'x') }), fc.anything())),
-}, { requiredKeys: [] });
+const validShape = fc.record(
+  {
+    url: fc.oneof(fc.constantFrom('/echo/1', '/echo/x?y=1', '/nope', '/echo/1?__proto__[x]=1'), fc.string()),
+    method: fc.oneof(fc.constantFrom('GET', 'post', 'PUT', 'delete'), fc.string()),
+    headers: fc.option(
+      fc.oneof(fc.dictionary(fc.string(), fc.string()), fc.dictionary(fc.constantFrom('__proto__', 'constructor', 'x-a'), fc.string()), fc.anything()),
+    ),
+    content: fc.option(fc.oneof(fc.jsonValue(), fc.string(), fc.constant('{"__proto__":{"polluted":true}}'))),
+    reply: fc.option(fc.oneof(fc.boolean(), fc.anything())),
+    timeout: fc.option(fc.oneof(fc.double(), fc.integer())),
+    queue_detail: fc.option(
+      fc.oneof(fc.record({ level: fc.integer({ min: 0, max: 3 }), limit_policy: fc.constantFrom('execute', 'last', 'discard', 'x') }), fc.anything()),
+    ),
+  },
+  { requiredKeys: [] },
+);
 
 /** Our own oracle for "certainly invalid": no url string starting with '/', or no string method. */
 function certainlyInvalid(p: unknown): boolean {
@@ -113,16 +133,29 @@ test('10,000+ generated params and byte strings: well-formed Outputs, 400 for th
   };
 
   const run = async (runs: number): Promise<void> => {
-    await fc.assert(fc.asyncProperty(validShape, async (p) => check(JSON.stringify(p), p)), { numRuns: runs });
-    await fc.assert(fc.asyncProperty(fc.jsonValue(), async (v) => check(JSON.stringify(v), v)), { numRuns: runs / 2 });
-    await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 512 }), async (bytes) => {
-      const out = await sendBytes(Buffer.from(bytes));
-      tried++;
-      expectWellFormed(out);
-      let parsed: unknown;
-      try { parsed = JSON.parse(Buffer.from(bytes).toString('utf8')); } catch { parsed = undefined; }
-      if (certainlyInvalid(parsed)) expect(out.status_code).toBe('400');
-    }), { numRuns: runs / 2 });
+    await fc.assert(
+      fc.asyncProperty(validShape, async (p) => check(JSON.stringify(p), p)),
+      { numRuns: runs },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.jsonValue(), async (v) => check(JSON.stringify(v), v)),
+      { numRuns: runs / 2 },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 512 }), async (bytes) => {
+        const out = await sendBytes(Buffer.from(bytes));
+        tried++;
+        expectWellFormed(out);
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
+        } catch {
+          parsed = undefined;
+        }
+        if (certainlyInvalid(parsed)) expect(out.status_code).toBe('400');
+      }),
+      { numRuns: runs / 2 },
+    );
   };
 
   await run(1000); // warm up: let the heap settle
@@ -165,5 +198,7 @@ test('10,000+ generated params and byte strings: well-formed Outputs, 400 for th
   expect(badRequests).toBeGreaterThan(tried / 2);
   // 8,000 calls after warm-up may not keep more than 16 MB of heap (i.e. ~2 KB per call).
   expect(after - before).toBeLessThan(16 * 1024 * 1024);
-  process.stdout.write(`hostile input: ${tried} calls, ${badRequests} answered 400, heap ${(before / 1048576).toFixed(1)} MB → ${(after / 1048576).toFixed(1)} MB\n`);
+  process.stdout.write(
+    `hostile input: ${tried} calls, ${badRequests} answered 400, heap ${(before / 1048576).toFixed(1)} MB → ${(after / 1048576).toFixed(1)} MB\n`,
+  );
 }, 180_000);

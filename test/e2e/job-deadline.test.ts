@@ -39,7 +39,22 @@ beforeAll(async () => {
   redis = new Redis(server.url);
   prefix = uniquePrefix('deadline');
   recordKey = `${prefix}:runs`;
-  const config = parseConfig('gateway', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--timeout', '300ms']);
+  const config = parseConfig('gateway', [
+    '--app',
+    APP,
+    '--redis',
+    server.url,
+    '--prefix',
+    prefix,
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--timeout',
+    '300ms',
+  ]);
   gateway = await startGateway(config, await loadApp(APP));
   address = `127.0.0.1:${gateway.port}`;
 });
@@ -93,13 +108,25 @@ test('a hung handler (--job-timeout 1s, --concurrency 1): the next job runs righ
   expect(timedOut).toHaveLength(2);
   expect(timedOut[0]).toMatchObject({ level: 'warn', id: hungId, queue: 'L1', url: '/hang', attempt: 1, timeoutMs: 1000 });
   expect(events.find((l) => l.event === 'job_failed')).toMatchObject({ id: hungId, level: 'warn', attempt: 1, status: 504, next: 'retry' });
-  expect(events.find((l) => l.event === 'job_dead')).toMatchObject({ id: hungId, level: 'error', attempt: 2, status: 504, error: expect.stringContaining('deadline') });
+  expect(events.find((l) => l.event === 'job_dead')).toMatchObject({
+    id: hungId,
+    level: 'error',
+    attempt: 2,
+    status: 504,
+    error: expect.stringContaining('deadline'),
+  });
   expect(events.find((l) => l.event === 'start')).toMatchObject({ command: 'worker', config: { 'job-timeout': 1000, concurrency: 1 } });
 }, 40_000);
 
 test("a call's own timeout is its job's deadline", async () => {
-  const worker = await startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--attempts', '1'], { RECORD_URL: server.url, RECORD_KEY: recordKey });
-  const a = await rawCall(JSON.stringify({ url: '/hang', method: 'POST', reply: false, timeout: 0.5, content: { own: true }, queue_detail: { level: 2, limit_policy: 'execute' } }), { address });
+  const worker = await startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--attempts', '1'], {
+    RECORD_URL: server.url,
+    RECORD_KEY: recordKey,
+  });
+  const a = await rawCall(
+    JSON.stringify({ url: '/hang', method: 'POST', reply: false, timeout: 0.5, content: { own: true }, queue_detail: { level: 2, limit_policy: 'execute' } }),
+    { address },
+  );
   expect(a.status).toBe(201);
   const id = (a.data as { id: string }).id;
   expect(await waitFor(async () => (await redis.lrange(keysFor(prefix).dead, 0, -1)).some((e) => JSON.parse(e).job.id === id), 10_000)).toBe(true);

@@ -35,7 +35,20 @@ beforeEach(() => {
 afterEach(() => killAll());
 
 test("a thrown error's message reaches the log, never the caller; ctx.throw(409, msg) answers its message", async () => {
-  const gateway = await startSwitchyard('gateway', ['--app', APP, '--redis', server.url.replace('//', '//:s3cret@'), '--prefix', prefix, '--port', '0', '--host', '127.0.0.1', '--token', 'tok3n']);
+  const gateway = await startSwitchyard('gateway', [
+    '--app',
+    APP,
+    '--redis',
+    server.url.replace('//', '//:s3cret@'),
+    '--prefix',
+    prefix,
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--token',
+    'tok3n',
+  ]);
   const address = `127.0.0.1:${gateway.ready.port}`;
   const answer = await call('/leak', { address, token: 'tok3n' });
   expect(answer).toMatchObject({ status: 500, data: 'Internal Server Error' });
@@ -86,7 +99,11 @@ test('a second worker on a taken admin port exits with one line and leaves nothi
     let stderr = '';
     let status = 0;
     try {
-      execFileSync(process.execPath, [BIN, 'worker', '--app', APP, '--redis', server.url, '--prefix', prefix, '--admin-port', takenPort], { encoding: 'utf8', env: { ...process.env, ...env }, stdio: 'pipe' });
+      execFileSync(process.execPath, [BIN, 'worker', '--app', APP, '--redis', server.url, '--prefix', prefix, '--admin-port', takenPort], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+        stdio: 'pipe',
+      });
     } catch (err) {
       ({ stderr, status } = err as { stderr: string; status: number });
     }
@@ -111,7 +128,11 @@ test('a second gateway on a taken gRPC port exits with one line naming --port', 
   let stderr = '';
   let status = 0;
   try {
-    execFileSync(process.execPath, [BIN, 'gateway', '--app', APP, '--redis', server.url, '--prefix', prefix, '--port', first.ready.port, '--admin-port', '0', '--host', '127.0.0.1'], { encoding: 'utf8', stdio: 'pipe' });
+    execFileSync(
+      process.execPath,
+      [BIN, 'gateway', '--app', APP, '--redis', server.url, '--prefix', prefix, '--port', first.ready.port, '--admin-port', '0', '--host', '127.0.0.1'],
+      { encoding: 'utf8', stdio: 'pipe' },
+    );
   } catch (err) {
     ({ stderr, status } = err as { stderr: string; status: number });
   }
@@ -127,7 +148,22 @@ function metric(text: string, series: string): number | undefined {
 }
 
 test('/metrics: queue gauges on the gateway equal what was enqueued; running jobs and live workers move', async () => {
-  const config = parseConfig('gateway', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--capacity', '10']);
+  const config = parseConfig('gateway', [
+    '--app',
+    APP,
+    '--redis',
+    server.url,
+    '--prefix',
+    prefix,
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--capacity',
+    '10',
+  ]);
   const gateway = await startGateway(config, await loadApp(APP));
   const address = `127.0.0.1:${gateway.port}`;
   const scrape = async (port: number): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -160,7 +196,10 @@ test('/metrics: queue gauges on the gateway equal what was enqueued; running job
 
     // A worker running two slow jobs: its own gauge, and the deployment's live workers.
     await redis.del(keysFor(prefix).queue(1, 'execute'), keysFor(prefix).queue(1, 'last'), keysFor(prefix).order(1), keysFor(prefix).queue(2, 'discard'));
-    const worker = await startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--concurrency', '4'], { RECORD_URL: server.url, RECORD_KEY: `${prefix}:runs` });
+    const worker = await startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--concurrency', '4'], {
+      RECORD_URL: server.url,
+      RECORD_KEY: `${prefix}:runs`,
+    });
     for (let i = 0; i < 2; i++) await send('/record', { address, level: 1, content: { sleep: 3000 } });
     const workerAdmin = Number(worker.ready.admin);
     expect(await waitFor(async () => metric(await scrape(workerAdmin), 'switchyard_jobs_running') === 2, 3000)).toBe(true);

@@ -29,7 +29,10 @@ app.use(router.routes()).use(router.allowedMethods());
 module.exports = app;
 `;
 
-interface Started { child: ChildProcess; output(): string }
+interface Started {
+  child: ChildProcess;
+  output(): string;
+}
 
 let redis: TestRedis;
 let tmp: string;
@@ -71,14 +74,18 @@ async function startInstalled(command: 'gateway' | 'worker', adminPort: number, 
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   started.push({ child, output: () => out });
-  const ready = await waitFor(async () => {
-    if (child.exitCode !== null) return true;
-    try {
-      return (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status === 200;
-    } catch {
-      return false;
-    }
-  }, 20_000, 100);
+  const ready = await waitFor(
+    async () => {
+      if (child.exitCode !== null) return true;
+      try {
+        return (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status === 200;
+      } catch {
+        return false;
+      }
+    },
+    20_000,
+    100,
+  );
   if (!ready || child.exitCode !== null) throw new Error(`installed switchyard ${command} not ready (exit ${child.exitCode}):\n${out}`);
 }
 
@@ -111,6 +118,11 @@ test('the packed tarball installs and runs: gateway, worker, client', async () =
   const jobs = path.join(tmp, 'jobs.log');
   const ran = await waitFor(() => existsSync(jobs) && readFileSync(jobs, 'utf8').trim() !== '', 15_000, 100);
   expect(ran).toBe(true);
-  expect(readFileSync(jobs, 'utf8').trim().split('\n').map((l) => JSON.parse(l))).toEqual([{ n: 1 }]);
+  expect(
+    readFileSync(jobs, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l)),
+  ).toEqual([{ n: 1 }]);
   console.log(`whole test ${Date.now() - begin} ms`);
 }, 240_000);

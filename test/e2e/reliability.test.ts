@@ -49,12 +49,29 @@ beforeEach(() => {
 afterEach(() => killAll());
 
 async function gatewayWith(flags: string[] = []): Promise<RunningPart> {
-  const config = parseConfig('gateway', ['--app', APP, '--redis', queueRedis.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', ...flags]);
+  const config = parseConfig('gateway', [
+    '--app',
+    APP,
+    '--redis',
+    queueRedis.url,
+    '--prefix',
+    prefix,
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    ...flags,
+  ]);
   return startGateway(config, await loadApp(APP));
 }
 
 function worker(flags: string[] = []): Promise<SwitchyardProcess> {
-  return startSwitchyard('worker', ['--app', APP, '--redis', queueRedis.url, '--prefix', prefix, ...flags], { RECORD_URL: recordRedis.url, RECORD_KEY: recordKey });
+  return startSwitchyard('worker', ['--app', APP, '--redis', queueRedis.url, '--prefix', prefix, ...flags], {
+    RECORD_URL: recordRedis.url,
+    RECORD_KEY: recordKey,
+  });
 }
 
 async function runs(): Promise<Run[]> {
@@ -109,7 +126,8 @@ describe('retries and dead letters', () => {
     await worker(['--attempts', '3', '--backoff', '50ms', '--dead-max', '2']);
     const failing = (await send('/fail', { address: each.address, content: { never: true } })).data as { id: string };
     expect(await waitFor(async () => (await runs()).length >= 3, 10_000)).toBe(true);
-    const cli = (...args: string[]): string => execFileSync(process.execPath, [BIN, 'dead', ...args, '--redis', queueRedis.url, '--prefix', prefix], { encoding: 'utf8' });
+    const cli = (...args: string[]): string =>
+      execFileSync(process.execPath, [BIN, 'dead', ...args, '--redis', queueRedis.url, '--prefix', prefix], { encoding: 'utf8' });
     expect(await waitFor(() => JSON.parse(cli('list', '--json')).length === 1, 5000)).toBe(true);
     const [entry] = JSON.parse(cli('list', '--json'));
     expect(entry).toMatchObject({ attempts: 3, status: '500', error: 'planned failure on attempt 3', job: { id: failing.id, url: '/fail' } });
@@ -155,7 +173,9 @@ describe('workers that die or stop in the middle of 1,000 jobs', () => {
     const recovered = Number(await queue.hget(keysFor(prefix).stats, 'L1:recovered'));
     expect(all.filter((r) => r.attempt === 2)).toHaveLength(recovered);
     // The app records a run when its handler ends: a run cut short by the kill is not a duplicate.
-    report(`SIGKILL: 1000 accepted, ${unique.size} run, 0 lost, ${recovered} handed back after the lease and run again (attempt 2), ${duplicates} duplicates (runs that ended but whose ack died with the worker)`);
+    report(
+      `SIGKILL: 1000 accepted, ${unique.size} run, 0 lost, ${recovered} handed back after the lease and run again (attempt 2), ${duplicates} duplicates (runs that ended but whose ack died with the worker)`,
+    );
   });
 
   test('SIGTERM: the worker finishes what it runs, exits 0, every job completes exactly once', async () => {
@@ -198,7 +218,9 @@ describe('workers that die or stop in the middle of 1,000 jobs', () => {
 });
 
 test('a gateway on SIGTERM answers the calls in flight, refuses new ones, and exits 0', async () => {
-  const gw = await startSwitchyard('gateway', ['--app', APP, '--redis', queueRedis.url, '--prefix', prefix, '--port', '0', '--host', '127.0.0.1'], { RECORD_URL: recordRedis.url });
+  const gw = await startSwitchyard('gateway', ['--app', APP, '--redis', queueRedis.url, '--prefix', prefix, '--port', '0', '--host', '127.0.0.1'], {
+    RECORD_URL: recordRedis.url,
+  });
   const address = `127.0.0.1:${gw.ready.port}`;
   const inFlight = Array.from({ length: 5 }, () => call('/slow?ms=800', { address, timeout: 5 }));
   await sleep(200);
@@ -275,9 +297,13 @@ test('Redis stopped and restarted (appendonly) under steady load: sync never fai
     const q = queue;
     const workers = await q.zrange(keysFor(prefix).workers, 0, -1);
     const held = await Promise.all(workers.map((w) => q.hkeys(keysFor(prefix).workerJobs(w))));
-    report(`missing: ${JSON.stringify(accepted.filter((id) => !seen.has(id)))}; held by workers: ${JSON.stringify(held)}; waiting: ${await q.llen(keysFor(prefix).queue(1, 'execute'))}`);
+    report(
+      `missing: ${JSON.stringify(accepted.filter((id) => !seen.has(id)))}; held by workers: ${JSON.stringify(held)}; waiting: ${await q.llen(keysFor(prefix).queue(1, 'execute'))}`,
+    );
   }
   expect(allRun).toBe(true);
   const all = await runs();
-  report(`Redis outage: ${syncCalls} sync calls, 0 failed; async ${JSON.stringify(Object.fromEntries(asyncStatuses))}; ${accepted.length} accepted, all run, ${all.length - new Set(all.map((r) => r.id)).size} duplicates`);
+  report(
+    `Redis outage: ${syncCalls} sync calls, 0 failed; async ${JSON.stringify(Object.fromEntries(asyncStatuses))}; ${accepted.length} accepted, all run, ${all.length - new Set(all.map((r) => r.id)).size} duplicates`,
+  );
 }, 90_000);

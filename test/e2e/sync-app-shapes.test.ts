@@ -43,7 +43,15 @@ afterAll(() => {
 });
 
 async function serve(loaded: LoadedApp, run: (address: string) => Promise<void>): Promise<void> {
-  const gateway = createGateway({ app: loaded, host: '127.0.0.1', port: 0, defaultTimeoutMs: 2000, maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 19, debug: false });
+  const gateway = createGateway({
+    app: loaded,
+    host: '127.0.0.1',
+    port: 0,
+    defaultTimeoutMs: 2000,
+    maxParamsBytes: 1 << 20,
+    maxBodyBytes: 1 << 19,
+    debug: false,
+  });
   const port = await gateway.start();
   try {
     await run(`127.0.0.1:${port}`);
@@ -70,7 +78,16 @@ test.each([
 });
 
 test('an ES module app is served by the switchyard executable', async () => {
-  const gateway = await startSwitchyard('gateway', ['--app', path.join(dir, 'esm-app.mjs'), '--port', '0', '--host', '127.0.0.1', '--redis', 'redis://127.0.0.1:1']);
+  const gateway = await startSwitchyard('gateway', [
+    '--app',
+    path.join(dir, 'esm-app.mjs'),
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--redis',
+    'redis://127.0.0.1:1',
+  ]);
   try {
     const address = `127.0.0.1:${gateway.ready.port}`;
     expect(await call('/items/5', { address })).toMatchObject({ status: 200, data: { id: '5', shape: 'esm' } });

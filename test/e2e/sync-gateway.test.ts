@@ -78,7 +78,10 @@ describe('the route answers', () => {
     const a = await call('/users/42?verbose=1&tag=a&tag=b', { address, headers: { 'X-User': 'ada' } });
     expect(a.status).toBe(200);
     expect(a.data).toEqual({
-      id: '42', query: { verbose: '1', tag: ['a', 'b'] }, who: 'ada', method: 'GET',
+      id: '42',
+      query: { verbose: '1', tag: ['a', 'b'] },
+      who: 'ada',
+      method: 'GET',
       rpc: { reply: true, level: null, policy: null, key: null, jobId: null, attempt: 1, fence: null },
     });
     expect(a.raw).toMatch(/^\{"status_code":"200","data":/);
@@ -154,7 +157,9 @@ describe('errors of the status table', () => {
     // --timeout (2 s here) applies when params give none.
     expect(await rawCall('{"url":"/slow?ms=2500","method":"GET"}', { address })).toMatchObject({ status: 504 });
     // A gRPC deadline shorter than everything: the route's answer would come too late, the client sees DEADLINE_EXCEEDED.
-    await expect(rawCall('{"url":"/slow?ms=1500","method":"GET","timeout":5}', { address, deadlineSeconds: 0.3 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+    await expect(rawCall('{"url":"/slow?ms=1500","method":"GET","timeout":5}', { address, deadlineSeconds: 0.3 })).rejects.toMatchObject({
+      code: grpc.status.DEADLINE_EXCEEDED,
+    });
   });
 
   test('an async call on a gateway without a queue answers 503', async () => {
@@ -165,28 +170,39 @@ describe('errors of the status table', () => {
 
 describe('the service', () => {
   test('`handle` is an alias of `handel`, with the same answers', async () => {
-    const Client = grpc.makeGenericClientConstructor({
-      handle: {
-        path: '/rpc.RPCServer/handle', requestStream: false, responseStream: false,
-        requestSerialize: (p: { params: string }) => Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(p.params)]), Buffer.from(p.params)]),
-        requestDeserialize: (b: Buffer) => b,
-        responseSerialize: (b: Buffer) => b,
-        responseDeserialize: (b: Buffer) => decodeStringField1(b),
+    const Client = grpc.makeGenericClientConstructor(
+      {
+        handle: {
+          path: '/rpc.RPCServer/handle',
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: (p: { params: string }) => Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(p.params)]), Buffer.from(p.params)]),
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => decodeStringField1(b),
+        },
       },
-    }, 'RPCServer');
-    const client = new Client(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { handle: (input: { params: string }, callback: (err: Error | null, out: string) => void) => void };
+      'RPCServer',
+    );
+    const client = new Client(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+      handle: (input: { params: string }, callback: (err: Error | null, out: string) => void) => void;
+    };
     const content = await new Promise<string>((resolve, reject) =>
-      client.handle({ params: '{"url":"/users/9","method":"GET"}' }, (err: Error | null, out: string) => (err ? reject(err) : resolve(out))));
+      client.handle({ params: '{"url":"/users/9","method":"GET"}' }, (err: Error | null, out: string) => (err ? reject(err) : resolve(out))),
+    );
     client.close();
     expect(JSON.parse(content)).toEqual(JSON.parse((await call('/users/9', { address })).raw));
   });
 
   test('grpc.health.v1.Health answers SERVING for the server and for rpc.RPCServer', async () => {
     const definition = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String });
-    const health = (grpc.loadPackageDefinition(definition) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }).grpc.health.v1;
+    const health = (grpc.loadPackageDefinition(definition) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }).grpc.health
+      .v1;
     const client = new health.Health(address, grpc.credentials.createInsecure());
     for (const service of ['', 'rpc.RPCServer']) {
-      const answer = await new Promise<{ status: string }>((resolve, reject) => client.Check({ service }, (err: Error | null, out: { status: string }) => (err ? reject(err) : resolve(out))));
+      const answer = await new Promise<{ status: string }>((resolve, reject) =>
+        client.Check({ service }, (err: Error | null, out: { status: string }) => (err ? reject(err) : resolve(out))),
+      );
       expect(answer.status).toBe('SERVING');
     }
     client.close();
@@ -232,9 +248,27 @@ function makeTestPki(): { dir: string; caCert: string; serverCert: string; serve
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   openssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=switchyard test CA');
   writeFileSync(f('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  for (const [name, ext] of [['server', ['-extfile', f('server.ext')]], ['client', []]] as const) {
+  for (const [name, ext] of [
+    ['server', ['-extfile', f('server.ext')]],
+    ['client', []],
+  ] as const) {
     openssl('req', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${name}`);
-    openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '1', ...ext);
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      f(`${name}.csr`),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      f(`${name}.pem`),
+      '-days',
+      '1',
+      ...ext,
+    );
   }
   return { dir, caCert: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
 }

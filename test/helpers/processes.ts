@@ -66,10 +66,13 @@ const running = new Set<ChildProcess>();
 
 /** Kills every process a test left behind (call in afterAll). */
 export async function killAll(): Promise<void> {
-  const waits = [...running].map((child) => new Promise((resolve) => {
-    child.once('exit', resolve);
-    child.kill('SIGKILL');
-  }));
+  const waits = [...running].map(
+    (child) =>
+      new Promise((resolve) => {
+        child.once('exit', resolve);
+        child.kill('SIGKILL');
+      }),
+  );
   await Promise.all(waits);
 }
 

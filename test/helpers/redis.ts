@@ -74,13 +74,27 @@ async function startContainer(appendonly: boolean): Promise<TestRedis> {
   const url = () => container.getConnectionUrl();
   const handle: TestRedis = {
     kind: 'testcontainers',
-    get url() { return url(); },
-    get host() { return container.getHost(); },
-    get port() { return container.getMappedPort(6379); },
-    stop: async () => { await container.stop({ remove: false } as never); },
-    restart: async () => { container = await (container as unknown as { restart(): Promise<typeof container> }).restart?.() ?? container; },
-    kill: async () => { await container.stop({ timeout: 0 } as never); },
-    close: async () => { await container.stop(); },
+    get url() {
+      return url();
+    },
+    get host() {
+      return container.getHost();
+    },
+    get port() {
+      return container.getMappedPort(6379);
+    },
+    stop: async () => {
+      await container.stop({ remove: false } as never);
+    },
+    restart: async () => {
+      container = (await (container as unknown as { restart(): Promise<typeof container> }).restart?.()) ?? container;
+    },
+    kill: async () => {
+      await container.stop({ timeout: 0 } as never);
+    },
+    close: async () => {
+      await container.stop();
+    },
   } as TestRedis;
   return handle;
 }
@@ -91,7 +105,9 @@ async function startLocal(appendonly: boolean): Promise<TestRedis> {
   const url = `redis://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
   const launch = async (): Promise<void> => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', appendonly ? 'yes' : 'no', '--dir', dir], { stdio: 'ignore' });
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', appendonly ? 'yes' : 'no', '--dir', dir], {
+      stdio: 'ignore',
+    });
     children.add(child);
     if (!(await pingUntil(url, 10_000))) throw new Error(`redis-server did not answer on port ${port}`);
   };
@@ -106,11 +122,20 @@ async function startLocal(appendonly: boolean): Promise<TestRedis> {
   };
   await launch();
   return {
-    kind: 'redis-server', url, host: '127.0.0.1', port,
+    kind: 'redis-server',
+    url,
+    host: '127.0.0.1',
+    port,
     stop: () => halt('SIGTERM'),
-    restart: async () => { await halt('SIGTERM'); await launch(); },
+    restart: async () => {
+      await halt('SIGTERM');
+      await launch();
+    },
     kill: () => halt('SIGKILL'),
-    close: async () => { await halt('SIGKILL'); rmSync(dir, { recursive: true, force: true }); },
+    close: async () => {
+      await halt('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -128,7 +153,9 @@ export async function startRedis(options: { appendonly?: boolean } = {}): Promis
   if (!redis && process.env.REDIS_URL) {
     const url = process.env.REDIS_URL;
     const u = new URL(url);
-    const noop = async (): Promise<void> => { throw new Error('REDIS_URL: this test needs a Redis it can stop; install redis-server'); };
+    const noop = async (): Promise<void> => {
+      throw new Error('REDIS_URL: this test needs a Redis it can stop; install redis-server');
+    };
     redis = { kind: 'REDIS_URL', url, host: u.hostname, port: Number(u.port || 6379), stop: noop, restart: noop, kill: noop, close: async () => undefined };
   }
   if (!redis) throw new Error('no Redis for tests: no Docker engine, no redis-server on PATH, no REDIS_URL');

@@ -12,7 +12,13 @@ const SELECTION: SelectionOptions = { weights: [3, 1], strict: false, capacity: 
 const LEASE = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function asyncCall(url: string, level: 1 | 2, policy: 'execute' | 'last' | 'discard', content: unknown = null, extra: Record<string, unknown> = {}): CallRequest {
+function asyncCall(
+  url: string,
+  level: 1 | 2,
+  policy: 'execute' | 'last' | 'discard',
+  content: unknown = null,
+  extra: Record<string, unknown> = {},
+): CallRequest {
   return parseParams(JSON.stringify({ url, method: 'POST', reply: false, content, queue_detail: { level, limit_policy: policy, ...extra } }), LIMITS);
 }
 
@@ -124,7 +130,10 @@ describe('enqueue', () => {
     await store.finish('w1', [{ job: first, outcome: 'done' }]);
     const next = await claimAll('w2');
     expect(next.map((j) => j.content)).toEqual([{ v: 3 }]);
-    await store.finish('w2', next.map((job) => ({ job, outcome: 'done' as const })));
+    await store.finish(
+      'w2',
+      next.map((job) => ({ job, outcome: 'done' as const })),
+    );
     expect(await claimAll('w2')).toHaveLength(0);
     expect(await redis.hget(store.keys.stats, 'L1:done')).toBe('2');
   });
@@ -369,7 +378,12 @@ describe('recovery and retries', () => {
     expect(recovered.every((j) => j.attempt === 2)).toBe(true);
     expect(again[0].id).toBe(held[0].id);
     // The finish of the presumed-dead worker counts nothing: those jobs are someone else's now.
-    expect(await store.finish('dead-worker', held.map((job) => ({ job, outcome: 'done' as const })))).toBe('lost');
+    expect(
+      await store.finish(
+        'dead-worker',
+        held.map((job) => ({ job, outcome: 'done' as const })),
+      ),
+    ).toBe('lost');
     expect(await redis.hget(store.keys.stats, 'L1:done')).toBeNull();
   });
 
@@ -381,7 +395,12 @@ describe('recovery and retries', () => {
     expect(await redis.zscore(store.keys.workers, 'w1')).not.toBeNull();
     const again = await claimAll('w2');
     // The jobs one worker held ran side by side: the order they go back in is not specified.
-    expect(again.map((j) => [j.id, j.attempt]).sort()).toEqual([[held[1].id, 1], [held[2].id, 1]].sort());
+    expect(again.map((j) => [j.id, j.attempt]).sort()).toEqual(
+      [
+        [held[1].id, 1],
+        [held[2].id, 1],
+      ].sort(),
+    );
   });
 
   test('a job whose attempts are used up by lost leases is buried', async () => {
@@ -403,7 +422,10 @@ describe('recovery and retries', () => {
     await sleep(350);
     expect(await store.promoteDue(100)).toBe(1); // /x moves; /k's retry loses to v2 (superseded)
     const jobs = await claimAll('w1');
-    expect(jobs.map((j) => [j.url, j.attempt, j.content]).sort()).toEqual([['/k', 1, { v: 2 }], ['/x', 2, null]]);
+    expect(jobs.map((j) => [j.url, j.attempt, j.content]).sort()).toEqual([
+      ['/k', 1, { v: 2 }],
+      ['/x', 2, null],
+    ]);
     expect(await redis.hget(store.keys.stats, 'L1:superseded')).toBe('1');
   });
 
@@ -437,7 +459,11 @@ describe('recovery and retries', () => {
     expect(await store.requeueAllDead()).toBe(3);
     expect(await redis.llen(store.keys.dead)).toBe(0);
     const requeued = await claimAll('w1');
-    expect(requeued.map((j) => [(j.content as { i: number }).i, j.attempt])).toEqual([[2, 1], [3, 1], [4, 1]]);
+    expect(requeued.map((j) => [(j.content as { i: number }).i, j.attempt])).toEqual([
+      [2, 1],
+      [3, 1],
+      [4, 1],
+    ]);
   });
 
   test('requeue of one dead job: found once, then unknown', async () => {
@@ -456,7 +482,7 @@ describe('payloads no script can break', () => {
   const deep = '['.repeat(1200) + ']'.repeat(1200);
   const poison = (id: string): string => `{"id":"${id}","at":0,"level":1,"method":"POST","url":"/p","content":${deep}}`;
 
-  test("a dead worker holding a deeply nested payload: every job back once, the poison one too, and the pass is not repeated", async () => {
+  test('a dead worker holding a deeply nested payload: every job back once, the poison one too, and the pass is not repeated', async () => {
     for (let i = 0; i < 3; i++) await store.enqueue(asyncCall('/x', 1, 'execute', { i }), ADMISSION);
     await redis.lpush(store.keys.queue(1, 'execute'), poison('poison1'));
     const held = await claimAndDie('w1', 4);
@@ -500,6 +526,9 @@ describe('payloads no script can break', () => {
 });
 
 test('decodeJob reads what the gateway writes', () => {
-  const job = decodeJob(7, '{"attempt":3,"id":"a1","at":5,"level":2,"policy":"last","key":"k","timeout":2000,"method":"PUT","url":"/u","content":{"list":[],"n":12345678901234567}}');
+  const job = decodeJob(
+    7,
+    '{"attempt":3,"id":"a1","at":5,"level":2,"policy":"last","key":"k","timeout":2000,"method":"PUT","url":"/u","content":{"list":[],"n":12345678901234567}}',
+  );
   expect(job).toMatchObject({ attempt: 3, id: 'a1', at: 5, level: 2, policy: 'last', key: 'k', timeoutMs: 2000, token: 7, content: { list: [] } });
 });

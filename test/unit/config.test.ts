@@ -15,9 +15,30 @@ test('durations take ms, s or m; a bare number is seconds', () => {
 
 test('defaults, including the derived ones', () => {
   const gateway = parseConfig('gateway', APP, {});
-  expect(gateway).toMatchObject({ redis: 'redis://127.0.0.1:6379', prefix: 'sy', port: 50051, adminPort: 9464, timeoutMs: 5000, capacity: 1000, discardThreshold: 600 });
+  expect(gateway).toMatchObject({
+    redis: 'redis://127.0.0.1:6379',
+    prefix: 'sy',
+    port: 50051,
+    adminPort: 9464,
+    timeoutMs: 5000,
+    capacity: 1000,
+    discardThreshold: 600,
+  });
   const worker = parseConfig('worker', [...APP, '--concurrency', '25', '--capacity', '50'], {});
-  expect(worker).toMatchObject({ adminPort: 9465, concurrency: 25, reserve: 2, capacity: 50, weights: [3, 1], strict: false, leaseMs: 30_000, jobTimeoutMs: 300_000, attempts: 5, backoffMs: 1000, graceMs: 10_000, logLevel: 'info' });
+  expect(worker).toMatchObject({
+    adminPort: 9465,
+    concurrency: 25,
+    reserve: 2,
+    capacity: 50,
+    weights: [3, 1],
+    strict: false,
+    leaseMs: 30_000,
+    jobTimeoutMs: 300_000,
+    attempts: 5,
+    backoffMs: 1000,
+    graceMs: 10_000,
+    logLevel: 'info',
+  });
   expect(parseConfig('dev', APP, {})).toMatchObject({ adminPort: 9464 });
   expect(parseConfig('gateway', [...APP, '--capacity', '50'], {}).discardThreshold).toBe(30);
   expect(parseConfig('worker', [...APP, '--job-timeout', '1s', '--log-level', 'warn'], {})).toMatchObject({ jobTimeoutMs: 1000, logLevel: 'warn' });

@@ -7,7 +7,7 @@ const root = protobuf.loadSync(path.join(__dirname, '..', '..', 'proto', 'rpc.pr
 const Input = root.lookupType('rpc.Input');
 const Output = root.lookupType('rpc.Output');
 
-test('empty: nothing on the wire (proto3 default), and protobufjs\'s explicit empty field reads the same', () => {
+test("empty: nothing on the wire (proto3 default), and protobufjs's explicit empty field reads the same", () => {
   expect(encodeStringField1('')).toHaveLength(0);
   expect((Output.decode(encodeStringField1('')) as unknown as { content: string }).content).toBe('');
   expect(decodeStringField1(Buffer.from(Input.encode({ params: '' }).finish()))).toBe('');
