@@ -3,6 +3,8 @@
 // stops with one line and leaves nothing in Redis; the gateway's /metrics carries the queue
 // gauges and the worker's carries its running jobs.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { startGateway } from '../../cli/gateway';
@@ -209,3 +211,34 @@ test('/metrics: queue gauges on the gateway equal what was enqueued; running job
     await gateway.stop();
   }
 }, 30_000);
+
+describe('the command line a new user meets', () => {
+  const run = (args: string[]): { status: number; stdout: string; stderr: string } => {
+    try {
+      return { status: 0, stdout: execFileSync(process.execPath, [BIN, ...args], { encoding: 'utf8', stdio: 'pipe' }), stderr: '' };
+    } catch (err) {
+      const e = err as { status: number; stdout: string; stderr: string };
+      return { status: e.status, stdout: e.stdout, stderr: e.stderr };
+    }
+  };
+
+  test('dead: an unknown action and an unknown id say so in one line', () => {
+    expect(run(['dead', 'bogus', '--redis', server.url, '--prefix', prefix])).toMatchObject({
+      status: 2,
+      stderr: 'switchyard dead: unknown action "bogus" (list, requeue <id>|all, purge)\n',
+    });
+    expect(run(['dead', 'requeue', 'nope', '--redis', server.url, '--prefix', prefix])).toMatchObject({ status: 1, stderr: 'no dead job has id nope\n' });
+  });
+
+  test('stats --watch piped into a reader that goes away ends quietly', () => {
+    const script = `set -o pipefail; "${process.execPath}" "${BIN}" stats --watch 100ms --json --redis ${server.url} --prefix ${prefix} 2>stats.err | head -n 2; echo "status $?"; cat stats.err`;
+    const dir = mkdtempSync(path.join(tmpdir(), 'sy-epipe-'));
+    try {
+      const lines = execFileSync('bash', ['-c', script], { cwd: dir, encoding: 'utf8', stdio: 'pipe', timeout: 10_000 }).trim().split('\n');
+      expect(JSON.parse(lines[0])).toHaveProperty('queues');
+      expect(lines.slice(2)).toEqual(['status 0']); // and nothing on stderr
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
