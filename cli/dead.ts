@@ -2,7 +2,7 @@
 import { ConfigError, type Config } from '../shared/ops/config';
 import { redactUrl } from '../shared/ops/log';
 import { connectQuietly, createRedis } from '../shared/store/redis';
-import { Store } from '../shared/store/store';
+import { Queues } from '../shared/store/queues';
 
 const ACTIONS = 'list, requeue <id>|all, purge';
 
@@ -12,7 +12,7 @@ export async function runDead(config: Config): Promise<void> {
   if (action === 'requeue' && !target) throw new ConfigError('requeue needs a job id, or "all"');
   const redis = createRedis(config.redis, 'cli');
   if (!(await connectQuietly(redis))) throw new Error(`redis at ${redactUrl(config.redis)} is not answering`);
-  const store = new Store(redis, config.prefix);
+  const store = await Queues.open(redis, config.prefix, config.given.has('partitions') ? config.partitions : undefined);
   try {
     if (action === 'list') {
       const entries = await store.listDead(config.limit);

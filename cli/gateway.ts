@@ -7,7 +7,8 @@ import type { Config } from '../shared/ops/config';
 import { log, redactUrl } from '../shared/ops/log';
 import { recorders, registerQueueGauges, type Metrics } from '../shared/ops/metrics';
 import { connectQuietly, createRedis } from '../shared/store/redis';
-import { Store } from '../shared/store/store';
+import { Queues } from '../shared/store/queues';
+import { agreeOrExit, agreeOrStop } from './partitions';
 import { isAddressInUse, portTaken, startAdmin, type StartedAdmin } from './ports';
 
 export interface RunningPart {
@@ -21,13 +22,18 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
   const ownAdmin = !admin;
   const { server: adminServer, port: adminPort } = admin ?? (await startAdmin(config));
   const redis = createRedis(config.redis, 'gateway');
-  const store = new Store(redis, config.prefix);
+  const queues = new Queues(redis, config.prefix, config.partitions);
   let serving = false;
   adminServer.addReadiness('gateway', () => ({ ready: serving && redis.status === 'ready', detail: { serving, redis: redis.status } }));
-  registerQueueGauges(adminServer.metrics, () => store.gauges());
+  registerQueueGauges(adminServer.metrics, () => queues.gauges());
   const gateway = createGateway({
     app,
-    queue: new QueueEnqueuer(store, { capacity: config.capacity, discardThreshold: config.discardThreshold }),
+    queue: new QueueEnqueuer(queues, {
+      capacity: config.capacity,
+      discardThreshold: config.discardThreshold,
+      replicasAck: config.replicasAck,
+      replicasTimeoutMs: config.replicasTimeoutMs,
+    }),
     host: config.host,
     port: config.port,
     defaultTimeoutMs: config.timeoutMs,
@@ -45,7 +51,14 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
     if (ownAdmin) await adminServer.stop();
     throw isAddressInUse(err) ? portTaken('--port', config.host, config.port) : err;
   }
-  if (!(await connectQuietly(redis))) {
+  if (await connectQuietly(redis)) {
+    await agreeOrStop(queues, async () => {
+      await gateway.stop(0);
+      if (ownAdmin) await adminServer.stop();
+      redis.disconnect();
+    });
+  } else {
+    redis.once('ready', () => void agreeOrExit(queues));
     log.warn(
       { event: 'redis_unavailable', role: 'gateway', redis: redactUrl(config.redis) },
       `redis at ${redactUrl(config.redis)} is not answering; sync calls work, async calls answer 503 until it does`,

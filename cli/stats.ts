@@ -1,11 +1,12 @@
 // `switchyard stats`: queue depths, level-2 state, in flight, idle workers, dead, counters.
 import type { Config } from '../shared/ops/config';
-import { connectQuietly, createRedis } from '../shared/store/redis';
-import { Store, type QueueStats } from '../shared/store/store';
 import { redactUrl } from '../shared/ops/log';
+import { Queues } from '../shared/store/queues';
+import { connectQuietly, createRedis } from '../shared/store/redis';
+import type { QueueStats } from '../shared/store/store';
 
-export function formatStats(s: QueueStats, prefix: string): string {
-  const lines = [`switchyard stats  {${prefix}}  ${new Date().toISOString()}`, ''];
+export function formatStats(s: QueueStats, prefix: string, partitions: QueueStats[] = []): string {
+  const lines = [`switchyard stats  {${prefix}}${partitions.length > 1 ? `  ${partitions.length} partitions` : ''}  ${new Date().toISOString()}`, ''];
   lines.push('queue            waiting');
   for (const [name, depth] of Object.entries(s.queues)) lines.push(`  ${name.padEnd(14)} ${String(depth).padStart(7)}`);
   lines.push('');
@@ -14,6 +15,16 @@ export function formatStats(s: QueueStats, prefix: string): string {
   lines.push(`in flight        ${s.inFlight} on ${s.workers} worker(s), ${s.idle} idle`);
   lines.push(`retries waiting  ${s.delayed}`);
   lines.push(`dead             ${s.dead}`);
+  if (partitions.length > 1) {
+    lines.push('', 'partition        L1 waiting  L2 waiting  level 2   in flight  retries  dead');
+    partitions.forEach((p, i) => {
+      const cells = [p.backlog.L1, p.backlog.L2].map((n) => String(n).padStart(10));
+      lines.push(
+        `  {${prefix}:${i}}`.padEnd(17) +
+          `${cells[0]}  ${cells[1]}  ${(p.level2Active ? 'active' : 'REFUSING').padEnd(8)}  ${String(p.inFlight).padStart(9)}  ${String(p.delayed).padStart(7)}  ${String(p.dead).padStart(4)}`,
+      );
+    });
+  }
   const counters = Object.entries(s.counters).sort(([a], [b]) => a.localeCompare(b));
   if (counters.length > 0) {
     lines.push('', 'counters');
@@ -25,10 +36,11 @@ export function formatStats(s: QueueStats, prefix: string): string {
 export async function runStats(config: Config): Promise<void> {
   const redis = createRedis(config.redis, 'cli');
   if (!(await connectQuietly(redis))) throw new Error(`redis at ${redactUrl(config.redis)} is not answering`);
-  const store = new Store(redis, config.prefix);
+  const queues = await Queues.open(redis, config.prefix, config.given.has('partitions') ? config.partitions : undefined);
   const show = async (): Promise<void> => {
-    const stats = await store.stats();
-    const text = config.json ? JSON.stringify(stats) : formatStats(stats, config.prefix);
+    const { total, partitions } = await queues.stats();
+    const json = partitions.length > 1 ? { ...total, partitions } : total;
+    const text = config.json ? JSON.stringify(json) : formatStats(total, config.prefix, partitions);
     process.stdout.write((config.watchMs && !config.json ? '\x1b[2J\x1b[H' : '') + text + '\n');
   };
   await show();

@@ -4,9 +4,10 @@ import type { Config } from '../shared/ops/config';
 import { log, redactUrl } from '../shared/ops/log';
 import { recorders } from '../shared/ops/metrics';
 import { connectQuietly, createRedis } from '../shared/store/redis';
-import { Store } from '../shared/store/store';
+import { Queues } from '../shared/store/queues';
 import { createWorker, type Worker } from '../worker';
 import type { RunningPart } from './gateway';
+import { agreeOrExit, agreeOrStop } from './partitions';
 import { startAdmin, type StartedAdmin } from './ports';
 
 /** Starts claiming (after the admin port is bound). Without `admin`, starts its own admin port. */
@@ -15,12 +16,21 @@ export async function startWorker(config: Config, app: LoadedApp, admin?: Starte
   const { server: adminServer, port: adminPort } = admin ?? (await startAdmin(config));
   const redis = createRedis(config.redis, 'worker');
   const blocking = createRedis(config.redis, 'blocking');
+  const queues = new Queues(redis, config.prefix, config.partitions);
   const [up] = await Promise.all([connectQuietly(redis), connectQuietly(blocking)]);
-  if (!up)
+  const undo = async (): Promise<void> => {
+    if (ownAdmin) await adminServer.stop();
+    redis.disconnect();
+    blocking.disconnect();
+  };
+  if (up) await agreeOrStop(queues, undo);
+  else {
+    redis.once('ready', () => void agreeOrExit(queues));
     log.warn(
       { event: 'redis_unavailable', role: 'worker', redis: redactUrl(config.redis) },
       `redis at ${redactUrl(config.redis)} is not answering; claiming starts when it does`,
     );
+  }
   const metrics = adminServer.metrics;
   const jobCount = recorders((levelAndOutcome) => {
     const [level, outcome] = levelAndOutcome.split(' ');
@@ -28,10 +38,9 @@ export async function startWorker(config: Config, app: LoadedApp, admin?: Starte
   });
   const jobSeconds = recorders((level) => metrics.jobSeconds.recorder({ level }));
   const worker = createWorker({
-    store: new Store(redis, config.prefix),
+    queues,
     blocking,
     redisUrl: config.redis,
-    prefix: config.prefix,
     app,
     concurrency: config.concurrency,
     reserve: config.reserve,

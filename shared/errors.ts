@@ -49,6 +49,12 @@ export const discardDropped = (level: number, threshold: number): SwitchyardErro
   new SwitchyardError('DISCARD_DROPPED', `discardable message dropped: level ${level} backlog is at or over the discard threshold (${threshold})`);
 /** The cause (ioredis' own words) goes to the log; the caller reads ours. */
 export const queueUnavailable = (): SwitchyardError => new SwitchyardError('QUEUE_UNAVAILABLE', 'queue unavailable: Redis is unreachable');
+/** Durable enqueue: the master took the job, fewer replicas than asked confirmed it in time. */
+export const notReplicated = (acknowledged: number, asked: number, timeoutMs: number): SwitchyardError =>
+  new SwitchyardError(
+    'QUEUE_UNAVAILABLE',
+    `queue unavailable: only ${acknowledged} of ${asked} replica(s) confirmed the job within ${timeoutMs} ms; it may or may not have been queued (a failover now could lose it)`,
+  );
 export const noQueueConfigured = (): SwitchyardError => new SwitchyardError('QUEUE_UNAVAILABLE', 'queue unavailable: this gateway has no Redis configured');
 export const syncDeadline = (ms: number): SwitchyardError => new SwitchyardError('SYNC_DEADLINE', `deadline of ${ms} ms passed before the route answered`);
 export const jobDeadline = (ms: number): SwitchyardError => new SwitchyardError('JOB_DEADLINE', `job deadline of ${ms} ms passed before the route answered`);

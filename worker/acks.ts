@@ -1,9 +1,10 @@
 // Acknowledgements of finished runs: those of one turn of the event loop go to Redis in one
-// script call per worker id. While Redis is away they are kept (bounded by the concurrency)
+// script call per worker id and partition. While Redis is away they are kept (bounded by the concurrency)
 // and sent again; acknowledging twice is harmless (the second finds nothing to remove).
 import { log } from '../shared/ops/log';
 import type { Job } from '../shared/store/job';
-import type { Ack, Store } from '../shared/store/store';
+import type { Queues } from '../shared/store/queues';
+import type { Ack } from '../shared/store/store';
 
 const RETRY_EVERY_MS = 250;
 const MAX_TRIES = 40;
@@ -14,14 +15,15 @@ export class AckBatcher {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly store: Store,
+    private readonly queues: Queues,
     /** Redis refused the acknowledgements of `workerId`: its lease had run out. */
     private readonly onLost: (workerId: string) => void,
   ) {}
 
-  add(workerId: string, job: Job, outcome: Ack['outcome']): void {
-    let list = this.pending.get(workerId);
-    if (!list) this.pending.set(workerId, (list = []));
+  add(workerId: string, partition: number, job: Job, outcome: Ack['outcome']): void {
+    const batch = `${partition}:${workerId}`;
+    let list = this.pending.get(batch);
+    if (!list) this.pending.set(batch, (list = []));
     list.push({ job, outcome });
     if (!this.scheduled) {
       this.scheduled = true;
@@ -30,13 +32,14 @@ export class AckBatcher {
   }
 
   /** Tokens acknowledged here but not yet in Redis (they are not orphans). */
-  pendingTokens(workerId: string): number[] {
-    return (this.pending.get(workerId) ?? []).map((ack) => ack.job.token).concat(this.sending.get(workerId) ?? []);
+  pendingTokens(workerId: string, partition: number): number[] {
+    const batch = `${partition}:${workerId}`;
+    return (this.pending.get(batch) ?? []).map((ack) => ack.job.token).concat(this.sending.get(batch) ?? []);
   }
 
   /** The id's lease is gone: its acknowledgements would be refused, and its runs run again. */
   forget(workerId: string): void {
-    this.pending.delete(workerId);
+    for (const batch of [...this.pending.keys()]) if (batch.endsWith(`:${workerId}`)) this.pending.delete(batch);
   }
 
   private readonly sending = new Map<string, number[]>();
@@ -45,17 +48,19 @@ export class AckBatcher {
     this.scheduled = false;
     const batches = this.pending;
     this.pending = new Map();
-    const round = Promise.all([...batches].map(([workerId, acks]) => this.send(workerId, acks)));
+    const round = Promise.all([...batches].map(([batch, acks]) => this.send(batch, acks)));
     this.flushing = this.flushing.then(() => round).then(() => undefined);
     return this.flushing;
   }
 
-  private async send(workerId: string, acks: Ack[]): Promise<void> {
-    this.sending.set(workerId, [...(this.sending.get(workerId) ?? []), ...acks.map((a) => a.job.token)]);
+  private async send(batch: string, acks: Ack[]): Promise<void> {
+    const colon = batch.indexOf(':');
+    const [partition, workerId] = [Number(batch.slice(0, colon)), batch.slice(colon + 1)];
+    this.sending.set(batch, [...(this.sending.get(batch) ?? []), ...acks.map((a) => a.job.token)]);
     try {
       for (let tries = 1; ; tries++) {
         try {
-          if ((await this.store.finish(workerId, acks)) === 'lost') this.onLost(workerId);
+          if ((await this.queues.stores[partition].finish(workerId, acks)) === 'lost') this.onLost(workerId);
           return;
         } catch (err) {
           if (tries >= MAX_TRIES) {

@@ -1,25 +1,27 @@
 // The claim loop: while slots are free, claims jobs (weighted fair, decided in Redis) and hands
 // them to the runner; with nothing to claim, blocks until a job is handed to this worker or a
-// wake marker appears. Pauses by itself while Redis is away.
-import type Redis from 'ioredis';
+// wake marker appears. Pauses by itself while Redis is away. With several partitions it
+// claims from each in turn, starting one further each round.
 import type { Level } from '../shared/call/params';
 import { log } from '../shared/ops/log';
-import type { SelectionOptions, Store } from '../shared/store/store';
+import type { Queues } from '../shared/store/queues';
+import type { RedisClient } from '../shared/store/redis';
+import type { SelectionOptions } from '../shared/store/store';
 import { monotonicMs } from './lease-clock';
 import type { LeaseKeeper } from './lease-keeper';
 import type { Part } from './periodic';
 import type { Runner } from './runner';
 
 export interface ClaimerOptions {
-  store: Store;
+  queues: Queues;
   /** A connection of its own, used only for blocking waits. */
-  blocking: Redis;
+  blocking: RedisClient;
   keeper: LeaseKeeper;
   runner: Runner;
   concurrency: number;
   reserve: number;
+  /** Deployment-wide; each partition gets its share of the capacity. */
   selection: SelectionOptions;
-  leaseMs: number;
   attempts: number;
   deadMax: number;
 }
@@ -34,6 +36,8 @@ export class Claimer implements Part {
   /** Set after a Redis error: a reply may have been lost, so Redis may record runs we do not hold. */
   private needsReconcile = false;
   private redisReady = true;
+  /** The partition the next round starts with. */
+  private firstPartition = 0;
   private wakeOnStop: () => void = () => undefined;
   private readonly stopRequested = new Promise<void>((resolve) => (this.wakeOnStop = resolve));
 
@@ -60,41 +64,74 @@ export class Claimer implements Part {
   }
 
   private async run(): Promise<void> {
-    const { store, keeper, runner, concurrency, reserve } = this.o;
+    const { keeper, runner } = this.o;
     while (!this.stopping) {
-      const free = concurrency - runner.running;
-      if (free <= 0) {
+      if (this.o.concurrency - runner.running <= 0) {
         await Promise.race([runner.slotFreed(), this.stopRequested]);
         // Let every run that ends in this turn of the event loop free its slot: one claim for all.
         await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
-      const level2Room = Math.max(0, Math.min(free, concurrency - reserve - runner.runningLevel2));
       try {
         if (!keeper.isRegistered) await keeper.register();
         const workerId = keeper.id;
         // Safe here: no claim of ours is in flight, so every run we hold is in the runner.
         if (this.needsReconcile) await this.reconcile(workerId);
-        const sentAt = monotonicMs();
-        const runs = await store.claim(workerId, free, level2Room, this.o.selection, this.o.leaseMs);
+        const claimed = await this.claimRound(workerId);
         this.redisBack();
-        if (runs === 'lost') {
+        if (claimed === 'lost') {
           keeper.lost(workerId, 'Redis refused a claim');
           continue;
         }
-        keeper.renewed(workerId, sentAt);
-        for (const run of runs) void runner.start(run, workerId);
-        if (runs.length > 0 || this.stopping) continue;
-        // The levels waited for match the idle registration the empty claim just made.
-        const levels: Level[] = level2Room > 0 ? [1, 2] : [1];
-        const handed = await store.waitForWork(this.o.blocking, workerId, levels, IDLE_BLOCK_SECONDS);
-        if (handed) void runner.start(handed, workerId);
+        if (claimed.started > 0 || this.stopping) continue;
+        await this.waitForWork(workerId, claimed.levels);
       } catch (err) {
         if (this.stopping) break;
         this.redisAway(err);
         await new Promise((resolve) => setTimeout(resolve, REDIS_RETRY_MS));
       }
     }
+  }
+
+  /** One claim per partition while slots are free; the runs are started as they come. */
+  private async claimRound(workerId: string): Promise<{ started: number; levels: Level[] } | 'lost'> {
+    const { queues, keeper, runner, concurrency, reserve } = this.o;
+    const n = queues.partitions;
+    const selection = queues.share(this.o.selection);
+    let started = 0;
+    let workLeft = 0;
+    let levels: Level[] = [1, 2];
+    for (let i = 0; i < n; i++) {
+      const free = concurrency - runner.running;
+      if (free <= 0) break;
+      const level2Room = Math.max(0, Math.min(free, concurrency - reserve - runner.runningLevel2));
+      // The levels an idle wait listens to match the idle registration an empty claim makes.
+      levels = level2Room > 0 ? [1, 2] : [1];
+      const store = queues.stores[(this.firstPartition + i) % n];
+      const sentAt = monotonicMs();
+      const claimed = await store.claim(workerId, free, level2Room, selection, keeper.heldForMs);
+      if (claimed === 'lost') return 'lost';
+      // With one partition a claim renews the whole lease; with several, only this partition's.
+      if (n === 1) keeper.renewed(workerId, sentAt);
+      for (const run of claimed.runs) void runner.start(run, workerId);
+      started += claimed.runs.length;
+      workLeft |= claimed.workLeft;
+    }
+    this.firstPartition = (this.firstPartition + 1) % n;
+    // Pass the baton: work left behind wakes another idle worker (with one partition the claim did).
+    if (n > 1) for (const level of [1, 2] as const) if (workLeft & level) await queues.wakeIdle(level);
+    return { started, levels };
+  }
+
+  /** Blocks until a job is handed to this worker (one partition), a wake marker appears, or a second passes. */
+  private async waitForWork(workerId: string, levels: Level[]): Promise<void> {
+    const { queues, runner, blocking } = this.o;
+    if (queues.partitions > 1) {
+      await queues.waitForWake(blocking, levels, IDLE_BLOCK_SECONDS);
+      return;
+    }
+    const handed = await queues.stores[0].waitForWork(blocking, workerId, levels, IDLE_BLOCK_SECONDS);
+    if (handed) void runner.start(handed, workerId);
   }
 
   private redisAway(err: unknown): void {
@@ -111,7 +148,10 @@ export class Claimer implements Part {
 
   /** Hands back runs Redis records for this worker that it does not hold (a claim reply lost in an outage). */
   private async reconcile(workerId: string): Promise<void> {
-    const handedBack = await this.o.store.requeueWorker(workerId, 'orphans', this.o.attempts, this.o.deadMax, this.o.runner.heldTokens(workerId));
+    let handedBack = 0;
+    for (const store of this.o.queues.stores) {
+      handedBack += await store.requeueWorker(workerId, 'orphans', this.o.attempts, this.o.deadMax, this.o.runner.heldTokens(workerId, store.partition ?? 0));
+    }
     this.needsReconcile = false;
     if (handedBack > 0)
       log.warn(

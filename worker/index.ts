@@ -1,23 +1,22 @@
 // A worker process's engine, wired in one place and in one order: the lease keeper (identity
 // and lease), the shared chores (recovery of dead workers' runs, due retries), then the claim
 // loop that feeds the runner. Stopped in the reverse order.
-import type Redis from 'ioredis';
+import type { RedisClient } from '../shared/store/redis';
 import type { LoadedApp } from '../shared/call/app';
 import { log } from '../shared/ops/log';
 import type { Job } from '../shared/store/job';
-import type { Store } from '../shared/store/store';
+import type { Queues } from '../shared/store/queues';
 import { Claimer } from './claimer';
 import { LeaseKeeper } from './lease-keeper';
 import { createRecoverer, createRetryMover } from './maintenance';
 import { Runner } from './runner';
 
 export interface WorkerOptions {
-  store: Store;
+  queues: Queues;
   /** A second connection, used only for blocking waits. */
-  blocking: Redis;
+  blocking: RedisClient;
   /** For the lease thread's own connection. */
   redisUrl: string;
-  prefix: string;
   app: LoadedApp;
   concurrency: number;
   reserve: number;
@@ -55,10 +54,10 @@ export interface Worker {
 const MAINTENANCE_EVERY_MS = 500;
 
 export function createWorker(o: WorkerOptions): Worker {
-  const keeper = new LeaseKeeper({ store: o.store, redisUrl: o.redisUrl, prefix: o.prefix, leaseMs: o.leaseMs });
+  const keeper = new LeaseKeeper({ queues: o.queues, redisUrl: o.redisUrl, leaseMs: o.leaseMs });
   const runner = new Runner({ ...o, keeper });
   const chores = {
-    store: o.store,
+    queues: o.queues,
     selfId: () => keeper.id,
     attempts: o.attempts,
     deadMax: o.deadMax,
@@ -67,14 +66,13 @@ export function createWorker(o: WorkerOptions): Worker {
   const recoverer = createRecoverer(chores);
   const retryMover = createRetryMover(chores);
   const claimer = new Claimer({
-    store: o.store,
+    queues: o.queues,
     blocking: o.blocking,
     keeper,
     runner,
     concurrency: o.concurrency,
     reserve: o.reserve,
     selection: { weights: o.weights, strict: o.strict, capacity: o.capacity },
-    leaseMs: o.leaseMs,
     attempts: o.attempts,
     deadMax: o.deadMax,
   });
@@ -97,7 +95,7 @@ export function createWorker(o: WorkerOptions): Worker {
       keeper.retire();
       let handedBack = 0;
       try {
-        handedBack = await o.store.requeueWorker(keeper.id, 'shutdown', o.attempts, o.deadMax);
+        for (const store of o.queues.stores) handedBack += await store.requeueWorker(keeper.id, 'shutdown', o.attempts, o.deadMax);
       } catch (err) {
         log.warn(
           { event: 'handback_failed', err: { message: (err as Error).message } },

@@ -33,3 +33,16 @@ export class LeaseClock {
     if (ms > this.get(slot)) this.set(slot, ms);
   }
 }
+
+/**
+ * The timing of a lease of `leaseMs`. Renewals come every tenth of it, and each one holds the
+ * lease in Redis for the lease plus one renewal period: so a stall of the whole process (even
+ * SIGSTOP, which stops the renewal thread too) shorter than the lease never loses it, whenever
+ * in the renewal period it begins. A worker that died is recovered between 1 and 1.1 leases
+ * after its last renewal. While the main loop is blocked the thread keeps renewing for half a
+ * lease after its last heartbeat (longer while a job is within its deadline).
+ */
+export function leaseTiming(leaseMs: number): { renewEveryMs: number; heldForMs: number; staleAfterMs: number } {
+  const renewEveryMs = Math.max(20, Math.floor(leaseMs / 10));
+  return { renewEveryMs, heldForMs: leaseMs + renewEveryMs, staleAfterMs: Math.max(renewEveryMs + 100, Math.floor(leaseMs / 2)) };
+}

@@ -10,14 +10,13 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { Worker as Thread } from 'node:worker_threads';
 import { log } from '../shared/ops/log';
-import type { Store } from '../shared/store/store';
-import { LeaseClock, monotonicMs, SLOT } from './lease-clock';
+import type { Queues } from '../shared/store/queues';
+import { LeaseClock, leaseTiming, monotonicMs, SLOT } from './lease-clock';
 import type { LeaseLostMessage, LeaseThreadData } from './lease-thread';
 
 export interface LeaseKeeperOptions {
-  store: Store;
+  queues: Queues;
   redisUrl: string;
-  prefix: string;
   leaseMs: number;
 }
 
@@ -44,7 +43,12 @@ export class LeaseKeeper {
   private retired = false;
   private readonly lostListeners: Array<(workerId: string) => void> = [];
 
-  constructor(private readonly o: LeaseKeeperOptions) {}
+  /** How long each registration, renewal or claim holds the lease in Redis (lease-clock.ts). */
+  readonly heldForMs: number;
+
+  constructor(private readonly o: LeaseKeeperOptions) {
+    this.heldForMs = leaseTiming(o.leaseMs).heldForMs;
+  }
 
   /** The id the worker claims under now. */
   get id(): string {
@@ -57,14 +61,26 @@ export class LeaseKeeper {
 
   start(): void {
     this.clock.set(SLOT.heartbeat, monotonicMs());
-    this.heartbeat = setInterval(() => this.clock.set(SLOT.heartbeat, monotonicMs()), HEARTBEAT_EVERY_MS);
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_EVERY_MS);
     this.startThread();
+  }
+
+  /**
+   * The main loop's heartbeat. After a stall it is also the earliest moment this process can
+   * see that its lease may be gone (the renewal thread needs a round trip to be sure): the
+   * runs are abandoned here, before their handlers' next step if their timers come later.
+   */
+  private beat(): void {
+    const now = monotonicMs();
+    this.clock.set(SLOT.heartbeat, now);
+    if (this.registered && now > this.clock.get(SLOT.validUntil)) this.lost(this.currentId, 'the process stalled past its lease');
   }
 
   private startThread(): void {
     const data: LeaseThreadData = {
       redisUrl: this.o.redisUrl,
-      prefix: this.o.prefix,
+      prefix: this.o.queues.prefix,
+      partitions: this.o.queues.partitions,
       leaseMs: this.o.leaseMs,
       workerId: this.currentId,
       buffer: this.clock.buffer,
@@ -83,8 +99,8 @@ export class LeaseKeeper {
   async register(): Promise<boolean> {
     if (this.registered) return true;
     const sentAt = monotonicMs();
-    while (!(await this.o.store.register(this.currentId, this.o.leaseMs))) this.currentId = newWorkerId();
-    this.clock.set(SLOT.validUntil, sentAt + this.o.leaseMs);
+    while (!(await this.o.queues.register(this.currentId, this.heldForMs))) this.currentId = newWorkerId();
+    this.clock.set(SLOT.validUntil, sentAt + this.heldForMs);
     this.registered = true;
     this.thread?.postMessage({ type: 'identity', workerId: this.currentId });
     return true;
@@ -92,7 +108,7 @@ export class LeaseKeeper {
 
   /** A claim renewed the lease of `workerId` (sent at `sentAt`). */
   renewed(workerId: string, sentAt: number): void {
-    if (workerId === this.currentId) this.clock.raise(SLOT.validUntil, sentAt + this.o.leaseMs);
+    if (workerId === this.currentId) this.clock.raise(SLOT.validUntil, sentAt + this.heldForMs);
   }
 
   /** While the main loop is blocked, the lease is kept until this time (a running job's deadline). */
@@ -109,7 +125,7 @@ export class LeaseKeeper {
     if (workerId !== this.currentId || !this.registered) return false;
     if (monotonicMs() < this.clock.get(SLOT.validUntil)) return true;
     const sentAt = monotonicMs();
-    if (await this.o.store.renewLease(workerId, this.o.leaseMs)) {
+    if (await this.o.queues.renewLease(workerId, this.heldForMs)) {
       this.renewed(workerId, sentAt);
       return true;
     }

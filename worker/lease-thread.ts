@@ -4,13 +4,14 @@
 // past that the process counts as dead, and once the lease has surely run out the main thread
 // is told it lost its runs.
 import { parentPort, workerData } from 'node:worker_threads';
+import { Queues } from '../shared/store/queues';
 import { createRedis } from '../shared/store/redis';
-import { Store } from '../shared/store/store';
-import { LeaseClock, monotonicMs, SLOT } from './lease-clock';
+import { LeaseClock, leaseTiming, monotonicMs, SLOT } from './lease-clock';
 
 export interface LeaseThreadData {
   redisUrl: string;
   prefix: string;
+  partitions: number;
   leaseMs: number;
   workerId: string;
   buffer: SharedArrayBuffer;
@@ -25,10 +26,9 @@ export interface LeaseLostMessage {
 const data = workerData as LeaseThreadData;
 const clock = new LeaseClock(data.buffer);
 const redis = createRedis(data.redisUrl, 'lease');
-const store = new Store(redis, data.prefix);
-const everyMs = Math.max(50, Math.floor(data.leaseMs / 3));
-/** A heartbeat older than this means the main loop is stalled (see docs/design.md, Leases). */
-const staleAfterMs = Math.max(everyMs + 100, Math.floor(data.leaseMs / 2));
+const queues = new Queues(redis, data.prefix, data.partitions);
+/** A heartbeat older than staleAfterMs means the main loop is stalled (see docs/design.md, Leases). */
+const { renewEveryMs, heldForMs, staleAfterMs } = leaseTiming(data.leaseMs);
 let workerId = data.workerId;
 let lostId: string | undefined;
 let busy = false;
@@ -52,9 +52,9 @@ async function tick(): Promise<void> {
   busy = true;
   try {
     const sentAt = monotonicMs();
-    const held = await store.renewLease(id, data.leaseMs);
+    const held = await queues.renewLease(id, heldForMs);
     if (id !== workerId) return;
-    if (held) clock.raise(SLOT.validUntil, sentAt + data.leaseMs);
+    if (held) clock.raise(SLOT.validUntil, sentAt + heldForMs);
     else lost(id);
   } catch {
     // Redis away: the lease runs on; once it has surely run out, the runs are lost.
@@ -64,7 +64,7 @@ async function tick(): Promise<void> {
   }
 }
 
-const timer = setInterval(() => void tick(), everyMs);
+const timer = setInterval(() => void tick(), renewEveryMs);
 parentPort!.on('message', (message: { type: 'identity'; workerId: string } | { type: 'stop' }) => {
   if (message.type === 'identity') {
     workerId = message.workerId;

@@ -2,11 +2,12 @@
 // for all of them to run them at once: recovering the runs of workers whose lease ran out, and
 // moving retries that are due back into their queues.
 import { log } from '../shared/ops/log';
+import type { Queues } from '../shared/store/queues';
 import type { Store } from '../shared/store/store';
 import { periodic, type Part } from './periodic';
 
 export interface MaintenanceOptions {
-  store: Store;
+  queues: Queues;
   /** This worker's current id (never recovered by itself while it holds the lease). */
   selfId: () => string;
   attempts: number;
@@ -14,26 +15,35 @@ export interface MaintenanceOptions {
   everyMs: number;
 }
 
-/** Each expired worker is recovered on its own: one that fails (logged) does not hold back the others. */
+/** Every partition in turn: a partition whose Redis does not answer (logged) does not hold back the others. */
 export function createRecoverer(o: MaintenanceOptions): Part {
   return periodic('recovery', o.everyMs, async () => {
-    for (const workerId of await o.store.expiredWorkers()) {
-      if (workerId === o.selfId()) continue;
-      try {
-        const jobs = await o.store.requeueWorker(workerId, 'expired', o.attempts, o.deadMax);
-        log.warn({ event: 'jobs_recovered', worker: workerId, jobs }, `worker ${workerId} lost its lease; ${jobs} job(s) back in line`);
-      } catch (err) {
-        log.error(
-          { event: 'recovery_failed', worker: workerId, err: { message: (err as Error).message } },
-          `could not recover worker ${workerId}: ${(err as Error).message}`,
-        );
-      }
-    }
+    const failures = await Promise.allSettled(o.queues.stores.map((store) => recoverPartition(store, o)));
+    const failed = failures.find((f) => f.status === 'rejected');
+    if (failed) throw failed.reason;
   });
+}
+
+/** Each expired worker is recovered on its own: one that fails (logged) does not hold back the others. */
+async function recoverPartition(store: Store, o: MaintenanceOptions): Promise<void> {
+  for (const workerId of await store.expiredWorkers()) {
+    if (workerId === o.selfId()) continue;
+    try {
+      const jobs = await store.requeueWorker(workerId, 'expired', o.attempts, o.deadMax);
+      log.warn({ event: 'jobs_recovered', worker: workerId, jobs }, `worker ${workerId} lost its lease; ${jobs} job(s) back in line`);
+    } catch (err) {
+      log.error(
+        { event: 'recovery_failed', worker: workerId, err: { message: (err as Error).message } },
+        `could not recover worker ${workerId}: ${(err as Error).message}`,
+      );
+    }
+  }
 }
 
 export function createRetryMover(o: MaintenanceOptions): Part {
   return periodic('retry promotion', o.everyMs, async () => {
-    await o.store.promoteDue(o.deadMax);
+    const failures = await Promise.allSettled(o.queues.stores.map((store) => store.promoteDue(o.deadMax)));
+    const failed = failures.find((f) => f.status === 'rejected');
+    if (failed) throw failed.reason;
   });
 }

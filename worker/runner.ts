@@ -9,14 +9,15 @@ import type { Reply } from '../shared/call/output';
 import { RunAbort } from '../shared/call/run-abort';
 import { log } from '../shared/ops/log';
 import { decodeJob, type Job } from '../shared/store/job';
-import type { DeliveredRun, Store } from '../shared/store/store';
+import type { Queues } from '../shared/store/queues';
+import type { DeliveredRun } from '../shared/store/store';
 import { AckBatcher } from './acks';
 import { retryDelayMs, verdictFor } from './backoff';
 import { monotonicMs } from './lease-clock';
 import type { LeaseKeeper } from './lease-keeper';
 
 export interface RunnerOptions {
-  store: Store;
+  queues: Queues;
   keeper: LeaseKeeper;
   app: LoadedApp;
   attempts: number;
@@ -33,8 +34,10 @@ export interface RunnerOptions {
 
 interface Run {
   job: Job;
-  /** The worker id the run was delivered to: its record in Redis is under this id. */
+  /** The worker id the run was delivered to: its record in Redis is under this id … */
   workerId: string;
+  /** … in this partition. */
+  partition: number;
   abort: RunAbort;
   deadlineAt: number;
   /** Set when the run no longer counts (its lease was lost): its result is ignored. */
@@ -42,13 +45,14 @@ interface Run {
 }
 
 export class Runner {
-  private readonly runs = new Map<number, Run>();
+  /** By partition and run token (each partition counts its own tokens). */
+  private readonly runs = new Map<string, Run>();
   private level2 = 0;
   private readonly acks: AckBatcher;
   private slotListeners: Array<() => void> = [];
 
   constructor(private readonly o: RunnerOptions) {
-    this.acks = new AckBatcher(o.store, (workerId) => o.keeper.lost(workerId, 'Redis refused an acknowledgement'));
+    this.acks = new AckBatcher(o.queues, (workerId) => o.keeper.lost(workerId, 'Redis refused an acknowledgement'));
     o.keeper.onLost((workerId) => this.abandon(workerId));
   }
 
@@ -61,9 +65,9 @@ export class Runner {
   }
 
   /** Tokens of the runs this process holds for `workerId` (running, or finished but not yet acknowledged). */
-  heldTokens(workerId: string): number[] {
-    const tokens = this.acks.pendingTokens(workerId);
-    for (const [token, run] of this.runs) if (run.workerId === workerId) tokens.push(token);
+  heldTokens(workerId: string, partition: number): number[] {
+    const tokens = this.acks.pendingTokens(workerId, partition);
+    for (const run of this.runs.values()) if (run.workerId === workerId && run.partition === partition) tokens.push(run.job.token);
     return tokens;
   }
 
@@ -81,11 +85,14 @@ export class Runner {
       // Not JSON: it cannot run, and retrying will not change that. The store buries it.
       const error = `unreadable payload: ${(err as Error).message}`;
       log.error({ event: 'job_dead', token: delivered.token, error }, error);
-      await this.o.store.fail(workerId, delivered.token, { status: null, error }, this.o.deadMax).catch(() => undefined);
+      await this.o.queues
+        .storeOf(delivered)
+        .fail(workerId, delivered.token, { status: null, error }, this.o.deadMax)
+        .catch(() => undefined);
       return;
     }
     const timeoutMs = job.timeoutMs ?? this.o.jobTimeoutMs;
-    const run: Run = { job, workerId, abort: new RunAbort(), deadlineAt: monotonicMs() + timeoutMs, abandoned: false };
+    const run: Run = { job, workerId, partition: delivered.partition, abort: new RunAbort(), deadlineAt: monotonicMs() + timeoutMs, abandoned: false };
     // Counted at once, so the claim loop sees the slot taken while the lease is checked.
     this.add(run);
     // A reply that sat in a frozen process may come after the lease ran out and the job was
@@ -120,7 +127,7 @@ export class Runner {
     const { job, workerId } = run;
     const verdict = verdictFor(reply.status, job.attempt, this.o.attempts);
     if (verdict === 'done') {
-      this.acks.add(workerId, job, 'done');
+      this.acks.add(workerId, run.partition, job, 'done');
       return 'done';
     }
     if (reply.status === 504 && run.abort.aborted) {
@@ -129,16 +136,16 @@ export class Runner {
         `job ${job.id} ${job.method} ${job.url} passed its ${timeoutMs} ms deadline`,
       );
     }
-    return this.failRun(workerId, job, reply, verdict);
+    return this.failRun(run, reply, verdict);
   }
 
-  private async failRun(workerId: string, job: Job, reply: Reply, verdict: 'retry' | 'dead'): Promise<string> {
+  private async failRun({ workerId, partition, job }: Run, reply: Reply, verdict: 'retry' | 'dead'): Promise<string> {
     const error = reply.error ?? (typeof reply.data === 'string' ? reply.data : JSON.stringify(reply.data));
     const o = this.o;
     let outcome: string;
     try {
       const plan = verdict === 'retry' ? { retryDelayMs: retryDelayMs(o.backoffMs, job.attempt) } : { status: reply.status, error };
-      outcome = await o.store.fail(workerId, job.token, plan, o.deadMax);
+      outcome = await o.queues.stores[partition].fail(workerId, job.token, plan, o.deadMax);
     } catch (err) {
       // Redis away: the run stays recorded under this worker; the orphans check or recovery hands it back.
       log.warn(
@@ -170,14 +177,14 @@ export class Runner {
   }
 
   private add(run: Run): void {
-    this.runs.set(run.job.token, run);
+    this.runs.set(`${run.partition}:${run.job.token}`, run);
     if (run.job.level === 2) this.level2++;
     this.o.keeper.holdUntil(Math.max(run.deadlineAt, this.latestDeadline()));
     this.o.onRunning?.(this.runs.size);
   }
 
   private remove(run: Run): void {
-    if (!this.runs.delete(run.job.token)) return;
+    if (!this.runs.delete(`${run.partition}:${run.job.token}`)) return;
     if (run.job.level === 2) this.level2--;
     this.o.keeper.holdUntil(this.latestDeadline());
     this.o.onRunning?.(this.runs.size);

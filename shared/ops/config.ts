@@ -2,6 +2,7 @@
 // Parsed and validated once at start, then frozen; a bad value stops the process with one line.
 // The only defaults not written in the table are the derived ones, computed in derive().
 import { DISCARD_SHARE, RESERVE_SHARE } from '../policy';
+import { parseRedisUrl } from '../store/redis';
 import { LOG_LEVELS, redactUrl, type LogLevel } from './log';
 
 export type CommandName = 'gateway' | 'worker' | 'dev' | 'stats' | 'dead';
@@ -29,8 +30,40 @@ const ALL: readonly CommandName[] = ['gateway', 'worker', 'dev', 'stats', 'dead'
 
 export const FLAGS = {
   app: { kind: 'string', field: 'app', commands: RUNTIME, help: 'module exporting a Koa app, a @koa/router Router, or a factory returning one' },
-  redis: { kind: 'url', field: 'redis', commands: ALL, default: 'redis://127.0.0.1:6379', help: 'Redis URL (redis:// or rediss://, password allowed)' },
+  redis: {
+    kind: 'url',
+    field: 'redis',
+    commands: ALL,
+    default: 'redis://127.0.0.1:6379',
+    help: 'Redis URL: redis[s]://[user:pass@]host:port, redis[s]+sentinel://host:port[,host:port…]/<master-name> or redis[s]+cluster://host:port[,host:port…]',
+  },
   prefix: { kind: 'string', field: 'prefix', commands: ALL, default: 'sy', help: 'key prefix: keys are {prefix}:...' },
+  partitions: {
+    kind: 'int',
+    field: 'partitions',
+    commands: ALL,
+    default: '1',
+    min: 1,
+    max: 1024,
+    help: 'queue partitions, under the hash tags {prefix:0}…{prefix:N-1} (1: the plain {prefix} layout); every process must agree (stats and dead read it from Redis)',
+  },
+  'replicas-ack': {
+    kind: 'int',
+    field: 'replicasAck',
+    commands: GATEWAY,
+    default: '0',
+    min: 0,
+    max: 100,
+    help: 'answer 201 only once Redis WAIT confirms this many replicas hold the job',
+  },
+  'replicas-timeout': {
+    kind: 'duration',
+    field: 'replicasTimeoutMs',
+    commands: GATEWAY,
+    default: '100ms',
+    min: 1,
+    help: 'how long to wait for --replicas-ack before answering 503',
+  },
   host: { kind: 'string', field: 'host', commands: RUNTIME, default: '0.0.0.0', help: 'address the gRPC port and the admin port bind to' },
   port: { kind: 'int', field: 'port', commands: GATEWAY, default: '50051', min: 0, max: 65535, help: 'gRPC port of the gateway (0 = any free port)' },
   'admin-port': {
@@ -113,6 +146,9 @@ export interface Config {
   app?: string;
   redis: string;
   prefix: string;
+  partitions: number;
+  replicasAck: number;
+  replicasTimeoutMs: number;
   host: string;
   port: number;
   adminPort: number;
@@ -175,7 +211,7 @@ function parseValue(flag: FlagName, raw: string): unknown {
       if (raw === '') throw new Error('a non-empty value');
       return raw;
     case 'url':
-      if (!/^rediss?:\/\/[^\s]+$/.test(raw)) throw new Error('a redis:// or rediss:// URL');
+      parseRedisUrl(raw);
       return raw;
     case 'int':
       if (!/^\d+$/.test(raw)) throw new Error('a whole number');

@@ -33,8 +33,13 @@ export interface Keys {
   readonly common: readonly string[];
 }
 
-export function keysFor(prefix: string): Keys {
-  const tag = `{${prefix}}`;
+/**
+ * The keys of one partition of a deployment. Without `partition` (a deployment of one
+ * partition) the hash tag is `{prefix}`; partition p of several has `{prefix:p}`, so on a
+ * Redis Cluster the partitions spread over the masters while each stays in one slot.
+ */
+export function keysFor(prefix: string, partition?: number): Keys {
+  const tag = partition === undefined ? `{${prefix}}` : `{${prefix}:${partition}}`;
   const queue = (level: Level, policy: Policy): string => `${tag}:L${level}:${policy}`;
   const order = (level: Level): string => `${tag}:L${level}:last:order`;
   const wake = (level: Level): string => `${tag}:wake:L${level}`;
@@ -80,4 +85,17 @@ export function keysFor(prefix: string): Keys {
       newest(2),
     ]),
   };
+}
+
+/** Keys of the deployment as a whole, under the plain `{prefix}` tag. */
+export interface DeploymentKeys {
+  /** The number of partitions the deployment was started with: every process must agree. */
+  readonly partitions: string;
+  /** Wake markers idle workers block on. With one partition, the partition's own. */
+  wake(level: Level): string;
+}
+
+export function deploymentKeys(prefix: string): DeploymentKeys {
+  const tag = `{${prefix}}`;
+  return { partitions: `${tag}:partitions`, wake: (level) => `${tag}:wake:L${level}` };
 }

@@ -2,10 +2,20 @@
 // EVAL after a Redis restart flushed the script cache). includes/queues.lua is prepended.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis';
 
 export type ScriptName =
-  'enqueue' | 'claimJobs' | 'finishJobs' | 'failJob' | 'promoteDue' | 'requeueWorker' | 'requeueDead' | 'renewLease' | 'expiredWorkers' | 'queueGauges';
+  | 'enqueue'
+  | 'claimJobs'
+  | 'finishJobs'
+  | 'failJob'
+  | 'promoteDue'
+  | 'requeueWorker'
+  | 'requeueDead'
+  | 'renewLease'
+  | 'expiredWorkers'
+  | 'queueGauges'
+  | 'wakeWorkers';
 
 function scriptsDir(): string {
   // From dist/shared/store the sources are three levels up; under ts-jest they are beside us.
@@ -30,10 +40,35 @@ function loadSources(): Map<ScriptName, { lua: string; numberOfKeys: number }> {
   return cache;
 }
 
-export function defineScripts(redis: Redis): void {
+export function defineScripts(redis: RedisClient): void {
   for (const [name, { lua, numberOfKeys }] of loadSources()) redis.defineCommand(name, { lua, numberOfKeys });
 }
 
-export function runScript<T>(redis: Redis, name: ScriptName, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<T> {
+export function runScript<T>(redis: RedisClient, name: ScriptName, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<T> {
   return (redis as unknown as Record<ScriptName, (...a: Array<string | number>) => Promise<T>>)[name](...keys, ...args);
+}
+
+/**
+ * Runs a script, then Redis WAIT for `replicas` replicas, on the same connection (in a pipeline,
+ * which on a Cluster goes to the node that owns the script's keys). Resolves to the script's
+ * result and how many replicas acknowledged every write made so far on that connection.
+ */
+export async function runScriptAndWait<T>(
+  redis: RedisClient,
+  name: ScriptName,
+  keys: readonly string[],
+  args: ReadonlyArray<string | number>,
+  replicas: number,
+  timeoutMs: number,
+): Promise<{ result: T; acknowledged: number }> {
+  const pipeline = redis.pipeline() as unknown as Record<string, (...a: Array<string | number>) => unknown> & {
+    wait(n: number, ms: number): unknown;
+    exec(): Promise<Array<[Error | null, unknown]> | null>;
+  };
+  pipeline[name](...keys, ...args);
+  pipeline.wait(replicas, timeoutMs);
+  const [[scriptErr, result], [waitErr, acknowledged]] = (await pipeline.exec())!;
+  if (scriptErr) throw scriptErr;
+  if (waitErr) throw waitErr;
+  return { result: result as T, acknowledged: Number(acknowledged) };
 }

@@ -1,18 +1,21 @@
 // The only code that talks to Redis about queues. Each method is one script call (atomic)
 // or one read-only pipeline; the scripts in ./scripts document their KEYS and ARGV.
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis';
 import type { CallRequest, Level } from '../call/params';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
 import { encodeJob, newJobId, type Job } from './job';
 import { keysFor, type Keys } from './keys';
-import { defineScripts, runScript } from './scripts';
+import { defineScripts, runScript, runScriptAndWait } from './scripts';
 
 export type EnqueueOutcome = 'queued' | 'replaced' | 'refused' | 'dropped';
-const ENQUEUE_OUTCOMES: Record<number, EnqueueOutcome> = { 1: 'queued', 2: 'replaced', 3: 'refused', 4: 'dropped' };
+const ENQUEUE_OUTCOMES: Record<number, EnqueueOutcome> = { 1: 'queued', 2: 'replaced', 3: 'refused', 4: 'dropped', 5: 'queued' };
 
 export interface AdmissionLimits {
   capacity: number;
   discardThreshold: number;
+  /** Durable enqueue: the number of replicas that must hold the job before it counts as accepted. */
+  replicasAck?: number;
+  replicasTimeoutMs?: number;
 }
 
 export interface SelectionOptions {
@@ -30,6 +33,8 @@ export interface Ack {
 export interface DeliveredRun {
   token: number;
   payload: string;
+  /** The partition it came from, where it is settled (0 in a deployment of one). */
+  partition: number;
 }
 
 /** What settles a failed run: a retry after a delay, or the dead list with its last status and error. */
@@ -66,27 +71,59 @@ export interface QueueGauges {
  */
 export const IDLE_REGISTRATION_MS = 1500;
 
+/** What a claim delivered, and which levels still have work waiting in its partition (bit 1: level 1, bit 2: level 2). */
+export interface Claimed {
+  runs: DeliveredRun[];
+  workLeft: number;
+}
+
+/**
+ * One partition of a deployment's queues: every script call and read of it. A deployment of
+ * one partition is this store alone, under the tag `{prefix}`; one of several has partition p
+ * under `{prefix:p}` (queues.ts holds the deployment as a whole).
+ */
 export class Store {
   readonly keys: Keys;
+  /** One partition: an enqueue hands its message to an idle worker itself (see enqueue-18.lua). */
+  private readonly handOff: boolean;
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     prefix: string,
+    readonly partition?: number,
   ) {
-    this.keys = keysFor(prefix);
+    this.keys = keysFor(prefix, partition);
+    this.handOff = partition === undefined;
     defineScripts(redis);
   }
 
-  async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome }> {
+  /**
+   * `wakeIdle`: queued while an idle worker waits on the deployment's wake keys (several
+   * partitions only). `replicas`: with limits.replicasAck, how many replicas confirmed it.
+   */
+  async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome; wakeIdle: boolean; replicas?: number }> {
     const q = call.queue!;
     const id = newJobId();
-    const code = await runScript<number>(
-      this.redis,
-      'enqueue',
-      [...this.keys.common, this.keys.idle(1), this.keys.idle(2)],
-      [q.level, q.policy, q.key, id, encodeJob(id, call), limits.capacity, limits.discardThreshold, this.keys.tag, LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW],
-    );
-    return { id, outcome: ENQUEUE_OUTCOMES[code] };
+    const keys = [...this.keys.common, this.keys.idle(1), this.keys.idle(2)];
+    const args = [
+      q.level,
+      q.policy,
+      q.key,
+      id,
+      encodeJob(id, call),
+      limits.capacity,
+      limits.discardThreshold,
+      this.keys.tag,
+      LEVEL2_OFF_ABOVE,
+      LEVEL2_ON_BELOW,
+      this.handOff ? 'handoff' : 'report',
+    ];
+    if (limits.replicasAck) {
+      const { result, acknowledged } = await runScriptAndWait<number>(this.redis, 'enqueue', keys, args, limits.replicasAck, limits.replicasTimeoutMs ?? 100);
+      return { id, outcome: ENQUEUE_OUTCOMES[result], wakeIdle: result === 5, replicas: acknowledged };
+    }
+    const code = await runScript<number>(this.redis, 'enqueue', keys, args);
+    return { id, outcome: ENQUEUE_OUTCOMES[code], wakeIdle: code === 5 };
   }
 
   /** Enters a new worker id in the worker set with a lease; false when the id is already known. */
@@ -117,7 +154,7 @@ export class Store {
     selection: SelectionOptions,
     leaseMs: number,
     idleRegistrationMs = IDLE_REGISTRATION_MS,
-  ): Promise<DeliveredRun[] | 'lost'> {
+  ): Promise<Claimed | 'lost'> {
     const k = this.keys;
     const reply = await runScript<Array<number | string> | number>(
       this.redis,
@@ -138,8 +175,8 @@ export class Store {
     );
     if (typeof reply === 'number') return 'lost';
     const runs: DeliveredRun[] = [];
-    for (let i = 0; i < reply.length; i += 2) runs.push({ token: Number(reply[i]), payload: String(reply[i + 1]) });
-    return runs;
+    for (let i = 1; i < reply.length; i += 2) runs.push({ token: Number(reply[i]), payload: String(reply[i + 1]), partition: this.partition ?? 0 });
+    return { runs, workLeft: Number(reply[0]) };
   }
 
   /** Acknowledges finished runs; 'lost' (nothing counted) when the worker's lease had run out. */
@@ -201,12 +238,12 @@ export class Store {
    * Blocks until a job is handed to this worker (returned: it is already the worker's run, as
    * if claimed) or a wake marker of the given levels appears (null: claim next), or the timeout.
    */
-  async waitForWork(blocking: Redis, workerId: string, levels: readonly Level[], timeoutSeconds: number): Promise<DeliveredRun | null> {
+  async waitForWork(blocking: RedisClient, workerId: string, levels: readonly Level[], timeoutSeconds: number): Promise<DeliveredRun | null> {
     const inbox = this.keys.inbox(workerId);
     const woken = await blocking.blpop(inbox, ...levels.map((l) => this.keys.wake(l)), timeoutSeconds);
     if (woken === null || woken[0] !== inbox) return null;
     const colon = woken[1].indexOf(':');
-    return { token: Number(woken[1].slice(0, colon)), payload: woken[1].slice(colon + 1) };
+    return { token: Number(woken[1].slice(0, colon)), payload: woken[1].slice(colon + 1), partition: 0 };
   }
 
   async stats(): Promise<QueueStats> {

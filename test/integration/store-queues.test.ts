@@ -48,7 +48,7 @@ async function claim(workerId: string, n: number, level2Room = n, selection = SE
   }
   const runs = await store.claim(workerId, n, level2Room, selection, leaseMs, idleMs);
   if (runs === 'lost') throw new Error(`${workerId} lost its lease`);
-  return runs.map(decoded);
+  return runs.runs.map(decoded);
 }
 
 const decoded = (run: DeliveredRun): Job => decodeJob(run.token, run.payload);
@@ -500,7 +500,7 @@ describe('payloads no script can break', () => {
     await redis.lpush(store.keys.queue(1, 'execute'), '{"level":1,"this":"is not ours"}');
     // Claimed like any payload at the tail of its list (the worker would find it unreadable).
     await store.register('w1', 1);
-    expect(await store.claim('w1', 2, 2, SELECTION, 1)).toHaveLength(2);
+    expect(await store.claim('w1', 2, 2, SELECTION, 1)).toMatchObject({ runs: [{}, {}] });
     await sleep(5);
     expect(await store.requeueWorker('w1', 'expired', 5, 100)).toBe(1);
     const [entry] = await store.listDead(10);

@@ -1,5 +1,6 @@
 // Flags, SWITCHYARD_* variables, derived defaults, and one-line errors (docs/protocol.md, section 7).
 import { ConfigError, FLAGS, helpText, parseConfig, parseDuration, parseSize } from '../../shared/ops/config';
+import { parseRedisUrl } from '../../shared/store/redis';
 
 const APP = ['--app', 'x.js'];
 
@@ -56,7 +57,10 @@ test.each([
   [['--port', 'abc'], /--port must be a whole number \(got "abc"\)/],
   [['--port', '70000'], /--port must be at most 65535/],
   [['--timeout', 'soon'], /--timeout must be a duration like 500ms, 3s or 2m/],
-  [['--redis', 'http://x'], /--redis must be a redis:\/\/ or rediss:\/\/ URL/],
+  [['--redis', 'http://x'], /--redis must be a Redis URL: redis:\/\/, rediss:\/\/, redis\+sentinel:\/\/.* \(got "http:\/\/x"\)/],
+  [['--redis', 'redis+sentinel://10.0.0.1:26379'], /--redis must be a Sentinel URL ending in \/<master-name>/],
+  [['--redis', 'redis+cluster://10.0.0.1'], /--redis must be host:port pairs separated by commas \(got "10.0.0.1"\)/],
+  [['--partitions', '0'], /--partitions must be at least 1/],
   [['--nope', '1'], /unknown flag --nope/],
   [['--concurrency', '4'], /does not apply to switchyard gateway/],
   [['--port'], /--port needs a value/],
@@ -95,4 +99,30 @@ test('--help lists every flag of the command with its default and variable', () 
     }
   }
   expect(helpText('worker')).toMatch(/--concurrency +jobs one worker runs at once \[default: 50\]/);
+});
+
+test('Sentinel and Cluster URLs', () => {
+  expect(parseRedisUrl('redis://:pw@10.0.0.1:6379/2')).toEqual({ kind: 'single', url: 'redis://:pw@10.0.0.1:6379/2' });
+  expect(parseRedisUrl('redis+sentinel://app:s%40cret@10.0.0.1:26379,10.0.0.2:26380/mymaster')).toEqual({
+    kind: 'sentinel',
+    sentinels: [
+      { host: '10.0.0.1', port: 26379 },
+      { host: '10.0.0.2', port: 26380 },
+    ],
+    name: 'mymaster',
+    username: 'app',
+    password: 's@cret',
+    tls: false,
+  });
+  expect(parseRedisUrl('rediss+cluster://:pw@a.example:7000,b.example:7001')).toEqual({
+    kind: 'cluster',
+    nodes: [
+      { host: 'a.example', port: 7000 },
+      { host: 'b.example', port: 7001 },
+    ],
+    username: undefined,
+    password: 'pw',
+    tls: true,
+  });
+  expect(parseConfig('stats', ['--redis', 'redis+cluster://127.0.0.1:7000'], {}).redis).toBe('redis+cluster://127.0.0.1:7000');
 });

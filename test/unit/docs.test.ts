@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { FLAGS } from '../../shared/ops/config';
-import { keysFor } from '../../shared/store/keys';
+import { deploymentKeys, keysFor } from '../../shared/store/keys';
 
 const ROOT = path.join(__dirname, '..', '..');
 const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
@@ -32,6 +32,7 @@ test('every Redis key is documented in the README and the reference', () => {
     k.delayed,
     k.workerJobs('<id>'),
     k.inbox('<id>'),
+    deploymentKeys('sy').partitions,
   ];
   for (const key of keys) {
     expect([key, readme.includes(`\`${key}\``)]).toEqual([key, true]);

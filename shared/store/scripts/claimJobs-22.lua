@@ -12,7 +12,8 @@
 -- ARGV[9] how long an idle registration stays fresh (ms; longer than the worker's block timeout)
 -- ARGV[10] fraction of capacity under which level 2 reopens (0.6)
 -- Output: -1 when the worker's lease has run out (it must not start anything);
---         else token, payload, token, payload, … in the order they were chosen
+--         else { work left (1: level 1, 2: level 2, 3: both, 0: none), token, payload, token,
+--         payload, … in the order they were chosen }
 local worker, leaseMs, n, level2Room = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local weight = { tonumber(ARGV[5]), tonumber(ARGV[6]) }
 local strict = ARGV[7] == '1'
@@ -132,6 +133,14 @@ if redis.call('GET', KEYS[13]) == '0' and backlog(2) < capacity * tonumber(ARGV[
   redis.call('SET', KEYS[13], '1')
 end
 -- Pass the baton: work left over wakes another idle worker.
-if claimable(1) then wake(1) end
-if claimable(2) then wake(2) end
+local left = 0
+if claimable(1) then
+  wake(1)
+  left = 1
+end
+if claimable(2) then
+  wake(2)
+  left = left + 2
+end
+table.insert(out, 1, left)
 return out

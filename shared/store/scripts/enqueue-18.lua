@@ -8,8 +8,12 @@
 -- ARGV[6] level-2 capacity   ARGV[7] discard threshold
 -- ARGV[8] key prefix with its hash tag, "{p}" (to name the chosen worker's keys)
 -- ARGV[9] fraction of capacity above which level 2 refuses (0.8)   ARGV[10] ... under which it reopens (0.6)
+-- ARGV[11] 'handoff': give the message to an idle worker of this partition (one partition);
+--          'report': answer 5 instead when an idle worker waits (several partitions: idle
+--          workers block on the deployment's wake keys, which this script cannot reach)
 -- Output: 1 queued, 2 replaced (a waiting `last` message with that key was overwritten),
---         3 refused (level 2 inactive), 4 dropped (discard under load)
+--         3 refused (level 2 inactive), 4 dropped (discard under load),
+--         5 queued, and an idle worker should be woken (mode 'report')
 local level = tonumber(ARGV[1])
 local policy, key, id = ARGV[2], ARGV[3], ARGV[4]
 local capacity, discardAt = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -31,10 +35,17 @@ payload = string.sub(payload, 1, at + 5) .. now .. string.sub(payload, at + 7)
 -- are unchanged. Only to a fresh registration (renewed by every empty claim, at least once a
 -- second while the worker blocks): a worker killed while idle can take at most one job with
 -- it, and that job comes back after its lease like any job of a dead worker.
+local handOffMode = ARGV[11] == 'handoff'
+local idleWaiting = false
 local function handOff(runningKey)
   local idle = KEYS[16 + level]
   local candidates = redis.call('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 1)
-  if #candidates == 0 or claimable(level) then return false end
+  if #candidates == 0 then return false end
+  if not handOffMode then
+    idleWaiting = true
+    return false
+  end
+  if claimable(level) then return false end
   local worker = candidates[1]
   redis.call('ZREM', KEYS[17], worker)
   redis.call('ZREM', KEYS[18], worker)
@@ -86,6 +97,7 @@ end
 
 if result == 1 then
   count(level, 'queued')
+  if queued and idleWaiting then result = 5 end
   if level == 2 and waiting + 1 > offAbove then redis.call('SET', KEYS[13], '0') end
 else
   count(level, 'replaced')

@@ -1,0 +1,173 @@
+// A deployment's queues as a whole: one partition (the layout under `{prefix}`), or N
+// partitions under `{prefix:0}` … `{prefix:N-1}`, each a Store of its own, so that on a Redis
+// Cluster the partitions spread over the masters. Every rule that has to hold for the whole
+// deployment is kept per partition with that partition's share of it (docs/design.md,
+// "Partitions"): the level-2 capacity and the discard threshold are divided by N, each
+// partition has its own round robin, leases, retries and dead list.
+import { createHash } from 'node:crypto';
+import type { CallRequest, Level } from '../call/params';
+import { deploymentKeys, type DeploymentKeys } from './keys';
+import type { RedisClient } from './redis';
+import { defineScripts, runScript } from './scripts';
+import { Store, type AdmissionLimits, type DeliveredRun, type EnqueueOutcome, type QueueGauges, type QueueStats } from './store';
+
+export class PartitionMismatch extends Error {}
+
+export class Queues {
+  readonly stores: readonly Store[];
+  readonly deployment: DeploymentKeys;
+  private turn = 0;
+
+  constructor(
+    readonly redis: RedisClient,
+    readonly prefix: string,
+    readonly partitions = 1,
+  ) {
+    this.stores = partitions === 1 ? [new Store(redis, prefix)] : Array.from({ length: partitions }, (_, p) => new Store(redis, prefix, p));
+    this.deployment = deploymentKeys(prefix);
+    defineScripts(redis);
+  }
+
+  /**
+   * For the operator's commands: the deployment as Redis records it (one partition when no
+   * process has started yet). A count given on the command line must agree with it.
+   */
+  static async open(redis: RedisClient, prefix: string, given?: number): Promise<Queues> {
+    const stored = await redis.get(deploymentKeys(prefix).partitions);
+    const queues = new Queues(redis, prefix, given ?? (stored === null ? 1 : Number(stored)));
+    if (given !== undefined && stored !== null) await queues.agreeOnPartitions();
+    return queues;
+  }
+
+  /**
+   * Every process must use the partition count the deployment was started with: stored on
+   * first use, compared after. Changing it means draining the queues first (docs/design.md).
+   */
+  async agreeOnPartitions(): Promise<void> {
+    const key = this.deployment.partitions;
+    await this.redis.set(key, String(this.partitions), 'NX');
+    const stored = Number(await this.redis.get(key));
+    if (stored !== this.partitions) {
+      throw new PartitionMismatch(
+        `--partitions ${this.partitions} does not match the ${stored} partition(s) this deployment uses (${key} in Redis): ` +
+          `give every process --partitions ${stored}, or drain the queues and delete ${key} to change it`,
+      );
+    }
+  }
+
+  /** A `last` message by a hash of its key (one partition per key keeps coalescing and one run at a time); others in turn. */
+  partitionFor(call: CallRequest): number {
+    if (this.partitions === 1) return 0;
+    const q = call.queue!;
+    if (q.policy === 'last') return createHash('sha1').update(`${q.level}:${q.key}`).digest().readUInt32BE(0) % this.partitions;
+    this.turn = (this.turn + 1) % this.partitions;
+    return this.turn;
+  }
+
+  /** A partition's share of the deployment-wide limits. */
+  share<T extends { capacity: number; discardThreshold?: number }>(limits: T): T {
+    if (this.partitions === 1) return limits;
+    const shared = { ...limits, capacity: limits.capacity / this.partitions };
+    if (limits.discardThreshold !== undefined) shared.discardThreshold = limits.discardThreshold / this.partitions;
+    return shared;
+  }
+
+  async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome; replicas?: number }> {
+    const { id, outcome, wakeIdle, replicas } = await this.stores[this.partitionFor(call)].enqueue(call, this.share(limits));
+    if (wakeIdle) await this.wakeIdle(call.queue!.level);
+    return { id, outcome, replicas };
+  }
+
+  /** Enters a new worker id in every partition; false when an id is already known. */
+  async register(workerId: string, leaseMs: number): Promise<boolean> {
+    return (await Promise.all(this.stores.map((s) => s.register(workerId, leaseMs)))).every(Boolean);
+  }
+
+  /** Renews the worker's lease in every partition; false when any had run out (the worker is dead). */
+  async renewLease(workerId: string, leaseMs: number): Promise<boolean> {
+    return (await Promise.all(this.stores.map((s) => s.renewLease(workerId, leaseMs)))).every(Boolean);
+  }
+
+  /** Several partitions: wakes an idle worker (they block on the deployment's wake keys). */
+  wakeIdle(level: Level): Promise<number> {
+    return runScript<number>(this.redis, 'wakeWorkers', [this.deployment.wake(level)], []);
+  }
+
+  /** Several partitions: blocks until a wake marker of the given levels appears, or the timeout. */
+  async waitForWake(blocking: RedisClient, levels: readonly Level[], timeoutSeconds: number): Promise<void> {
+    await blocking.blpop(...levels.map((l) => this.deployment.wake(l)), timeoutSeconds);
+  }
+
+  /** Per partition and in total. */
+  async stats(): Promise<{ total: QueueStats; partitions: QueueStats[] }> {
+    const partitions = await Promise.all(this.stores.map((s) => s.stats()));
+    return { total: sumStats(partitions), partitions };
+  }
+
+  async gauges(): Promise<QueueGauges> {
+    const all = await Promise.all(this.stores.map((s) => s.gauges()));
+    const total = all[0];
+    for (const g of all.slice(1)) {
+      for (const level of [1, 2] as const) {
+        for (const policy of ['execute', 'last', 'discard'] as const) total.backlog[level][policy] += g.backlog[level][policy];
+        const ages = [total.oldestAgeSeconds[level], g.oldestAgeSeconds[level]].filter((a): a is number => a !== null);
+        total.oldestAgeSeconds[level] = ages.length > 0 ? Math.max(...ages) : null;
+      }
+      total.level2Active &&= g.level2Active;
+      total.dead += g.dead;
+      total.retriesWaiting += g.retriesWaiting;
+      // Every worker holds a lease in every partition: the count is the same in each.
+      total.liveWorkers = Math.max(total.liveWorkers, g.liveWorkers);
+    }
+    return total;
+  }
+
+  /** The newest dead jobs of the whole deployment. */
+  async listDead(limit: number): Promise<string[]> {
+    const lists = await Promise.all(this.stores.map((s) => s.listDead(limit)));
+    if (lists.length === 1) return lists[0];
+    const failedAt = (entry: string): number => Number(/^\{"failedAt":(\d+)/.exec(entry)?.[1] ?? 0);
+    return lists
+      .flat()
+      .sort((a, b) => failedAt(b) - failedAt(a))
+      .slice(0, limit);
+  }
+
+  async requeueAllDead(): Promise<number> {
+    return (await Promise.all(this.stores.map((s) => s.requeueAllDead()))).reduce((a, b) => a + b, 0);
+  }
+
+  async requeueDead(id: string): Promise<'requeued' | 'unknown' | 'superseded'> {
+    for (const store of this.stores) {
+      const outcome = await store.requeueDead(id);
+      if (outcome !== 'unknown') return outcome;
+    }
+    return 'unknown';
+  }
+
+  async purgeDead(): Promise<number> {
+    return (await Promise.all(this.stores.map((s) => s.purgeDead()))).reduce((a, b) => a + b, 0);
+  }
+
+  storeOf(run: DeliveredRun): Store {
+    return this.stores[run.partition];
+  }
+}
+
+function sumStats(parts: QueueStats[]): QueueStats {
+  if (parts.length === 1) return parts[0];
+  const total: QueueStats = { ...parts[0], queues: { ...parts[0].queues }, backlog: { ...parts[0].backlog }, counters: { ...parts[0].counters } };
+  for (const s of parts.slice(1)) {
+    for (const [name, n] of Object.entries(s.queues)) total.queues[name] = (total.queues[name] ?? 0) + n;
+    total.backlog.L1 += s.backlog.L1;
+    total.backlog.L2 += s.backlog.L2;
+    total.level2Active &&= s.level2Active;
+    total.inFlight += s.inFlight;
+    total.workers = Math.max(total.workers, s.workers);
+    total.idle = Math.max(total.idle, s.idle);
+    total.delayed += s.delayed;
+    total.dead += s.dead;
+    for (const [name, n] of Object.entries(s.counters)) total.counters[name] = (total.counters[name] ?? 0) + n;
+  }
+  return total;
+}
