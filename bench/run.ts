@@ -1,4 +1,4 @@
-// npm run bench [-- --only sync|async|wake] [--quick]: every section side by side in one run,
+// npm run bench [-- --only sync|async|wake|cluster] [--quick]: every section side by side in one run,
 // medians of interleaved rounds, written to docs-ready markdown on stdout and JSON in bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -6,6 +6,7 @@ import path from 'node:path';
 import { benchAsync, asyncTable, benchWake, wakeTable } from './async';
 import { ensureH2load, loadAverage, ROOT, startRedisServer, versionOf } from './lib';
 import Redis from 'ioredis';
+import { benchCluster, clusterTable } from './cluster';
 import { benchSync, syncTable } from './sync';
 
 async function main(): Promise<void> {
@@ -36,6 +37,11 @@ async function main(): Promise<void> {
     server.stop();
     json.wake = wake;
     sections.push('### Wake-up only\n\n' + wakeTable(wake));
+  }
+  if (!only || only === 'cluster') {
+    const cluster = await benchCluster({ jobs: quick ? 10_000 : 30_000, rounds: quick ? 1 : 3 });
+    json.cluster = cluster;
+    sections.push('### Sentinel and Cluster\n\n' + clusterTable(cluster));
   }
   sections.push(`load average after the run: ${loadAverage()}`);
   const text = sections.join('\n\n');

@@ -34,7 +34,7 @@ export class AckBatcher {
   /** Tokens acknowledged here but not yet in Redis (they are not orphans). */
   pendingTokens(workerId: string, partition: number): number[] {
     const batch = `${partition}:${workerId}`;
-    return (this.pending.get(batch) ?? []).map((ack) => ack.job.token).concat(this.sending.get(batch) ?? []);
+    return (this.pending.get(batch) ?? []).map((ack) => ack.job.token).concat([...(this.sending.get(batch) ?? [])]);
   }
 
   /** The id's lease is gone: its acknowledgements would be refused, and its runs run again. */
@@ -42,7 +42,8 @@ export class AckBatcher {
     for (const batch of [...this.pending.keys()]) if (batch.endsWith(`:${workerId}`)) this.pending.delete(batch);
   }
 
-  private readonly sending = new Map<string, number[]>();
+  /** Tokens of acknowledgements on their way to Redis, per batch. */
+  private readonly sending = new Map<string, Set<number>>();
 
   flush(): Promise<void> {
     this.scheduled = false;
@@ -56,7 +57,9 @@ export class AckBatcher {
   private async send(batch: string, acks: Ack[]): Promise<void> {
     const colon = batch.indexOf(':');
     const [partition, workerId] = [Number(batch.slice(0, colon)), batch.slice(colon + 1)];
-    this.sending.set(batch, [...(this.sending.get(batch) ?? []), ...acks.map((a) => a.job.token)]);
+    let sending = this.sending.get(batch);
+    if (!sending) this.sending.set(batch, (sending = new Set()));
+    for (const ack of acks) sending.add(ack.job.token);
     try {
       for (let tries = 1; ; tries++) {
         try {
@@ -74,11 +77,7 @@ export class AckBatcher {
         }
       }
     } finally {
-      const tokens = new Set(acks.map((a) => a.job.token));
-      this.sending.set(
-        workerId,
-        (this.sending.get(workerId) ?? []).filter((t) => !tokens.has(t)),
-      );
+      for (const ack of acks) sending.delete(ack.job.token);
     }
   }
 }
