@@ -7,6 +7,7 @@ import { PartitionMismatch, type Queues } from '../shared/store/queues';
 export async function agreeOrStop(queues: Queues, undo: () => Promise<void>): Promise<void> {
   try {
     await queues.agreeOnPartitions();
+    reportPlacement(queues);
   } catch (err) {
     await undo();
     throw err instanceof PartitionMismatch ? new ConfigError(err.message) : err;
@@ -17,10 +18,29 @@ export async function agreeOrStop(queues: Queues, undo: () => Promise<void>): Pr
 export async function agreeOrExit(queues: Queues): Promise<void> {
   try {
     await queues.agreeOnPartitions();
+    reportPlacement(queues);
   } catch (err) {
     if (!(err instanceof PartitionMismatch)) return; // Redis went away again: checked on the next connection
     log.fatal({ event: 'start_failed', error: err.message }, err.message);
     process.stderr.write(`switchyard: ${err.message}\n`);
     process.exit(2);
+  }
+}
+
+/** On a Cluster, where the partitions landed; a warning when some masters hold none while others hold several. */
+export function reportPlacement(queues: Queues): void {
+  const placement = queues.placement();
+  if (!placement || queues.partitions === 1) return;
+  log.info(
+    { event: 'partitions', placement: placement.partitions },
+    `partitions on masters: ${placement.partitions.map((p) => `${p.partition}→${p.master}`).join(', ')}`,
+  );
+  if (placement.idleMasters.length > 0) {
+    const shared = placement.partitions.filter((p) => placement.partitions.some((q) => q !== p && q.master === p.master));
+    log.warn(
+      { event: 'partitions_unbalanced', placement: placement.partitions, idleMasters: placement.idleMasters },
+      `partitions ${shared.map((p) => `${p.partition} (slot ${p.slot})`).join(', ')} share masters while ${placement.idleMasters.join(', ')} hold none: ` +
+        'move one of those slots to an idle master (redis-cli --cluster reshard), or choose another --prefix',
+    );
   }
 }

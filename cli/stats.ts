@@ -5,7 +5,7 @@ import { Queues } from '../shared/store/queues';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import type { QueueStats } from '../shared/store/store';
 
-export function formatStats(s: QueueStats, prefix: string, partitions: QueueStats[] = []): string {
+export function formatStats(s: QueueStats, prefix: string, partitions: QueueStats[] = [], masters: string[] = []): string {
   const lines = [`switchyard stats  {${prefix}}${partitions.length > 1 ? `  ${partitions.length} partitions` : ''}  ${new Date().toISOString()}`, ''];
   lines.push('queue            waiting');
   for (const [name, depth] of Object.entries(s.queues)) lines.push(`  ${name.padEnd(14)} ${String(depth).padStart(7)}`);
@@ -16,12 +16,12 @@ export function formatStats(s: QueueStats, prefix: string, partitions: QueueStat
   lines.push(`retries waiting  ${s.delayed}`);
   lines.push(`dead             ${s.dead}`);
   if (partitions.length > 1) {
-    lines.push('', 'partition        L1 waiting  L2 waiting  level 2   in flight  retries  dead');
+    lines.push('', `partition        L1 waiting  L2 waiting  level 2   in flight  retries  dead${masters.length ? '  master' : ''}`);
     partitions.forEach((p, i) => {
       const cells = [p.backlog.L1, p.backlog.L2].map((n) => String(n).padStart(10));
       lines.push(
         `  {${prefix}:${i}}`.padEnd(17) +
-          `${cells[0]}  ${cells[1]}  ${(p.level2Active ? 'active' : 'REFUSING').padEnd(8)}  ${String(p.inFlight).padStart(9)}  ${String(p.delayed).padStart(7)}  ${String(p.dead).padStart(4)}`,
+          `${cells[0]}  ${cells[1]}  ${(p.level2Active ? 'active' : 'REFUSING').padEnd(8)}  ${String(p.inFlight).padStart(9)}  ${String(p.delayed).padStart(7)}  ${String(p.dead).padStart(4)}${masters[i] ? `  ${masters[i]}` : ''}`,
       );
     });
   }
@@ -40,7 +40,8 @@ export async function runStats(config: Config): Promise<void> {
   const show = async (): Promise<void> => {
     const { total, partitions } = await queues.stats();
     const json = partitions.length > 1 ? { ...total, partitions } : total;
-    const text = config.json ? JSON.stringify(json) : formatStats(total, config.prefix, partitions);
+    const masters = queues.placement()?.partitions.map((p) => p.master) ?? [];
+    const text = config.json ? JSON.stringify(json) : formatStats(total, config.prefix, partitions, masters);
     process.stdout.write((config.watchMs && !config.json ? '\x1b[2J\x1b[H' : '') + text + '\n');
   };
   await show();

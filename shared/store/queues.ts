@@ -5,6 +5,8 @@
 // "Partitions"): the level-2 capacity and the discard threshold are divided by N, each
 // partition has its own round robin, leases, retries and dead list.
 import { createHash } from 'node:crypto';
+import calculateSlot from 'cluster-key-slot';
+import { Cluster } from 'ioredis';
 import type { CallRequest, Level } from '../call/params';
 import { deploymentKeys, type DeploymentKeys } from './keys';
 import type { RedisClient } from './redis';
@@ -147,6 +149,24 @@ export class Queues {
 
   async purgeDead(): Promise<number> {
     return (await Promise.all(this.stores.map((s) => s.purgeDead()))).reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * On a Cluster: the slot and the master of each partition, and the masters that hold none
+   * while others hold several (the hash tags land where CRC16 puts them; a different --prefix,
+   * or moving a slot, spreads them). Null elsewhere, or before the slot map is known.
+   */
+  placement(): { partitions: Array<{ partition: number; slot: number; master: string }>; idleMasters: string[] } | null {
+    if (!(this.redis instanceof Cluster) || this.redis.slots.length === 0) return null;
+    const cluster = this.redis;
+    const partitions = this.stores.map((store, partition) => {
+      const slot = calculateSlot(store.keys.tag);
+      return { partition, slot, master: cluster.slots[slot]?.[0] ?? '?' };
+    });
+    const used = new Set(partitions.map((p) => p.master));
+    const masters = new Set(cluster.slots.map((nodes) => nodes[0]).filter(Boolean));
+    const crowded = partitions.length - used.size > 0;
+    return { partitions, idleMasters: crowded ? [...masters].filter((m) => !used.has(m)) : [] };
   }
 
   storeOf(run: DeliveredRun): Store {

@@ -218,9 +218,16 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
   afterAll(() => cluster?.close());
 
   test('the partitions spread over the masters; execute runs once, last coalesces per key, the level-2 switch and discard hold in total', async () => {
-    const masters = new Set(await Promise.all([0, 1, 2].map((p) => cluster.masterFor(keysFor(prefix, p).stats))));
-    report(`partition masters: ${[...masters].join(', ')}`);
-    expect(masters.size).toBeGreaterThan(1);
+    // CRC16 decides where a tag lands: pick a prefix whose three partitions land on three masters.
+    for (let i = 0; ; i++) {
+      const masters = new Set(await Promise.all([0, 1, 2].map((p) => cluster.masterFor(keysFor(`${prefix}-${i}`, p).stats))));
+      if (masters.size === 3) {
+        prefix = `${prefix}-${i}`;
+        break;
+      }
+    }
+    const masters = await Promise.all([0, 1, 2].map((p) => cluster.masterFor(keysFor(prefix, p).stats)));
+    report(`partition masters: ${masters.join(', ')}`);
     const gateway = await gatewayOn(cluster.url, ['--partitions', '3', '--capacity', '30']);
     try {
       // No worker yet: what waits is what was accepted.
@@ -245,6 +252,9 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
       expect(stats.partitions).toHaveLength(3);
       expect(stats.backlog).toEqual({ L1: 63, L2: accepted2 });
       expect(stats.partitions.every((p: { backlog: { L1: number } }) => p.backlog.L1 >= 18)).toBe(true);
+      // The text shows where each partition lives.
+      const text = execFileSync(process.execPath, [BIN, 'stats', '--redis', cluster.url, '--prefix', prefix], { encoding: 'utf8' });
+      for (const [p, port] of masters.entries()) expect(text).toMatch(new RegExp(`\\{${prefix}:${p}\\}.*127\\.0\\.0\\.1:${port}`));
 
       await Promise.all([
         workerOn(cluster.url, ['--partitions', '3', '--concurrency', '10']),
@@ -264,6 +274,28 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
         ['c', 10],
       ]);
       expect(ids.every((id) => all.some((r) => r.id === id))).toBe(true);
+    } finally {
+      await gateway.stop();
+    }
+  }, 60_000);
+
+  test('the 3:1 weighted share holds over the partitions, and discard sheds at its threshold in total', async () => {
+    const gateway = await gatewayOn(cluster.url, ['--partitions', '3', '--capacity', '3000', '--discard-threshold', '30']);
+    try {
+      for (let i = 0; i < 120; i++) {
+        await send('/record', { address: gateway.address, level: 1, content: { i } });
+        await send('/record', { address: gateway.address, level: 2, content: { i } });
+      }
+      // 30 in total, 10 per partition: with 240 waiting every discard message is shed.
+      const discard = await send('/record', { address: gateway.address, level: 1, policy: 'discard' });
+      expect(discard).toMatchObject({ status: 409, data: { state: 'dropped' } });
+      await workerOn(cluster.url, ['--partitions', '3', '--concurrency', '1', '--reserve', '0']);
+      expect(await waitFor(async () => (await runs()).length >= 120, 20_000)).toBe(true);
+      const first = (await runs()).slice(0, 120);
+      const share = first.filter((r) => r.level === 1).length / first.length;
+      report(`weighted share over 3 partitions, first 120 runs: ${(share * 100).toFixed(1)} % level 1 (3:1 is 75 %)`);
+      expect(share).toBeGreaterThanOrEqual(0.69);
+      expect(share).toBeLessThanOrEqual(0.81);
     } finally {
       await gateway.stop();
     }
