@@ -30,6 +30,7 @@ interface NodeUse {
 
 export interface PartitionRun {
   partitions: number;
+  deployments: number;
   enqueueRate: number;
   drainRate: number;
   /** Per master: µs per job, enqueue and drain together. */
@@ -66,44 +67,68 @@ function spreadPrefix(base: string, partitions: number, masterOfSlot: (slot: num
   }
 }
 
+/**
+ * One run: `deployments` deployments of `partitions` partitions each (one deployment of three
+ * partitions, or, as a control, three deployments of one partition side by side, each on its
+ * own master: the same Redis processes busy at once, without partitioning), 3 worker processes.
+ */
 async function partitionRun(
   url: string,
   masters: Map<number, Redis>,
   masterOfSlot: (slot: number) => number,
-  partitions: number,
+  layout: { partitions: number; deployments: number },
   jobs: number,
   round: number,
 ): Promise<PartitionRun> {
-  const prefix = spreadPrefix(`bench-p${partitions}-${round}`, partitions, masterOfSlot);
   const client: RedisClient = createRedis(url, 'gateway');
   await client.connect();
-  const queues = new Queues(client, prefix, partitions);
-  await queues.agreeOnPartitions();
+  const used = new Set<number>();
+  const deployments: Array<{ prefix: string; queues: Queues }> = [];
+  for (let d = 0; d < layout.deployments; d++) {
+    // The control's deployments each on a master of its own.
+    let prefix = spreadPrefix(`bench-p${layout.partitions}x${layout.deployments}-${round}-${d}`, layout.partitions, masterOfSlot);
+    for (let i = 0; layout.deployments > 1 && used.has(masterOfSlot(calculateSlot(`{${prefix}}`))); i++) prefix = `${prefix}${i}`;
+    used.add(masterOfSlot(calculateSlot(`{${prefix}}`)));
+    const queues = new Queues(client, prefix, layout.partitions);
+    await queues.agreeOnPartitions();
+    deployments.push({ prefix, queues });
+  }
   const request = parseParams(PARAMS, { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 });
   const limits = { capacity: 1e9, discardThreshold: 1e9 };
   const before = new Map(await Promise.all([...masters].map(async ([port, r]) => [port, await nodeUse(r)] as const)));
 
   let t = performance.now();
-  for (let i = 0; i < jobs; i += 500) await Promise.all(Array.from({ length: Math.min(500, jobs - i) }, () => queues.enqueue(request, limits)));
+  for (let i = 0; i < jobs; i += 500) {
+    await Promise.all(Array.from({ length: Math.min(500, jobs - i) }, (_, j) => deployments[(i + j) % deployments.length].queues.enqueue(request, limits)));
+  }
   const enqueueRate = jobs / ((performance.now() - t) / 1000);
 
-  const flags = [
-    '--app',
-    'dist/bench/bench-app.js',
-    '--redis',
-    url,
-    '--prefix',
-    prefix,
-    '--partitions',
-    String(partitions),
-    '--admin-port',
-    '0',
-    '--concurrency',
-    '50',
-  ];
-  const workers = await Promise.all([0, 1].map(() => startNode(['bin/switchyard.js', 'worker', ...flags], 'worker ready')));
+  const workers = await Promise.all(
+    [0, 1, 2].map((w) => {
+      const { prefix } = deployments[w % deployments.length];
+      const flags = [
+        '--app',
+        'dist/bench/bench-app.js',
+        '--redis',
+        url,
+        '--prefix',
+        prefix,
+        '--partitions',
+        String(layout.partitions),
+        '--admin-port',
+        '0',
+        '--concurrency',
+        '50',
+      ];
+      return startNode(['bin/switchyard.js', 'worker', ...flags], 'worker ready');
+    }),
+  );
   t = performance.now();
-  while ((await waiting(queues)) > 0) await sleep(20);
+  for (;;) {
+    const left = await Promise.all(deployments.map((d) => waiting(d.queues)));
+    if (left.every((n) => n === 0)) break;
+    await sleep(20);
+  }
   const drainRate = jobs / ((performance.now() - t) / 1000);
   await Promise.all(workers.map((w) => w.stop()));
 
@@ -117,7 +142,7 @@ async function partitionRun(
     });
   }
   client.disconnect();
-  return { partitions, enqueueRate, drainRate, perMaster };
+  return { partitions: layout.partitions, deployments: layout.deployments, enqueueRate, drainRate, perMaster };
 }
 
 export async function benchCluster(options: { jobs: number; rounds: number }): Promise<ClusterResults> {
@@ -135,9 +160,14 @@ export async function benchCluster(options: { jobs: number; rounds: number }): P
       });
     const masterOfSlot = (slot: number): number => ranges.find((r) => slot >= r.from && slot <= r.to)!.port;
     const masters = new Map(ranges.map(({ port }) => [port, new Redis(port, '127.0.0.1')] as const));
+    const layouts = [
+      { partitions: 1, deployments: 1 },
+      { partitions: 3, deployments: 1 },
+      { partitions: 1, deployments: 3 },
+    ];
     for (let round = 0; round < options.rounds; round++) {
-      for (const partitions of round % 2 === 0 ? [1, 3] : [3, 1])
-        runs.push(await partitionRun(cluster.url, masters, masterOfSlot, partitions, options.jobs, round));
+      for (const layout of round % 2 === 0 ? layouts : [...layouts].reverse())
+        runs.push(await partitionRun(cluster.url, masters, masterOfSlot, layout, options.jobs, round));
     }
     for (const r of masters.values()) r.disconnect();
   } finally {
@@ -186,9 +216,9 @@ export async function benchCluster(options: { jobs: number; rounds: number }): P
 
 export function clusterTable(r: ClusterResults): string {
   const lines = [
-    `${r.jobs} jobs per run, enqueued from one client process (500 in flight), drained by 2 worker processes at concurrency 50, with a --prefix whose partitions land on different masters; Redis time per job from each master's INFO commandstats (time inside scripts) and INFO cpu (the whole process, replication and cluster bus included).`,
+    `${r.jobs} jobs per run, enqueued from one client process (500 in flight), drained by 3 worker processes at concurrency 50, with a --prefix whose partitions land on different masters; Redis time per job from each master's INFO commandstats (time inside scripts) and INFO cpu (the whole process, replication and cluster bus included). "1 × 3" is the control: three deployments of one partition side by side, one per master — the same three Redis processes busy at once on this machine's two cores, without partitioning.`,
     '',
-    '| partitions | enqueue jobs/s | drain jobs/s | Redis µs per job in scripts, per master | total | Redis CPU µs per job (process), per master | total |',
+    '| layout | enqueue jobs/s | drain jobs/s | Redis µs per job in scripts, per master | total | Redis CPU µs per job (process), per master | total |',
     '|---|---|---|---|---|---|---|',
   ];
   for (const run of r.runs) {
@@ -196,11 +226,11 @@ export function clusterTable(r: ClusterResults): string {
     const cpu = run.perMaster.map((m) => m.cpuUsPerJob);
     const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
     lines.push(
-      `| ${run.partitions} | ${run.enqueueRate.toFixed(0)} | ${run.drainRate.toFixed(0)} | ${cmd.map((x) => x.toFixed(1)).join(' / ')} | ${sum(cmd).toFixed(1)} | ${cpu.map((x) => x.toFixed(1)).join(' / ')} | ${sum(cpu).toFixed(1)} |`,
+      `| ${run.deployments > 1 ? `1 × ${run.deployments}` : `${run.partitions} partition(s)`} | ${run.enqueueRate.toFixed(0)} | ${run.drainRate.toFixed(0)} | ${cmd.map((x) => x.toFixed(1)).join(' / ')} | ${sum(cmd).toFixed(1)} | ${cpu.map((x) => x.toFixed(1)).join(' / ')} | ${sum(cpu).toFixed(1)} |`,
     );
   }
-  const totals = (p: number, pick: (m: PartitionRun['perMaster'][number]) => number): number =>
-    median(r.runs.filter((x) => x.partitions === p).map((x) => x.perMaster.reduce((a, m) => a + pick(m), 0)));
+  const totals = (p: number, pick: (m: PartitionRun['perMaster'][number]) => number, deployments = 1): number =>
+    median(r.runs.filter((x) => x.partitions === p && x.deployments === deployments).map((x) => x.perMaster.reduce((a, m) => a + pick(m), 0)));
   const three = r.runs.filter((x) => x.partitions === 3);
   const spread = three.map((x) => {
     const cmd = x.perMaster.map((m) => m.commandUsPerJob);
@@ -211,7 +241,8 @@ export function clusterTable(r: ClusterResults): string {
     '',
     `Median total Redis time inside scripts per job: ${totals(1, (m) => m.commandUsPerJob).toFixed(1)} µs with 1 partition, ${totals(3, (m) => m.commandUsPerJob).toFixed(1)} µs with 3 ` +
       `(${((totals(3, (m) => m.commandUsPerJob) / totals(1, (m) => m.commandUsPerJob) - 1) * 100).toFixed(0)} %); whole-process CPU ${totals(1, (m) => m.cpuUsPerJob).toFixed(1)} vs ${totals(3, (m) => m.cpuUsPerJob).toFixed(1)} µs. ` +
-      `With 3 partitions each master's share is within ±${(Math.max(...spread) * 100).toFixed(0)} % of the mean (largest deviation over the runs).`,
+      `With 3 partitions each master's share is within ±${(Math.max(...spread) * 100).toFixed(0)} % of the mean (largest deviation over the runs). ` +
+      `Control, three one-partition deployments side by side: ${totals(1, (m) => m.commandUsPerJob, 3).toFixed(1)} µs in scripts, ${totals(1, (m) => m.cpuUsPerJob, 3).toFixed(1)} µs whole-process CPU per job.`,
     '',
     '| --replicas-ack | calls/s (median) | p50 ms | p99 ms | rounds |',
     '|---|---|---|---|---|',

@@ -5,6 +5,7 @@ import type { RpcServiceOptions } from '../server/rpc-service';
 import type { LoadedApp } from '../shared/call/app';
 import type { Config } from '../shared/ops/config';
 import { log, redactUrl } from '../shared/ops/log';
+import { dashboardRoute } from '../shared/ops/dashboard';
 import { recorders, registerQueueGauges, type Metrics } from '../shared/ops/metrics';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Queues } from '../shared/store/queues';
@@ -26,6 +27,7 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
   let serving = false;
   adminServer.addReadiness('gateway', () => ({ ready: serving && redis.status === 'ready', detail: { serving, redis: redis.status } }));
   registerQueueGauges(adminServer.metrics, () => queues.gauges());
+  adminServer.addRoute(dashboardRoute({ queues, capacity: config.capacity, adminToken: config.adminToken }));
   const gateway = createGateway({
     app,
     queue: new QueueEnqueuer(queues, {

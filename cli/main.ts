@@ -3,6 +3,7 @@ import { loadApp } from '../shared/call/app';
 import { ConfigError, configSummary, helpText, parseConfig, type CommandName, type Config } from '../shared/ops/config';
 import { log, redactUrl, setLogLevel } from '../shared/ops/log';
 import { runDead } from './dead';
+import { runDashboard, runDelete, runJob, runPause, runQueue } from './operations';
 import { startGateway, type RunningPart } from './gateway';
 import { startAdmin } from './ports';
 import { redisAnswers, startPrivateRedis } from './private-redis';
@@ -16,6 +17,12 @@ const COMMANDS: Record<CommandName, string> = {
   dev: 'gateway and worker in one process (starts a private redis-server if none answers)',
   stats: 'queue depths, level-2 state, in flight, dead, counters',
   dead: 'dead-letter jobs: list | requeue <id>|all | purge',
+  job: 'job <id>: where a job is (waiting, running, retry, dead, done) and what it carries',
+  queue: 'queue <level>: the next messages waiting in a level (--policy, --limit)',
+  pause: 'pause <level>: accept calls for a level but let no worker take them',
+  resume: 'resume <level>: let workers take a paused level again',
+  delete: 'delete <id>: remove a waiting or retrying job',
+  dashboard: 'the dashboard on its own port, for a deployment without a gateway at hand',
 };
 
 function usage(): string {
@@ -114,14 +121,21 @@ export async function main(argv: string[]): Promise<void> {
     const config = parseConfig(name, rest);
     if (name === 'stats') await runStats(config);
     else if (name === 'dead') await runDead(config);
-    else {
+    else if (name === 'job') await runJob(config);
+    else if (name === 'queue') await runQueue(config);
+    else if (name === 'pause' || name === 'resume') await runPause(config, name === 'pause');
+    else if (name === 'delete') await runDelete(config);
+    else if (name === 'dashboard') {
+      setLogLevel(config.logLevel);
+      await runDashboard(config);
+    } else {
       setLogLevel(config.logLevel);
       await runServer(config);
     }
   } catch (err) {
     // Bad configuration (or an app that cannot load, or a port taken) stops the process with one clear line.
     const message = err instanceof ConfigError ? err.message : (err as Error).message.split('\n')[0];
-    if (name !== 'stats' && name !== 'dead') log.fatal({ event: 'start_failed', command: name, error: message }, message);
+    if (['gateway', 'worker', 'dev', 'dashboard'].includes(name)) log.fatal({ event: 'start_failed', command: name, error: message }, message);
     process.stderr.write(`switchyard ${name}: ${message}\n`);
     process.exit(2);
   }

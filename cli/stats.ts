@@ -12,6 +12,8 @@ export function formatStats(s: QueueStats, prefix: string, partitions: QueueStat
   lines.push('');
   lines.push(`backlog          L1 ${s.backlog.L1}   L2 ${s.backlog.L2}`);
   lines.push(`level 2          ${s.level2Active ? 'active' : 'INACTIVE (refusing)'}`);
+  const paused = ([1, 2] as const).filter((l) => s.paused?.[l]);
+  if (paused.length > 0) lines.push(`paused           ${paused.map((l) => `level ${l}`).join(', ')} (accepting calls, not claimed)`);
   lines.push(`in flight        ${s.inFlight} on ${s.workers} worker(s), ${s.idle} idle`);
   lines.push(`retries waiting  ${s.delayed}`);
   lines.push(`dead             ${s.dead}`);

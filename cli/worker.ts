@@ -52,6 +52,8 @@ export async function startWorker(config: Config, app: LoadedApp, admin?: Starte
     backoffMs: config.backoffMs,
     deadMax: config.deadMax,
     jobTimeoutMs: config.jobTimeoutMs,
+    keepDoneMs: config.keepDoneMs,
+    levels: config.levels,
     debug: config.debug,
     observe: (job, outcome, ms) => {
       jobCount(`${job.level} ${outcome}`)();

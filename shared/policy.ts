@@ -9,3 +9,5 @@ export const LEVEL2_ON_BELOW = 0.6;
 export const DISCARD_SHARE = 0.6;
 /** Default --reserve, as a share of --concurrency (rounded down). */
 export const RESERVE_SHARE = 0.1;
+/** The most finished jobs kept for lookup (--keep-done), the oldest pruned first. */
+export const DONE_KEPT_MAX = 10_000;

@@ -18,13 +18,15 @@ export class AckBatcher {
     private readonly queues: Queues,
     /** Redis refused the acknowledgements of `workerId`: its lease had run out. */
     private readonly onLost: (workerId: string) => void,
+    /** How long finished jobs stay visible to lookup (--keep-done), and how many at most. */
+    private readonly keep: { ms: number; max: number } = { ms: 0, max: 0 },
   ) {}
 
-  add(workerId: string, partition: number, job: Job, outcome: Ack['outcome']): void {
+  add(workerId: string, partition: number, job: Job, outcome: Ack['outcome'], status: number): void {
     const batch = `${partition}:${workerId}`;
     let list = this.pending.get(batch);
     if (!list) this.pending.set(batch, (list = []));
-    list.push({ job, outcome });
+    list.push({ job, outcome, status });
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => void this.flush());
@@ -63,7 +65,7 @@ export class AckBatcher {
     try {
       for (let tries = 1; ; tries++) {
         try {
-          if ((await this.queues.stores[partition].finish(workerId, acks)) === 'lost') this.onLost(workerId);
+          if ((await this.queues.stores[partition].finish(workerId, acks, this.keep)) === 'lost') this.onLost(workerId);
           return;
         } catch (err) {
           if (tries >= MAX_TRIES) {

@@ -22,6 +22,8 @@ export interface ClaimerOptions {
   reserve: number;
   /** Deployment-wide; each partition gets its share of the capacity. */
   selection: SelectionOptions;
+  /** The levels this worker takes. */
+  levels: readonly Level[];
   attempts: number;
   deadMax: number;
 }
@@ -104,12 +106,13 @@ export class Claimer implements Part {
     for (let i = 0; i < n; i++) {
       const free = concurrency - runner.running;
       if (free <= 0) break;
-      const level2Room = Math.max(0, Math.min(free, concurrency - reserve - runner.runningLevel2));
+      const takes = this.o.levels;
+      const level2Room = takes.includes(2) ? Math.max(0, Math.min(free, concurrency - reserve - runner.runningLevel2)) : 0;
       // The levels an idle wait listens to match the idle registration an empty claim makes.
-      levels = level2Room > 0 ? [1, 2] : [1];
+      levels = [...(takes.includes(1) ? [1 as const] : []), ...(level2Room > 0 ? [2 as const] : [])];
       const store = queues.stores[(this.firstPartition + i) % n];
       const sentAt = monotonicMs();
-      const claimed = await store.claim(workerId, free, level2Room, selection, keeper.heldForMs);
+      const claimed = await store.claim(workerId, free, level2Room, selection, keeper.heldForMs, undefined, takes.includes(1));
       if (claimed === 'lost') return 'lost';
       // With one partition a claim renews the whole lease; with several, only this partition's.
       if (n === 1) keeper.renewed(workerId, sentAt);
@@ -126,6 +129,11 @@ export class Claimer implements Part {
   /** Blocks until a job is handed to this worker (one partition), a wake marker appears, or a second passes. */
   private async waitForWork(workerId: string, levels: Level[]): Promise<void> {
     const { queues, runner, blocking } = this.o;
+    if (levels.length === 0) {
+      // Nothing this worker may take has room (a level-2 worker full): wait for a slot.
+      await Promise.race([runner.slotFreed(), this.stopRequested, new Promise((resolve) => setTimeout(resolve, IDLE_BLOCK_SECONDS * 1000))]);
+      return;
+    }
     if (queues.partitions > 1) {
       await queues.waitForWake(blocking, levels, IDLE_BLOCK_SECONDS);
       return;

@@ -3,6 +3,7 @@
 // loop that feeds the runner. Stopped in the reverse order.
 import type { RedisClient } from '../shared/store/redis';
 import type { LoadedApp } from '../shared/call/app';
+import type { Level } from '../shared/call/params';
 import { log } from '../shared/ops/log';
 import type { Job } from '../shared/store/job';
 import type { Queues } from '../shared/store/queues';
@@ -28,6 +29,9 @@ export interface WorkerOptions {
   backoffMs: number;
   deadMax: number;
   jobTimeoutMs: number;
+  keepDoneMs: number;
+  /** The levels this worker takes (a dedicated worker takes one). */
+  levels: readonly Level[];
   debug: boolean;
   observe?: (job: Job, outcome: string, ms: number) => void;
   onRunning?: (running: number) => void;
@@ -73,6 +77,7 @@ export function createWorker(o: WorkerOptions): Worker {
     concurrency: o.concurrency,
     reserve: o.reserve,
     selection: { weights: o.weights, strict: o.strict, capacity: o.capacity },
+    levels: o.levels,
     attempts: o.attempts,
     deadMax: o.deadMax,
   });

@@ -12,6 +12,7 @@ import { decodeJob, type Job } from '../shared/store/job';
 import type { Queues } from '../shared/store/queues';
 import type { DeliveredRun } from '../shared/store/store';
 import { AckBatcher } from './acks';
+import { DONE_KEPT_MAX } from '../shared/policy';
 import { retryDelayMs, verdictFor } from './backoff';
 import { monotonicMs } from './lease-clock';
 import type { LeaseKeeper } from './lease-keeper';
@@ -25,6 +26,8 @@ export interface RunnerOptions {
   deadMax: number;
   /** Deadline of a run whose call set no timeout. */
   jobTimeoutMs: number;
+  /** How long finished jobs stay visible to lookup (0: not at all). */
+  keepDoneMs: number;
   debug: boolean;
   /** Called after each run, for metrics. */
   observe?: (job: Job, outcome: string, ms: number) => void;
@@ -52,7 +55,7 @@ export class Runner {
   private slotListeners: Array<() => void> = [];
 
   constructor(private readonly o: RunnerOptions) {
-    this.acks = new AckBatcher(o.queues, (workerId) => o.keeper.lost(workerId, 'Redis refused an acknowledgement'));
+    this.acks = new AckBatcher(o.queues, (workerId) => o.keeper.lost(workerId, 'Redis refused an acknowledgement'), { ms: o.keepDoneMs, max: DONE_KEPT_MAX });
     o.keeper.onLost((workerId) => this.abandon(workerId));
   }
 
@@ -125,9 +128,9 @@ export class Runner {
 
   private async settle(run: Run, reply: Reply, timeoutMs: number): Promise<string> {
     const { job, workerId } = run;
-    const verdict = verdictFor(reply.status, job.attempt, this.o.attempts);
+    const verdict = verdictFor(reply.status, job.attempt, job.attempts ?? this.o.attempts);
     if (verdict === 'done') {
-      this.acks.add(workerId, run.partition, job, 'done');
+      this.acks.add(workerId, run.partition, job, 'done', reply.status);
       return 'done';
     }
     if (reply.status === 504 && run.abort.aborted) {
@@ -144,7 +147,7 @@ export class Runner {
     const o = this.o;
     let outcome: string;
     try {
-      const plan = verdict === 'retry' ? { retryDelayMs: retryDelayMs(o.backoffMs, job.attempt) } : { status: reply.status, error };
+      const plan = verdict === 'retry' ? { retryDelayMs: retryDelayMs(job.backoffMs ?? o.backoffMs, job.attempt) } : { status: reply.status, error };
       outcome = await o.queues.stores[partition].fail(workerId, job.token, plan, o.deadMax);
     } catch (err) {
       // Redis away: the run stays recorded under this worker; the orphans check or recovery hands it back.

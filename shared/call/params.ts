@@ -11,6 +11,11 @@ export interface QueueDetail {
   /** Coalescing key of `last` (default `METHOD url`). */
   key: string;
   ttlMs?: number;
+  /** This job's own --attempts and --backoff. */
+  attempts?: number;
+  backoffMs?: number;
+  /** Run no earlier than this from now. */
+  delayMs?: number;
 }
 
 export interface CallRequest {
@@ -73,6 +78,18 @@ const schema = z.object({
           .max(1024, 'longer than 1024 characters')
           .optional(),
         ttl: seconds.positive('must be more than 0').optional(),
+        attempts: z
+          .number({ error: expected('a whole number of runs') })
+          .int('must be a whole number')
+          .min(1, 'at least 1')
+          .max(1000, 'at most 1000')
+          .optional(),
+        backoff: seconds.positive('must be more than 0').max(3600, 'at most 3600 seconds').optional(),
+        job_timeout: seconds.positive('must be more than 0').max(86_400, 'at most 86400 seconds').optional(),
+        delay: seconds
+          .min(0, 'must not be negative')
+          .max(30 * 86_400, 'at most 30 days')
+          .optional(),
       },
       { error: expected('an object') },
     )
@@ -174,6 +191,11 @@ export function parseParams(text: string, limits: ParamsLimits): CallRequest {
     if (!q) throw badParams('queue_detail', 'required when reply is false');
     request.queue = { level: q.level, policy: q.limit_policy, key: q.key ?? `${method} ${p.url}` };
     if (q.ttl !== undefined) request.queue.ttlMs = Math.round(q.ttl * 1000);
+    if (q.attempts !== undefined) request.queue.attempts = q.attempts;
+    if (q.backoff !== undefined) request.queue.backoffMs = Math.round(q.backoff * 1000);
+    if (q.delay) request.queue.delayMs = Math.round(q.delay * 1000);
+    // The job's own deadline wins over the call's timeout, which wins over --job-timeout.
+    if (q.job_timeout !== undefined) request.timeoutMs = Math.round(q.job_timeout * 1000);
   }
   return request;
 }

@@ -3,6 +3,7 @@
 // left behind in Redis.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Route } from './dashboard';
 import { Metrics } from './metrics';
 
 export interface Readiness {
@@ -14,6 +15,8 @@ export interface AdminServer {
   readonly metrics: Metrics;
   /** Adds a part's readiness: the process is ready when every part is. */
   addReadiness(name: string, check: () => Readiness): void;
+  /** Adds pages of the admin port (the dashboard). */
+  addRoute(route: Route): void;
   /** Binds; resolves to the bound port (useful with port 0). */
   start(): Promise<number>;
   stop(): Promise<void>;
@@ -22,6 +25,7 @@ export interface AdminServer {
 export function createAdminServer(port: number, host: string): AdminServer {
   const metrics = new Metrics();
   const parts = new Map<string, () => Readiness>();
+  const routes: Route[] = [];
   const readiness = (): { ready: boolean } & Record<string, unknown> => {
     const report: { ready: boolean } & Record<string, unknown> = { ready: parts.size > 0 };
     for (const [name, check] of parts) {
@@ -49,11 +53,13 @@ export function createAdminServer(port: number, host: string): AdminServer {
       );
       return;
     }
+    for (const route of routes) if (route(req, res, path)) return;
     send(404, '{"error":"not found: try /healthz, /readyz or /metrics"}');
   });
   return {
     metrics,
     addReadiness: (name, check) => void parts.set(name, check),
+    addRoute: (route) => void routes.push(route),
     start: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);

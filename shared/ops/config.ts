@@ -3,11 +3,12 @@
 // The only defaults not written in the table are the derived ones, computed in derive().
 import { DISCARD_SHARE, RESERVE_SHARE } from '../policy';
 import { parseRedisUrl } from '../store/redis';
+import type { Level, Policy } from '../call/params';
 import { LOG_LEVELS, redactUrl, type LogLevel } from './log';
 
-export type CommandName = 'gateway' | 'worker' | 'dev' | 'stats' | 'dead';
+export type CommandName = 'gateway' | 'worker' | 'dev' | 'stats' | 'dead' | 'job' | 'queue' | 'pause' | 'resume' | 'delete' | 'dashboard';
 
-type Kind = 'string' | 'int' | 'duration' | 'bool' | 'weights' | 'size' | 'url' | 'level';
+type Kind = 'string' | 'int' | 'duration' | 'bool' | 'weights' | 'size' | 'url' | 'level' | 'levels' | 'policy';
 
 interface FlagSpec {
   kind: Kind;
@@ -26,7 +27,9 @@ interface FlagSpec {
 const RUNTIME: readonly CommandName[] = ['gateway', 'worker', 'dev'];
 const GATEWAY: readonly CommandName[] = ['gateway', 'dev'];
 const WORKER: readonly CommandName[] = ['worker', 'dev'];
-const ALL: readonly CommandName[] = ['gateway', 'worker', 'dev', 'stats', 'dead'];
+const ALL: readonly CommandName[] = ['gateway', 'worker', 'dev', 'stats', 'dead', 'job', 'queue', 'pause', 'resume', 'delete', 'dashboard'];
+/** Processes that serve an admin port with the dashboard. */
+const DASHBOARD: readonly CommandName[] = ['gateway', 'dev', 'dashboard'];
 
 export const FLAGS = {
   app: { kind: 'string', field: 'app', commands: RUNTIME, help: 'module exporting a Koa app, a @koa/router Router, or a factory returning one' },
@@ -64,8 +67,22 @@ export const FLAGS = {
     min: 1,
     help: 'how long to wait for --replicas-ack before answering 503',
   },
-  host: { kind: 'string', field: 'host', commands: RUNTIME, default: '0.0.0.0', help: 'address the gRPC port and the admin port bind to' },
-  port: { kind: 'int', field: 'port', commands: GATEWAY, default: '50051', min: 0, max: 65535, help: 'gRPC port of the gateway (0 = any free port)' },
+  host: {
+    kind: 'string',
+    field: 'host',
+    commands: [...RUNTIME, 'dashboard'],
+    default: '0.0.0.0',
+    help: 'address the gRPC port and the admin port (the dashboard command: its port) bind to',
+  },
+  port: {
+    kind: 'int',
+    field: 'port',
+    commands: [...GATEWAY, 'dashboard'],
+    default: { gateway: '50051', dev: '50051', dashboard: '9470' },
+    min: 0,
+    max: 65535,
+    help: 'gRPC port of the gateway; for the dashboard command, its HTTP port (0 = any free port)',
+  },
   'admin-port': {
     kind: 'int',
     field: 'adminPort',
@@ -79,7 +96,7 @@ export const FLAGS = {
   capacity: {
     kind: 'int',
     field: 'capacity',
-    commands: RUNTIME,
+    commands: [...RUNTIME, 'dashboard'],
     default: '1000',
     min: 1,
     help: 'level-2 backlog capacity (inactive above 80%, active again under 60%)',
@@ -104,6 +121,27 @@ export const FLAGS = {
     help: 'worker slots only level 1 may use',
   },
   lease: { kind: 'duration', field: 'leaseMs', commands: WORKER, default: '30s', min: 100, help: 'lease of claimed jobs, renewed while they run' },
+  levels: {
+    kind: 'levels',
+    field: 'levels',
+    commands: WORKER,
+    default: '1,2',
+    help: 'the levels this worker takes: 1, 2 or 1,2 (a dedicated worker takes one)',
+  },
+  'keep-done': {
+    kind: 'duration',
+    field: 'keepDoneMs',
+    commands: WORKER,
+    default: '0',
+    min: 0,
+    help: 'how long finished jobs stay visible to `switchyard job` (0: not kept; at most 10,000 kept)',
+  },
+  'admin-token': {
+    kind: 'string',
+    field: 'adminToken',
+    commands: DASHBOARD,
+    help: "bearer token the dashboard's actions (requeue, purge, pause, resume) need; without it the dashboard is read-only",
+  },
   'job-timeout': {
     kind: 'duration',
     field: 'jobTimeoutMs',
@@ -126,13 +164,14 @@ export const FLAGS = {
   'log-level': {
     kind: 'level',
     field: 'logLevel',
-    commands: RUNTIME,
+    commands: [...RUNTIME, 'dashboard'],
     default: 'info',
     help: `log lines of this level and above, one JSON line per event on stdout (${LOG_LEVELS.join(', ')})`,
   },
-  json: { kind: 'bool', field: 'json', commands: ['stats', 'dead'], default: 'false', help: 'print JSON' },
+  json: { kind: 'bool', field: 'json', commands: ['stats', 'dead', 'job', 'queue'], default: 'false', help: 'print JSON' },
+  policy: { kind: 'policy', field: 'policy', commands: ['queue'], help: 'only this policy: execute, last or discard (default: all three)' },
   watch: { kind: 'duration', field: 'watchMs', commands: ['stats'], help: 'refresh every interval (bare --watch: 1s)' },
-  limit: { kind: 'int', field: 'limit', commands: ['dead'], default: '20', min: 1, help: 'dead jobs listed' },
+  limit: { kind: 'int', field: 'limit', commands: ['dead', 'queue'], default: '20', min: 1, help: 'entries listed' },
 } as const satisfies Record<string, FlagSpec>;
 
 export type FlagName = keyof typeof FLAGS;
@@ -173,6 +212,10 @@ export interface Config {
   tlsCa?: string;
   debug: boolean;
   logLevel: LogLevel;
+  levels: readonly Level[];
+  keepDoneMs: number;
+  adminToken?: string;
+  policy?: Policy;
   json: boolean;
   watchMs?: number;
   limit: number;
@@ -227,6 +270,12 @@ function parseValue(flag: FlagName, raw: string): unknown {
     case 'level':
       if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new Error(`one of ${LOG_LEVELS.join(', ')}`);
       return raw;
+    case 'levels':
+      if (!/^(1|2|1,2|2,1)$/.test(raw)) throw new Error('1, 2 or 1,2');
+      return raw.split(',').map(Number).sort() as Level[];
+    case 'policy':
+      if (!['execute', 'last', 'discard'].includes(raw)) throw new Error('execute, last or discard');
+      return raw;
     case 'weights': {
       const m = /^(\d+):(\d+)$/.exec(raw);
       if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error('two positive whole numbers like 3:1');
@@ -251,7 +300,8 @@ function tableDefault(flag: FlagName, command: CommandName): string | undefined 
 /** The defaults that depend on other values. */
 function derive(c: Config): void {
   if (!c.given.has('discard-threshold')) c.discardThreshold = Math.floor(c.capacity * DISCARD_SHARE);
-  if (!c.given.has('reserve')) c.reserve = Math.floor(c.concurrency * RESERVE_SHARE);
+  // A worker dedicated to level 2 keeps no slots for level 1.
+  if (!c.given.has('reserve')) c.reserve = c.levels?.includes(1) === false ? 0 : Math.floor(c.concurrency * RESERVE_SHARE);
 }
 
 /** Reads argv (after the command word) and the environment; the flag wins over the variable. */
@@ -322,7 +372,7 @@ export function configSummary(c: Config): Record<string, unknown> {
   const summary: Record<string, unknown> = {};
   for (const [flag, spec] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
     if (!appliesTo(flag, c.command) || c[spec.field] === undefined) continue;
-    summary[flag] = flag === 'token' ? '***' : flag === 'redis' ? redactUrl(c.redis) : c[spec.field];
+    summary[flag] = flag === 'token' || flag === 'admin-token' ? '***' : flag === 'redis' ? redactUrl(c.redis) : c[spec.field];
   }
   return summary;
 }

@@ -2,7 +2,8 @@
 // fields come first, always in this order, so the Lua scripts read them without decoding the
 // caller's content (includes/queues.lua, routeOf):
 //   {["attempt":N,]"id":"…","at":<ms>,"level":1|2[,"policy":"last"|"discard"][,"key":"…"]
-//    [,"ttl":<ms>][,"timeout":<ms>],"method":"…","url":"…"[,"headers":{…}][,"content":…]}
+//    [,"ttl":<ms>][,"timeout":<ms>][,"attempts":N][,"backoff":<ms>],"method":"…","url":"…"
+//    [,"headers":{…}][,"content":…]}
 // Defaults are left out to keep memory per waiting job small: policy `execute`, attempt 1, no
 // headers, no content. "attempt" is written by the scripts (retries, recovery); "at", the
 // enqueue time, is stamped by the enqueue script on Redis's clock (the gateway writes 0).
@@ -21,8 +22,11 @@ export interface Job {
   attempt: number;
   /** Enqueue time, Redis ms. */
   at: number;
-  /** The run's deadline asked by the caller (its `timeout`), if any. */
+  /** The run's deadline asked by the caller (its `timeout`, or queue_detail.job_timeout), if any. */
   timeoutMs: number | null;
+  /** The caller's own --attempts and --backoff for this job, if any. */
+  attempts: number | null;
+  backoffMs: number | null;
   /** This run's token: recorded with the run in Redis, and the route's fencing token. */
   token: number;
   /** The payload exactly as stored. */
@@ -45,6 +49,8 @@ export function encodeJob(id: string, call: CallRequest): string {
   if (q.policy === 'last') json += `,"key":${JSON.stringify(q.key)}`;
   if (q.ttlMs !== undefined) json += `,"ttl":${q.ttlMs}`;
   if (call.timeoutMs !== undefined) json += `,"timeout":${call.timeoutMs}`;
+  if (q.attempts !== undefined) json += `,"attempts":${q.attempts}`;
+  if (q.backoffMs !== undefined) json += `,"backoff":${q.backoffMs}`;
   json += `,"method":"${call.method}","url":${JSON.stringify(call.url)}`;
   for (const _ in call.headers) {
     json += `,"headers":${JSON.stringify(call.headers)}`;
@@ -63,6 +69,8 @@ export function decodeJob(token: number, payload: string): Job {
     key?: string;
     ttl?: number;
     timeout?: number;
+    attempts?: number;
+    backoff?: number;
     url: string;
     method: string;
     headers?: Record<string, string>;
@@ -86,6 +94,8 @@ export function decodeJob(token: number, payload: string): Job {
     attempt: raw.attempt ?? 1,
     at: raw.at,
     timeoutMs: raw.timeout ?? null,
+    attempts: raw.attempts ?? null,
+    backoffMs: raw.backoff ?? null,
     token,
     payload,
   };

@@ -29,7 +29,13 @@ export interface Keys {
   readonly runs: string;
   /** Internal: `last` key -> id of its newest accepted message, while one of its messages is alive. */
   newest(level: Level): string;
-  /** The 16 keys every script starts with (shared/store/scripts/includes/queues.lua). */
+  /** Job id -> where the job is now (a short string, see includes/queues.lua), for lookup. */
+  readonly jobs: string;
+  /** "L1"/"L2" -> "1" while that level is paused. */
+  readonly paused: string;
+  /** Finished jobs kept for lookup (--keep-done): id -> finished time (Redis ms). */
+  readonly done: string;
+  /** The 19 keys every script starts with (shared/store/scripts/includes/queues.lua). */
   readonly common: readonly string[];
 }
 
@@ -48,6 +54,9 @@ export function keysFor(prefix: string, partition?: number): Keys {
   const l2Active = `${tag}:L2:active`;
   const runs = `${tag}:runs`;
   const newest = (level: Level): string => `${tag}:L${level}:last:newest`;
+  const jobs = `${tag}:jobs`;
+  const paused = `${tag}:paused`;
+  const done = `${tag}:done`;
   return {
     tag,
     queue,
@@ -59,13 +68,16 @@ export function keysFor(prefix: string, partition?: number): Keys {
     sched: `${tag}:sched`,
     workers: `${tag}:workers`,
     workerJobs: (workerId) => `${tag}:worker:${workerId}`,
-    // enqueue-18.lua builds this name and workerJobs' itself (the worker is chosen inside the script).
+    // enqueue-22.lua and lookupJob-22.lua build this name and workerJobs' itself (the worker is chosen inside the script).
     inbox: (workerId) => `${tag}:worker:${workerId}:inbox`,
     idle: (level) => `${tag}:idle:L${level}`,
     delayed: `${tag}:delayed`,
     wake,
     runs,
     newest,
+    jobs,
+    paused,
+    done,
     common: Object.freeze([
       queue(1, 'execute'),
       queue(1, 'discard'),
@@ -83,6 +95,9 @@ export function keysFor(prefix: string, partition?: number): Keys {
       runs,
       newest(1),
       newest(2),
+      jobs,
+      paused,
+      done,
     ]),
   };
 }

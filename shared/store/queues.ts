@@ -11,7 +11,17 @@ import type { CallRequest, Level } from '../call/params';
 import { deploymentKeys, type DeploymentKeys } from './keys';
 import type { RedisClient } from './redis';
 import { defineScripts, runScript } from './scripts';
-import { Store, type AdmissionLimits, type DeliveredRun, type EnqueueOutcome, type QueueGauges, type QueueStats } from './store';
+import { viewOf, type JobView } from './lookup';
+import {
+  Store,
+  type AdmissionLimits,
+  type DeleteOutcome,
+  type DeliveredRun,
+  type WorkerView,
+  type EnqueueOutcome,
+  type QueueGauges,
+  type QueueStats,
+} from './store';
 
 export class PartitionMismatch extends Error {}
 
@@ -169,6 +179,56 @@ export class Queues {
     return { partitions, idleMasters: crowded ? [...masters].filter((m) => !used.has(m)) : [] };
   }
 
+  /** Where a job is, in whichever partition knows it. */
+  async lookup(id: string): Promise<JobView> {
+    const found = await Promise.all(this.stores.map((s) => s.lookup(id)));
+    const p = found.findIndex((raw) => raw !== null);
+    return viewOf(id, p === -1 ? null : found[p], this.partitions > 1 && p !== -1 ? p : undefined);
+  }
+
+  async deleteJob(id: string): Promise<DeleteOutcome> {
+    for (const store of this.stores) {
+      const outcome = await store.deleteJob(id);
+      if (outcome !== 'unknown') return outcome;
+    }
+    return 'unknown';
+  }
+
+  /** Pauses or resumes a level in every partition; true when that changed its state. */
+  async setPaused(level: Level, paused: boolean): Promise<boolean> {
+    return (await Promise.all(this.stores.map((s) => s.setPaused(level, paused)))).some(Boolean);
+  }
+
+  async pausedLevels(): Promise<Record<Level, boolean>> {
+    return this.stores[0].pausedLevels();
+  }
+
+  /** The next waiting messages of a level (of one policy, or all three), next first, up to `limit` from each partition. */
+  async peek(
+    level: Level,
+    policies: ReadonlyArray<'execute' | 'last' | 'discard'>,
+    limit: number,
+  ): Promise<Array<{ policy: string; partition: number; payload: string }>> {
+    const out: Array<{ policy: string; partition: number; payload: string }> = [];
+    for (const [partition, store] of this.stores.entries()) {
+      for (const policy of policies) for (const payload of await store.peek(level, policy, limit)) out.push({ policy, partition, payload });
+    }
+    return out;
+  }
+
+  /** Live workers (each holds a lease in every partition) and what each runs, over all partitions. */
+  async workers(): Promise<WorkerView[]> {
+    const byId = new Map<string, WorkerView>();
+    for (const views of await Promise.all(this.stores.map((s) => s.workers()))) {
+      for (const view of views) {
+        const known = byId.get(view.id);
+        if (known) known.running.push(...view.running);
+        else byId.set(view.id, view);
+      }
+    }
+    return [...byId.values()];
+  }
+
   storeOf(run: DeliveredRun): Store {
     return this.stores[run.partition];
   }
@@ -182,6 +242,7 @@ function sumStats(parts: QueueStats[]): QueueStats {
     total.backlog.L1 += s.backlog.L1;
     total.backlog.L2 += s.backlog.L2;
     total.level2Active &&= s.level2Active;
+    total.paused = { 1: total.paused[1] || s.paused[1], 2: total.paused[2] || s.paused[2] };
     total.inFlight += s.inFlight;
     total.workers = Math.max(total.workers, s.workers);
     total.idle = Math.max(total.idle, s.idle);

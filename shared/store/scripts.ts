@@ -15,7 +15,11 @@ export type ScriptName =
   | 'renewLease'
   | 'expiredWorkers'
   | 'queueGauges'
-  | 'wakeWorkers';
+  | 'wakeWorkers'
+  | 'lookupJob'
+  | 'deleteJob'
+  | 'pauseLevel'
+  | 'purgeDead';
 
 function scriptsDir(): string {
   // From dist/shared/store the sources are three levels up; under ts-jest they are beside us.

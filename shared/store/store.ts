@@ -27,6 +27,8 @@ export interface SelectionOptions {
 export interface Ack {
   job: Job;
   outcome: 'done' | 'dropped';
+  /** The status the route answered (kept with a finished job for lookup). */
+  status: number;
 }
 
 /** A run as a claim or a hand-off delivers it: its token and the stored payload (not yet decoded). */
@@ -45,6 +47,8 @@ export interface QueueStats {
   queues: Record<string, number>;
   backlog: { L1: number; L2: number };
   level2Active: boolean;
+  /** Levels paused by an operator (accepting calls, not claimed). */
+  paused: Record<Level, boolean>;
   inFlight: number;
   workers: number;
   /** Workers blocked for work right now (fresh idle registrations): new jobs go straight to them. */
@@ -104,7 +108,7 @@ export class Store {
   async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome; wakeIdle: boolean; replicas?: number }> {
     const q = call.queue!;
     const id = newJobId();
-    const keys = [...this.keys.common, this.keys.idle(1), this.keys.idle(2)];
+    const keys = [...this.keys.common, this.keys.idle(1), this.keys.idle(2), this.keys.delayed];
     const args = [
       q.level,
       q.policy,
@@ -117,6 +121,7 @@ export class Store {
       LEVEL2_OFF_ABOVE,
       LEVEL2_ON_BELOW,
       this.handOff ? 'handoff' : 'report',
+      q.delayMs ?? 0,
     ];
     if (limits.replicasAck) {
       const { result, acknowledged } = await runScriptAndWait<number>(this.redis, 'enqueue', keys, args, limits.replicasAck, limits.replicasTimeoutMs ?? 100);
@@ -154,6 +159,7 @@ export class Store {
     selection: SelectionOptions,
     leaseMs: number,
     idleRegistrationMs = IDLE_REGISTRATION_MS,
+    takesLevel1 = true,
   ): Promise<Claimed | 'lost'> {
     const k = this.keys;
     const reply = await runScript<Array<number | string> | number>(
@@ -171,6 +177,7 @@ export class Store {
         selection.capacity,
         idleRegistrationMs,
         LEVEL2_ON_BELOW,
+        takesLevel1 ? '1' : '0',
       ],
     );
     if (typeof reply === 'number') return 'lost';
@@ -179,10 +186,13 @@ export class Store {
     return { runs, workLeft: Number(reply[0]) };
   }
 
-  /** Acknowledges finished runs; 'lost' (nothing counted) when the worker's lease had run out. */
-  async finish(workerId: string, acks: readonly Ack[]): Promise<number | 'lost'> {
-    const args: Array<string | number> = [workerId];
-    for (const { job, outcome } of acks) args.push(job.token, job.id, job.level, job.policy === 'last' ? (job.key ?? '') : '', outcome);
+  /**
+   * Acknowledges finished runs, keeping them for lookup `keep.ms` (0: not at all), at most
+   * `keep.max`; 'lost' (nothing counted) when the worker's lease had run out.
+   */
+  async finish(workerId: string, acks: readonly Ack[], keep: { ms: number; max: number } = { ms: 0, max: 0 }): Promise<number | 'lost'> {
+    const args: Array<string | number> = [workerId, keep.ms, keep.max];
+    for (const { job, outcome, status } of acks) args.push(job.token, job.id, job.level, job.policy === 'last' ? (job.key ?? '') : '', outcome, status);
     const n = await runScript<number>(this.redis, 'finishJobs', [...this.keys.common, this.keys.workerJobs(workerId), this.keys.workers], args);
     return n < 0 ? 'lost' : n;
   }
@@ -256,7 +266,7 @@ export class Store {
       if (policy === 'last') pipeline.hlen(key);
       else pipeline.llen(key);
     }
-    pipeline.get(k.l2Active).llen(k.dead).hgetall(k.stats).zrange(k.workers, 0, -1, 'WITHSCORES').zcard(k.delayed).time();
+    pipeline.get(k.l2Active).llen(k.dead).hgetall(k.stats).zrange(k.workers, 0, -1, 'WITHSCORES').zcard(k.delayed).time().hmget(k.paused, 'L1', 'L2');
     const results = (await pipeline.exec())!.map(([err, value]) => {
       if (err) throw err;
       return value;
@@ -284,6 +294,7 @@ export class Store {
         L2: queues['L2:execute'] + queues['L2:last'] + queues['L2:discard'],
       },
       level2Active: results[6] !== '0',
+      paused: { 1: (results[12] as Array<string | null>)[0] === '1', 2: (results[12] as Array<string | null>)[1] === '1' },
       inFlight,
       workers: workers.length,
       idle: Number(idle),
@@ -323,11 +334,80 @@ export class Store {
     return (['unknown', 'requeued', 'superseded'] as const)[code];
   }
 
-  /** Empties the dead list in one transaction, so the count is of exactly what was removed. */
-  async purgeDead(): Promise<number> {
-    const results = await this.redis.multi().llen(this.keys.dead).del(this.keys.dead).exec();
-    const [err, length] = results![0];
-    if (err) throw err;
-    return Number(length);
+  /** Live workers, their lease and what each runs now (for the dashboard). */
+  async workers(): Promise<WorkerView[]> {
+    const k = this.keys;
+    const [scored, [seconds, micros]] = await Promise.all([this.redis.zrange(k.workers, 0, -1, 'WITHSCORES'), this.redis.time()]);
+    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const views: WorkerView[] = [];
+    for (let i = 0; i < scored.length; i += 2) {
+      const id = scored[i];
+      const leaseLeftMs = Number(scored[i + 1]) - now;
+      if (leaseLeftMs < 0) continue;
+      const held = await this.redis.hgetall(k.workerJobs(id));
+      const calls = Object.values(held).map((payload) => JSON.parse(payload) as { id: string; url: string; method: string; level: Level; attempt?: number });
+      const where = calls.length > 0 ? await this.redis.hmget(k.jobs, ...calls.map((c) => c.id)) : [];
+      const running = calls.map((c, j) => {
+        const since = Number(/^r(\d+):/.exec(where[j] ?? '')?.[1] ?? now);
+        return { id: c.id, url: c.url, method: c.method, level: c.level, attempt: c.attempt ?? 1, runningSeconds: (now - since) / 1000 };
+      });
+      views.push({ id, leaseLeftMs, running });
+    }
+    return views;
   }
+
+  /** Empties the dead list in one step; returns how many entries it held. */
+  purgeDead(): Promise<number> {
+    return runScript<number>(this.redis, 'purgeDead', [...this.keys.common, this.keys.dead], []);
+  }
+
+  /** Where a job is and what it holds; null when this partition does not know it. */
+  async lookup(id: string, scanMax = 100_000): Promise<RawLookup | null> {
+    const k = this.keys;
+    const reply = await runScript<Array<string | number>>(this.redis, 'lookupJob', [...k.common, k.delayed, k.dead, k.workers], [id, k.tag, scanMax]);
+    if (reply.length === 0) return null;
+    return { where: String(reply[0]), found: String(reply[1]), position: Number(reply[2]), leaseUntil: Number(reply[3]), now: Number(reply[4]) };
+  }
+
+  /** Removes a waiting or retrying job. */
+  async deleteJob(id: string): Promise<DeleteOutcome> {
+    const [code] = await runScript<[number, string]>(this.redis, 'deleteJob', [...this.keys.common, this.keys.delayed], [id]);
+    return (['unknown', 'deleted', 'running', 'dead', 'finished', 'unknown'] as const)[code];
+  }
+
+  /** Pauses (no worker claims it; calls are still accepted) or resumes a level; true when that changed its state. */
+  async setPaused(level: Level, paused: boolean): Promise<boolean> {
+    return (await runScript<number>(this.redis, 'pauseLevel', [...this.keys.common], [level, paused ? 'pause' : 'resume'])) === 1;
+  }
+
+  async pausedLevels(): Promise<Record<Level, boolean>> {
+    const [l1, l2] = await this.redis.hmget(this.keys.paused, 'L1', 'L2');
+    return { 1: l1 === '1', 2: l2 === '1' };
+  }
+
+  /** The next `limit` messages of a queue, next first (for `last`: the keys in line, with their payloads). */
+  async peek(level: Level, policy: 'execute' | 'last' | 'discard', limit: number): Promise<string[]> {
+    const k = this.keys;
+    if (policy !== 'last') return (await this.redis.lrange(k.queue(level, policy), -limit, -1)).reverse();
+    const keys = (await this.redis.lrange(k.order(level), -limit, -1)).reverse();
+    if (keys.length === 0) return [];
+    return (await this.redis.hmget(k.queue(level, 'last'), ...keys)).filter((p): p is string => p !== null);
+  }
+}
+
+/** What lookupJob-22.lua answers: the index entry, and the payload or dead entry found there. */
+export interface RawLookup {
+  where: string;
+  found: string;
+  position: number;
+  leaseUntil: number;
+  now: number;
+}
+
+export type DeleteOutcome = 'deleted' | 'unknown' | 'running' | 'dead' | 'finished';
+
+export interface WorkerView {
+  id: string;
+  leaseLeftMs: number;
+  running: Array<{ id: string; url: string; method: string; level: Level; attempt: number; runningSeconds: number }>;
 }

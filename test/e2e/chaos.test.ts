@@ -326,17 +326,26 @@ interface LateStart {
   claimedAfter: number;
 }
 
-/** Runs that started after a newer message of their key had been accepted. */
-function lateStarts(sent: Sent[], runs: Run[], claimedAfter: (fence: number) => number): LateStart[] {
+/**
+ * Runs that started after a newer message of their key had been accepted. A run starts when it
+ * is claimed (the deployment's decision; its handler may begin later if its process stalls
+ * right after the claim, within its lease): a violation is proven when the claim's lower bound
+ * is after the newer message's answer, an upper bound of its acceptance. `handlerOnly` lists
+ * the runs whose handler began after that answer though the claim may have come before.
+ */
+function lateStarts(sent: Sent[], runs: Run[], claimedAfter: (fence: number) => number): { late: LateStart[]; handlerOnly: LateStart[] } {
   const accepted = new Map<string, Sent[]>();
   for (const s of sent) if (s.policy === 'last' && s.status === 201) accepted.set(`L${s.level}:${s.key}`, [...(accepted.get(`L${s.level}:${s.key}`) ?? []), s]);
   const late: LateStart[] = [];
+  const handlerOnly: LateStart[] = [];
   for (const run of runs) {
     if (run.key === null) continue;
     const newer = (accepted.get(`L${run.level}:${run.key}`) ?? []).find((s) => s.version! > run.version! && s.answeredAt < run.start);
-    if (newer) late.push({ run, newer, claimedAfter: claimedAfter(run.fence) });
+    if (!newer) continue;
+    const found = { run, newer, claimedAfter: claimedAfter(run.fence) };
+    (found.claimedAfter > newer.answeredAt ? late : handlerOnly).push(found);
   }
-  return late;
+  return { late, handlerOnly };
 }
 
 interface Overlap {
@@ -424,6 +433,7 @@ interface Figures {
   allowed: Overlap[];
   lost: string[];
   late: LateStart[];
+  handlerOnly: LateStart[];
   forbidden: Overlap[];
   inversions: unknown[];
   longLags: Array<number | undefined>;
@@ -447,6 +457,7 @@ function summary(chaosSeconds: number, drainSeconds: number, f: Figures): string
     `SIGSTOP short ${f.shortFreezes.length} / long ${f.longLags.length}, SIGKILL ${kills.length}; ` +
     `overlaps allowed (frozen past lease) ${f.allowed.length}${afterShort ? ` (${afterShort} after a freeze shorter than the lease)` : ''}; ` +
     `violations: lost ${f.lost.length}, late start ${f.late.length}, overlap ${f.forbidden.length}, fence ${f.inversions.length}; ` +
+    `handlers that began after a newer message was accepted, their run claimed before it (a stall between claim and handler) ${f.handlerOnly.length}; ` +
     `counters ${f.balance.map((b) => `L${b.level} queued ${b.queued} replaced ${b.replaced} done+superseded+dead ${b.ended}`).join(', ')} ` +
     JSON.stringify({ L1: counters(f.stats, 1), L2: counters(f.stats, 2) })
   );
@@ -519,7 +530,7 @@ test('a minute of SIGSTOP and SIGKILL under last/execute traffic: nothing lost, 
   // (a) nothing accepted is lost
   const lost = lostMessages(sent, runs);
   // (b) no run started after a newer message of its key was accepted
-  const late = lateStarts(sent, runs, sampler.claimedAfter);
+  const { late, handlerOnly } = lateStarts(sent, runs, sampler.claimedAfter);
   // (c) two runs of one key at once only while one of them sat in a process frozen past its lease
   const keyed = byKey(runs);
   const overlapping = overlaps(keyed, pastLease);
@@ -546,7 +557,23 @@ test('a minute of SIGSTOP and SIGKILL under last/execute traffic: nothing lost, 
   const longLags = longFreezes.map((f) => lossLag.get(f));
   const shortLosses = shortFreezes.filter((f) => lossLag.get(f) !== undefined);
 
-  const figures = { sent, runs, stats, events, balance, allowed, lost, late, forbidden, inversions, longLags, shortFreezes, shortLosses, pastLease };
+  const figures = {
+    sent,
+    runs,
+    stats,
+    events,
+    balance,
+    allowed,
+    lost,
+    late,
+    handlerOnly,
+    forbidden,
+    inversions,
+    longLags,
+    shortFreezes,
+    shortLosses,
+    pastLease,
+  };
   report(summary(chaosSeconds, drainSeconds, figures));
   report(workerSummary(figures));
   report(`actions ${chaosLog()}`);

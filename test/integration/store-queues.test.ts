@@ -55,8 +55,8 @@ const decoded = (run: DeliveredRun): Job => decodeJob(run.token, run.payload);
 const claimAll = (workerId: string, n = 1000): Promise<Job[]> => claim(workerId, n);
 /** A worker whose lease runs out right after its claim. */
 async function claimAndDie(workerId: string, n: number): Promise<Job[]> {
-  const jobs = await claim(workerId, n, n, SELECTION, 1);
-  await sleep(5);
+  const jobs = await claim(workerId, n, n, SELECTION, 50);
+  await sleep(60);
   return jobs;
 }
 const payloadOf = (id: string, level: 1 | 2, extra = ''): string => `{"id":"${id}","at":0,"level":${level}${extra},"method":"POST","url":"/x"}`;
@@ -127,12 +127,12 @@ describe('enqueue', () => {
     expect((await store.enqueue(asyncCall('/users/1', 1, 'last', { v: 3 }), ADMISSION)).outcome).toBe('replaced');
     expect(await claimAll('w2')).toHaveLength(0);
     expect(await redis.hlen(store.keys.queue(1, 'last'))).toBe(1);
-    await store.finish('w1', [{ job: first, outcome: 'done' }]);
+    await store.finish('w1', [{ job: first, outcome: 'done', status: 200 }]);
     const next = await claimAll('w2');
     expect(next.map((j) => j.content)).toEqual([{ v: 3 }]);
     await store.finish(
       'w2',
-      next.map((job) => ({ job, outcome: 'done' as const })),
+      next.map((job) => ({ job, outcome: 'done' as const, status: 200 })),
     );
     expect(await claimAll('w2')).toHaveLength(0);
     expect(await redis.hget(store.keys.stats, 'L1:done')).toBe('2');
@@ -234,7 +234,7 @@ describe('claim', () => {
     expect(job.token).toBe(Number(await redis.get(store.keys.runs)));
     const [seconds] = await redis.time();
     expect(Number(await redis.zscore(store.keys.workers, 'w1')) - Number(seconds) * 1000).toBeGreaterThan(LEASE - 2000);
-    expect(await store.finish('w1', [{ job, outcome: 'done' }])).toBe(1);
+    expect(await store.finish('w1', [{ job, outcome: 'done', status: 200 }])).toBe(1);
     expect(await redis.exists(store.keys.workerJobs('w1'))).toBe(0);
   });
 
@@ -244,7 +244,7 @@ describe('claim', () => {
       await store.enqueue(asyncCall('/k', 1, 'last', { i }), ADMISSION);
       const [job] = await claimAll(`w${i}`);
       tokens.push(job.token);
-      await store.finish(`w${i}`, [{ job, outcome: 'done' }]);
+      await store.finish(`w${i}`, [{ job, outcome: 'done', status: 200 }]);
     }
     expect(tokens).toEqual([...tokens].sort((a, b) => a - b));
     expect(new Set(tokens).size).toBe(3);
@@ -286,7 +286,7 @@ describe('hand-off to an idle worker', () => {
     // The next message finds no idle worker and waits in its queue.
     await store.enqueue(asyncCall('/x', 2, 'execute', { n: 2 }), ADMISSION);
     expect(await redis.llen(store.keys.queue(2, 'execute'))).toBe(1);
-    expect(await store.finish('w1', [{ job: handed!, outcome: 'done' }])).toBe(1);
+    expect(await store.finish('w1', [{ job: handed!, outcome: 'done', status: 200 }])).toBe(1);
   });
 
   test('a handed job not yet waited for is delivered by the next claim, once', async () => {
@@ -341,7 +341,7 @@ describe('hand-off to an idle worker', () => {
     expect(handed).toMatchObject({ policy: 'last', content: { v: 1 } });
     await store.enqueue(asyncCall('/k', 1, 'last', { v: 2 }), ADMISSION);
     expect(await claimAll('w2')).toEqual([]); // parked while its key runs
-    await store.finish('w1', [{ job: handed, outcome: 'done' }]);
+    await store.finish('w1', [{ job: handed, outcome: 'done', status: 200 }]);
     expect((await claimAll('w2')).map((j) => j.content)).toEqual([{ v: 2 }]);
   });
 
@@ -360,7 +360,7 @@ describe('hand-off to an idle worker', () => {
       expect(await redis.zscore(store.keys.idle(1), worker)).toBeNull();
       const [job] = await claimAll('w2');
       expect(job).toMatchObject({ id, attempt: mode === 'expired' ? 2 : 1 });
-      await store.finish('w2', [{ job, outcome: 'done' }]);
+      await store.finish('w2', [{ job, outcome: 'done', status: 200 }]);
     }
   });
 });
@@ -381,7 +381,7 @@ describe('recovery and retries', () => {
     expect(
       await store.finish(
         'dead-worker',
-        held.map((job) => ({ job, outcome: 'done' as const })),
+        held.map((job) => ({ job, outcome: 'done' as const, status: 200 })),
       ),
     ).toBe('lost');
     expect(await redis.hget(store.keys.stats, 'L1:done')).toBeNull();
@@ -436,7 +436,7 @@ describe('recovery and retries', () => {
     await store.enqueue(asyncCall('/k', 1, 'last', { v: 2 }), ADMISSION);
     const [v2] = await claimAll('w2');
     expect(v2.content).toEqual({ v: 2 });
-    expect(await store.finish('w2', [{ job: v2, outcome: 'done' }])).toBe(1);
+    expect(await store.finish('w2', [{ job: v2, outcome: 'done', status: 200 }])).toBe(1);
     expect(await redis.hexists(store.keys.newest(1), 'POST /k')).toBe(0); // nothing of the key alive
     await sleep(250);
     await store.promoteDue(100);
@@ -499,9 +499,9 @@ describe('payloads no script can break', () => {
     await store.enqueue(asyncCall('/x', 1, 'execute'), ADMISSION);
     await redis.lpush(store.keys.queue(1, 'execute'), '{"level":1,"this":"is not ours"}');
     // Claimed like any payload at the tail of its list (the worker would find it unreadable).
-    await store.register('w1', 1);
-    expect(await store.claim('w1', 2, 2, SELECTION, 1)).toMatchObject({ runs: [{}, {}] });
-    await sleep(5);
+    await store.register('w1', 50);
+    expect(await store.claim('w1', 2, 2, SELECTION, 50)).toMatchObject({ runs: [{}, {}] });
+    await sleep(60);
     expect(await store.requeueWorker('w1', 'expired', 5, 100)).toBe(1);
     const [entry] = await store.listDead(10);
     expect(JSON.parse(entry)).toMatchObject({ error: expect.stringContaining('unreadable'), job: { this: 'is not ours' } });

@@ -1,4 +1,4 @@
--- Shared by every script (prepended by the loader). Every script uses the same first 16 KEYS:
+-- Shared by every script (prepended by the loader). Every script uses the same first 19 KEYS:
 --   KEYS[1..4]  {p}:L1:execute, {p}:L1:discard, {p}:L1:last, {p}:L1:last:order
 --   KEYS[5..8]  the same for level 2
 --   KEYS[9]     {p}:running   hash "L<level>:<key>" -> run token, for `last` keys being run
@@ -9,7 +9,10 @@
 --   KEYS[14]    {p}:runs      counter: the run tokens (fencing tokens), one per run started
 --   KEYS[15]    {p}:L1:last:newest  hash key -> id of the newest message accepted for that
 --   KEYS[16]    {p}:L2:last:newest  `last` key, while one of its messages waits, runs or retries
--- Script-specific keys follow from KEYS[17].
+--   KEYS[17]    {p}:jobs      hash job id -> where the job is now (see whereWaiting and friends)
+--   KEYS[18]    {p}:paused    hash "L1"/"L2" -> "1" while that level is paused (not claimed)
+--   KEYS[19]    {p}:done      sorted set job id -> finished time, while finished jobs are kept
+-- Script-specific keys follow from KEYS[20].
 --
 -- Nothing here decodes a payload's body: the routing fields sit in a fixed order at the start
 -- of every payload (see routeOf), so a payload holding anything at all cannot make a script
@@ -30,6 +33,34 @@ end
 local function claimable(level)
   return redis.call('LLEN', qkey(level, 1)) > 0 or redis.call('LLEN', qkey(level, 4)) > 0
     or redis.call('LLEN', qkey(level, 2)) > 0
+end
+
+local function paused(level)
+  return redis.call('HEXISTS', KEYS[18], 'L' .. level) == 1
+end
+
+-- Work a worker may take now: waiting, in a level that is not paused.
+local function available(level)
+  return claimable(level) and not paused(level)
+end
+
+-- Where each job is, for lookup (`switchyard job <id>`), one short string per job:
+--   w<level>:<policy>[\n<key>]    waiting in that queue (a `last` message with its key)
+--   r<since>:<token>:<worker>      running, claimed at <since> (Redis ms)
+--   t<due>                         waiting for its retry (or its delay) until <due>
+--   x                              in the dead list
+--   d<at>:<status>:<attempt>:<enqueued>:<method>:<url>   finished (kept for --keep-done)
+local function setWhere(id, where)
+  if id then redis.call('HSET', KEYS[17], id, where) end
+end
+
+local function forgetJob(id)
+  if id then redis.call('HDEL', KEYS[17], id) end
+end
+
+local function whereWaiting(level, policy, key)
+  if policy == 'last' then return 'wL' .. level .. ':last\n' .. key end
+  return 'wL' .. level .. ':' .. policy
 end
 
 local function wake(level)
@@ -85,6 +116,11 @@ local function setAttempt(payload, attempt)
     return (string.gsub(payload, '^{"attempt":%d+', '{"attempt":' .. attempt, 1))
   end
   return '{"attempt":' .. attempt .. ',' .. string.sub(payload, 2)
+end
+
+-- The id of a payload (the first field after an optional attempt count).
+local function jobId(payload)
+  return string.match(payload, '^{[^{]-"id":"([%w_-]+)"')
 end
 
 -- Index of the quote closing the JSON string that opens at index i, or nil.
@@ -155,6 +191,7 @@ local function requeue(payload, route, front)
     if not isNewest(route) or redis.call('HEXISTS', qkey(level, 3), key) == 1
       or redis.call('HEXISTS', KEYS[9], runningField(level, key)) == 1 then
       count(level, 'superseded')
+      forgetJob(route.id)
       return false
     end
     redis.call('HSET', qkey(level, 3), key, payload)
@@ -163,6 +200,7 @@ local function requeue(payload, route, front)
     local list = qkey(level, route.policy == 'discard' and 2 or 1)
     if front then redis.call('RPUSH', list, payload) else redis.call('LPUSH', list, payload) end
   end
+  setWhere(route.id, whereWaiting(level, route.policy, route.key))
   wake(level)
   return true
 end
@@ -184,12 +222,23 @@ local function deadPayloadOf(entry)
 end
 
 -- Appends to the capped dead-letter list; the oldest entries beyond the cap are trimmed and counted.
+-- The job id of a dead-letter entry, or nil.
+local function deadIdOf(entry)
+  local payload = deadPayloadOf(entry)
+  local route = payload and routeOf(payload)
+  return route and route.id
+end
+
+-- Appends to the capped dead-letter list; the oldest entries beyond the cap are trimmed and
+-- counted, and leave the lookup index with them. `id`: the job's (nil for an unreadable payload).
 -- level nil: a payload of no known level (counted as dead:unreadable).
-local function bury(deadKey, entry, level, deadMax)
+local function bury(deadKey, entry, level, deadMax, id)
   redis.call('LPUSH', deadKey, entry)
+  if id then setWhere(id, 'x') end
   if level then count(level, 'dead') else redis.call('HINCRBY', KEYS[10], 'dead:unreadable', 1) end
   local length = redis.call('LLEN', deadKey)
   if length > deadMax then
+    for _, old in ipairs(redis.call('LRANGE', deadKey, deadMax, -1)) do forgetJob(deadIdOf(old)) end
     redis.call('LTRIM', deadKey, 0, deadMax - 1)
     redis.call('HINCRBY', KEYS[10], 'dead:trimmed', length - deadMax)
   end

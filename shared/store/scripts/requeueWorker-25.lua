@@ -10,8 +10,8 @@
 -- Each run leaves the hash as it is handed back, so a pass that stopped half-way can be run
 -- again without handing anything back twice; a payload that cannot be routed goes to the dead
 -- list rather than stopping the pass.
--- KEYS[1..16]: the common layout   KEYS[17] {p}:worker:<id>   KEYS[18] {p}:workers   KEYS[19] {p}:dead
--- KEYS[20] {p}:idle:L1   KEYS[21] {p}:idle:L2   KEYS[22] {p}:worker:<id>:inbox
+-- KEYS[1..19]: the common layout   KEYS[20] {p}:worker:<id>   KEYS[21] {p}:workers   KEYS[22] {p}:dead
+-- KEYS[23] {p}:idle:L1   KEYS[24] {p}:idle:L2   KEYS[25] {p}:worker:<id>:inbox
 -- ARGV[1] worker id  ARGV[2] expired|shutdown|orphans  ARGV[3] attempts allowed  ARGV[4] dead-letter cap
 -- ARGV[5..] run tokens the worker holds (orphans)
 -- Output: number of jobs handed back to a queue
@@ -19,23 +19,23 @@ local worker, mode = ARGV[1], ARGV[2]
 local expired = mode == 'expired'
 local attempts, deadMax = tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = redisNowMs()
-if expired and leaseHeld(KEYS[18], worker, now) then return 0 end
+if expired and leaseHeld(KEYS[21], worker, now) then return 0 end
 local known = {}
 for i = 5, #ARGV do known[ARGV[i]] = true end
 local handedBack = 0
 
 local function handBack(token, payload)
-  redis.call('HDEL', KEYS[17], token)
+  redis.call('HDEL', KEYS[20], token)
   local route = routeOf(payload)
   if not route then
-    buryUnreadable(KEYS[19], payload, now, deadMax)
+    buryUnreadable(KEYS[22], payload, now, deadMax)
     return
   end
   if route.policy == 'last' then releaseKey(route.level, route.key, token) end
   local attempt = attemptOf(payload)
   if expired and attempt >= attempts then
     forgetNewest(route)
-    bury(KEYS[19], deadEntry(payload, attempt, nil, 'worker lost: lease expired', now), route.level, deadMax)
+    bury(KEYS[22], deadEntry(payload, attempt, nil, 'worker lost: lease expired', now), route.level, deadMax, route.id)
     return
   end
   if expired then
@@ -45,12 +45,12 @@ local function handBack(token, payload)
   if requeue(payload, route, true) then handedBack = handedBack + 1 end
 end
 
-redis.call('ZREM', KEYS[20], worker)
-redis.call('ZREM', KEYS[21], worker)
-redis.call('DEL', KEYS[22])
-local runs = redis.call('HGETALL', KEYS[17])
+redis.call('ZREM', KEYS[23], worker)
+redis.call('ZREM', KEYS[24], worker)
+redis.call('DEL', KEYS[25])
+local runs = redis.call('HGETALL', KEYS[20])
 for i = 1, #runs, 2 do
   if mode ~= 'orphans' or not known[runs[i]] then handBack(runs[i], runs[i + 1]) end
 end
-if mode ~= 'orphans' then redis.call('ZREM', KEYS[18], worker) end
+if mode ~= 'orphans' then redis.call('ZREM', KEYS[21], worker) end
 return handedBack

@@ -1,8 +1,10 @@
 -- Puts one async message in line, applying the level-2 switch and the policy in one step.
 -- When a worker is blocked idle and nothing of the message's level waits, the message is
--- handed straight to that worker instead (see handOff below).
--- KEYS[1..16]: the common layout (includes/queues.lua)
--- KEYS[17] {p}:idle:L1   KEYS[18] {p}:idle:L2 (idle workers that can take that level -> fresh until, ms)
+-- handed straight to that worker instead (see handOff below). A message with a delay waits in
+-- the delayed set, as a retry does, until it is due.
+-- KEYS[1..19]: the common layout (includes/queues.lua)
+-- KEYS[20] {p}:idle:L1   KEYS[21] {p}:idle:L2 (idle workers that can take that level -> fresh until, ms)
+-- KEYS[22] {p}:delayed (zset, due time in Redis ms)
 -- ARGV[1] level (1|2)   ARGV[2] policy (execute|last|discard)   ARGV[3] coalescing key (last)
 -- ARGV[4] job id        ARGV[5] payload JSON, its enqueue time written as "at":0 (stamped here)
 -- ARGV[6] level-2 capacity   ARGV[7] discard threshold
@@ -11,6 +13,7 @@
 -- ARGV[11] 'handoff': give the message to an idle worker of this partition (one partition);
 --          'report': answer 5 instead when an idle worker waits (several partitions: idle
 --          workers block on the deployment's wake keys, which this script cannot reach)
+-- ARGV[12] delay (ms): run no earlier than this from now (0: at once)
 -- Output: 1 queued, 2 replaced (a waiting `last` message with that key was overwritten),
 --         3 refused (level 2 inactive), 4 dropped (discard under load),
 --         5 queued, and an idle worker should be woken (mode 'report')
@@ -20,6 +23,7 @@ local capacity, discardAt = tonumber(ARGV[6]), tonumber(ARGV[7])
 local tag = ARGV[8]
 local offAbove, onBelow = capacity * tonumber(ARGV[9]), capacity * tonumber(ARGV[10])
 local now = redisNowMs()
+local delayMs = tonumber(ARGV[12]) or 0
 
 -- The enqueue time is Redis's, so a gateway's clock cannot age (or rejuvenate) a message.
 -- The placeholder sits right after the id, which holds no quote: the first match is it.
@@ -38,7 +42,8 @@ payload = string.sub(payload, 1, at + 5) .. now .. string.sub(payload, at + 7)
 local handOffMode = ARGV[11] == 'handoff'
 local idleWaiting = false
 local function handOff(runningKey)
-  local idle = KEYS[16 + level]
+  if delayMs > 0 or paused(level) then return false end
+  local idle = KEYS[19 + level]
   local candidates = redis.call('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 1)
   if #candidates == 0 then return false end
   if not handOffMode then
@@ -47,13 +52,14 @@ local function handOff(runningKey)
   end
   if claimable(level) then return false end
   local worker = candidates[1]
-  redis.call('ZREM', KEYS[17], worker)
-  redis.call('ZREM', KEYS[18], worker)
+  redis.call('ZREM', KEYS[20], worker)
+  redis.call('ZREM', KEYS[21], worker)
   local jobs = tag .. ':worker:' .. worker
   local token = newToken()
   redis.call('HSET', jobs, token, payload)
   if runningKey then redis.call('HSET', KEYS[9], runningField(level, runningKey), token) end
   redis.call('LPUSH', jobs .. ':inbox', token .. ':' .. payload)
+  setWhere(id, 'r' .. now .. ':' .. token .. ':' .. worker)
   return true
 end
 
@@ -74,25 +80,50 @@ if policy == 'discard' and waiting >= discardAt then
 end
 
 local result, queued = 1, true
-if policy == 'last' then
+if delayMs > 0 then
+  -- Held like a retry; a waiting `last` message of its key is replaced by it (it is newer).
+  if policy == 'last' then
+    local hash = qkey(level, 3)
+    if redis.call('HEXISTS', hash, key) == 1 then
+      forgetJob(redis.call('HGET', newestKey(level), key))
+      redis.call('HDEL', hash, key)
+      redis.call('LREM', qkey(level, 4), 1, key)
+      result = 2
+    end
+    redis.call('HSET', newestKey(level), key, id)
+  end
+  redis.call('ZADD', KEYS[22], now + delayMs, payload)
+  setWhere(id, 't' .. (now + delayMs))
+  queued = false
+elseif policy == 'last' then
   local hash = qkey(level, 3)
-  redis.call('HSET', newestKey(level), key, id)
   if redis.call('HEXISTS', hash, key) == 1 then
+    -- The message waiting for this key is its newest so far: it is overwritten, and forgotten.
+    forgetJob(redis.call('HGET', newestKey(level), key))
+    redis.call('HSET', newestKey(level), key, id)
     redis.call('HSET', hash, key, payload)
+    setWhere(id, whereWaiting(level, policy, key))
     result = 2 -- keeps the key's place in line
   elseif redis.call('HEXISTS', KEYS[9], runningField(level, key)) == 1 then
+    redis.call('HSET', newestKey(level), key, id)
     redis.call('HSET', hash, key, payload) -- the key is running; its release puts it in line
-    queued = false
-  elseif handOff(key) then
+    setWhere(id, whereWaiting(level, policy, key))
     queued = false
   else
-    redis.call('HSET', hash, key, payload)
-    redis.call('LPUSH', qkey(level, 4), key)
+    redis.call('HSET', newestKey(level), key, id)
+    if not handOff(key) then
+      redis.call('HSET', hash, key, payload)
+      redis.call('LPUSH', qkey(level, 4), key)
+      setWhere(id, whereWaiting(level, policy, key))
+    else
+      queued = false
+    end
   end
 elseif handOff(nil) then
   queued = false
 else
   redis.call('LPUSH', qkey(level, policy == 'discard' and 2 or 1), payload)
+  setWhere(id, whereWaiting(level, policy))
 end
 
 if result == 1 then

@@ -1,7 +1,7 @@
 -- What an operator alerts on, read in one step (read-only): backlog per queue, the age of the
 -- oldest waiting message per level, the level-2 switch, dead-list length, live workers and
 -- retries waiting.
--- KEYS[1..16]: the common layout   KEYS[17] {p}:workers   KEYS[18] {p}:dead   KEYS[19] {p}:delayed
+-- KEYS[1..19]: the common layout   KEYS[20] {p}:workers   KEYS[21] {p}:dead   KEYS[22] {p}:delayed
 -- Output: { L1 execute, L1 last, L1 discard, L2 execute, L2 last, L2 discard (counts),
 --           oldest age L1, oldest age L2 (ms; -1 when nothing waits), level 2 active (1|0),
 --           dead length, live workers, retries waiting }
@@ -35,7 +35,7 @@ end
 out[#out + 1] = ages[1]
 out[#out + 1] = ages[2]
 out[#out + 1] = redis.call('GET', KEYS[13]) == '0' and 0 or 1
-out[#out + 1] = redis.call('LLEN', KEYS[18])
-out[#out + 1] = redis.call('ZCOUNT', KEYS[17], now, '+inf')
-out[#out + 1] = redis.call('ZCARD', KEYS[19])
+out[#out + 1] = redis.call('LLEN', KEYS[21])
+out[#out + 1] = redis.call('ZCOUNT', KEYS[20], now, '+inf')
+out[#out + 1] = redis.call('ZCARD', KEYS[22])
 return out

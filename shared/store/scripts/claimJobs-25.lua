@@ -4,13 +4,15 @@
 -- worker's hash under it; the worker's lease is renewed. First delivers what enqueue already
 -- handed to this worker (its inbox). A worker that gets nothing is about to block: it is
 -- registered idle, so enqueue can hand it the next job.
--- KEYS[1..16]: the common layout   KEYS[17] {p}:sched (selection state)
--- KEYS[18] {p}:worker:<id> (run token -> payload)   KEYS[19] {p}:workers (id -> lease expiry, Redis ms)
--- KEYS[20] {p}:idle:L1   KEYS[21] {p}:idle:L2   KEYS[22] {p}:worker:<id>:inbox
+-- KEYS[1..19]: the common layout   KEYS[20] {p}:sched (selection state)
+-- KEYS[21] {p}:worker:<id> (run token -> payload)   KEYS[22] {p}:workers (id -> lease expiry, Redis ms)
+-- KEYS[23] {p}:idle:L1   KEYS[24] {p}:idle:L2   KEYS[25] {p}:worker:<id>:inbox
 -- ARGV[1] worker id  ARGV[2] lease (ms)  ARGV[3] n  ARGV[4] most level-2 jobs allowed
 -- ARGV[5] weight L1  ARGV[6] weight L2  ARGV[7] strict ('1'|'0')  ARGV[8] level-2 capacity
 -- ARGV[9] how long an idle registration stays fresh (ms; longer than the worker's block timeout)
 -- ARGV[10] fraction of capacity under which level 2 reopens (0.6)
+-- ARGV[11] '1' when the worker takes level 1, '0' when it is dedicated to level 2 (its
+--          level-2 room is 0 when it does not take level 2)
 -- Output: -1 when the worker's lease has run out (it must not start anything);
 --         else { work left (1: level 1, 2: level 2, 3: both, 0: none), token, payload, token,
 --         payload, … in the order they were chosen }
@@ -19,11 +21,13 @@ local weight = { tonumber(ARGV[5]), tonumber(ARGV[6]) }
 local strict = ARGV[7] == '1'
 local capacity = tonumber(ARGV[8])
 local now = redisNowMs()
+-- The levels this claim may take: not paused, and taken by this worker.
+local open = { ARGV[11] ~= '0' and not paused(1), level2Room > 0 and not paused(2) }
 
-if not leaseHeld(KEYS[19], worker, now) then return -1 end
-redis.call('ZADD', KEYS[19], now + leaseMs, worker)
+if not leaseHeld(KEYS[22], worker, now) then return -1 end
+redis.call('ZADD', KEYS[22], now + leaseMs, worker)
 
-local state = redis.call('HMGET', KEYS[17], 'cw1', 'cw2', 'turn1', 'turn2')
+local state = redis.call('HMGET', KEYS[20], 'cw1', 'cw2', 'turn1', 'turn2')
 local credit = { tonumber(state[1]) or 0, tonumber(state[2]) or 0 }
 local turn = { tonumber(state[3]) or 0, tonumber(state[4]) or 0 }
 
@@ -63,6 +67,7 @@ local function expired(payload)
   if not route or not route.ttl or route.at + route.ttl >= now then return false end
   count(route.level, 'dropped')
   forgetNewest(route)
+  forgetJob(route.id)
   return true
 end
 
@@ -70,9 +75,9 @@ end
 -- A handed level-2 job uses the room for level 2 like a claimed one (the worker counted it in neither).
 local out = {}
 local level2Taken = 0
-local handed = redis.call('LRANGE', KEYS[22], 0, -1)
+local handed = redis.call('LRANGE', KEYS[25], 0, -1)
 if #handed > 0 then
-  redis.call('DEL', KEYS[22])
+  redis.call('DEL', KEYS[25])
   for i = #handed, 1, -1 do -- oldest first
     local token, payload = string.match(handed[i], '^(%d+):(.*)$')
     out[#out + 1] = token
@@ -82,8 +87,8 @@ if #handed > 0 then
 end
 local drops = 0
 while #out < 2 * n and drops < 1000 do
-  local has1 = claimable(1)
-  local has2 = level2Taken < level2Room and claimable(2)
+  local has1 = open[1] and claimable(1)
+  local has2 = open[2] and level2Taken < level2Room and claimable(2)
   local level
   if has1 and has2 then
     if strict then
@@ -106,8 +111,9 @@ while #out < 2 * n and drops < 1000 do
     drops = drops + 1
   elseif payload then
     local token = newToken()
-    redis.call('HSET', KEYS[18], token, payload)
+    redis.call('HSET', KEYS[21], token, payload)
     if key then redis.call('HSET', KEYS[9], runningField(level, key), token) end
+    setWhere(jobId(payload), 'r' .. now .. ':' .. token .. ':' .. worker)
     if level == 2 then level2Taken = level2Taken + 1 end
     out[#out + 1] = token
     out[#out + 1] = payload
@@ -116,29 +122,29 @@ end
 
 if #out == 0 then
   for level = 1, 2 do
-    local idle = KEYS[19 + level]
+    local idle = KEYS[22 + level]
     redis.call('ZREMRANGEBYSCORE', idle, '-inf', now) -- registrations of workers that stopped renewing
-    if level == 1 or level2Room > 0 then
+    if (level == 1 and ARGV[11] ~= '0') or (level == 2 and level2Room > 0) then
       redis.call('ZADD', idle, now + tonumber(ARGV[9]), worker)
     else
       redis.call('ZREM', idle, worker)
     end
   end
 else
-  redis.call('ZREM', KEYS[20], worker)
-  redis.call('ZREM', KEYS[21], worker)
+  redis.call('ZREM', KEYS[23], worker)
+  redis.call('ZREM', KEYS[24], worker)
 end
-redis.call('HSET', KEYS[17], 'cw1', credit[1], 'cw2', credit[2], 'turn1', turn[1], 'turn2', turn[2])
+redis.call('HSET', KEYS[20], 'cw1', credit[1], 'cw2', credit[2], 'turn1', turn[1], 'turn2', turn[2])
 if redis.call('GET', KEYS[13]) == '0' and backlog(2) < capacity * tonumber(ARGV[10]) then
   redis.call('SET', KEYS[13], '1')
 end
 -- Pass the baton: work left over wakes another idle worker.
 local left = 0
-if claimable(1) then
+if available(1) then
   wake(1)
   left = 1
 end
-if claimable(2) then
+if available(2) then
   wake(2)
   left = left + 2
 end

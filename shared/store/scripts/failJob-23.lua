@@ -1,20 +1,20 @@
 -- Settles a run that failed: schedules the job's retry, or buries it in the dead-letter list.
 -- The retry payload and the dead-letter entry are written here, from the stored payload.
--- KEYS[1..16]: the common layout   KEYS[17] {p}:worker:<id>   KEYS[18] {p}:workers
--- KEYS[19] {p}:delayed (zset, due time in Redis ms)   KEYS[20] {p}:dead
+-- KEYS[1..19]: the common layout   KEYS[20] {p}:worker:<id>   KEYS[21] {p}:workers
+-- KEYS[22] {p}:delayed (zset, due time in Redis ms)   KEYS[23] {p}:dead
 -- ARGV[1] worker id  ARGV[2] run token  ARGV[3] retry|dead  ARGV[4] retry delay (ms)
 -- ARGV[5] status of the failed run ('' when none)  ARGV[6] error text  ARGV[7] dead-letter cap
 -- Output: -1 the lease has run out (nothing done), 0 not this worker's run any more,
 --         1 retry scheduled, 2 buried, 3 retry dropped (a newer message for its key was accepted)
 local worker, token, action = ARGV[1], ARGV[2], ARGV[3]
 local now = redisNowMs()
-if not leaseHeld(KEYS[18], worker, now) then return -1 end
-local payload = redis.call('HGET', KEYS[17], token)
+if not leaseHeld(KEYS[21], worker, now) then return -1 end
+local payload = redis.call('HGET', KEYS[20], token)
 if not payload then return 0 end
-redis.call('HDEL', KEYS[17], token)
+redis.call('HDEL', KEYS[20], token)
 local route = routeOf(payload)
 if not route then
-  buryUnreadable(KEYS[20], payload, now, tonumber(ARGV[7]))
+  buryUnreadable(KEYS[23], payload, now, tonumber(ARGV[7]))
   return 2
 end
 if route.policy == 'last' then releaseKey(route.level, route.key, token) end
@@ -22,12 +22,15 @@ if route.policy == 'last' then releaseKey(route.level, route.key, token) end
 if action == 'retry' then
   if not isNewest(route) then
     count(route.level, 'superseded')
+    forgetJob(route.id)
     return 3
   end
-  redis.call('ZADD', KEYS[19], now + tonumber(ARGV[4]), setAttempt(payload, attemptOf(payload) + 1))
+  local due = now + tonumber(ARGV[4])
+  redis.call('ZADD', KEYS[22], due, setAttempt(payload, attemptOf(payload) + 1))
+  setWhere(route.id, 't' .. due)
   count(route.level, 'retried')
   return 1
 end
 forgetNewest(route)
-bury(KEYS[20], deadEntry(payload, attemptOf(payload), ARGV[5], ARGV[6], now), route.level, tonumber(ARGV[7]))
+bury(KEYS[23], deadEntry(payload, attemptOf(payload), ARGV[5], ARGV[6], now), route.level, tonumber(ARGV[7]), route.id)
 return 2

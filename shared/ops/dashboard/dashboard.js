@@ -1,0 +1,231 @@
+// The Switchyard dashboard: polls the admin port's JSON API once a second and draws it. No build
+// step, no framework; the chart is uPlot, served from the package like this file.
+'use strict';
+
+const POLL_MS = 1000;
+const HISTORY = 300; // points of the chart: five minutes at one a second
+const RATES = ['queued', 'done', 'retried', 'dead', 'refused', 'dropped'];
+
+const $ = (selector) => document.querySelector(selector);
+const tokenInput = $('#token');
+tokenInput.value = sessionStorage.getItem('switchyard-admin-token') || '';
+tokenInput.addEventListener('change', () => sessionStorage.setItem('switchyard-admin-token', tokenInput.value));
+
+let actions = 'read-only';
+let previous = null;
+const history = [[], [], [], []]; // time (s), backlog L1, backlog L2, done per second
+
+function say(text) {
+  $('#message').textContent = text || '';
+}
+
+function cell(text, className) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function row(cells) {
+  const tr = document.createElement('tr');
+  for (const c of cells) tr.append(c instanceof Node ? c : cell(String(c)));
+  return tr;
+}
+
+function button(label, onClick) {
+  const b = document.createElement('button');
+  b.textContent = label;
+  b.dataset.action = 'true';
+  b.disabled = actions === 'read-only';
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+function ago(seconds) {
+  if (seconds === null || seconds === undefined) return '—';
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  if (seconds < 3600) return `${(seconds / 60).toFixed(1)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+function sum(counters, what) {
+  return (counters[`L1:${what}`] || 0) + (counters[`L2:${what}`] || 0);
+}
+
+async function api(path, method = 'GET') {
+  const headers = {};
+  if (method !== 'GET' && tokenInput.value) headers.authorization = `Bearer ${tokenInput.value}`;
+  const response = await fetch(`api/${path}`, { method, headers });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+async function act(path, done) {
+  try {
+    const result = await api(path, 'POST');
+    say(done(result));
+    await refresh();
+  } catch (err) {
+    say(err.message);
+  }
+}
+
+function drawQueues(o) {
+  const body = $('#queues tbody');
+  body.replaceChildren();
+  for (const level of [1, 2]) {
+    const paused = o.paused[level];
+    const refusing = level === 2 && !o.level2.active;
+    const state = document.createElement('span');
+    state.className = `badge ${paused ? 'warn' : refusing ? 'bad' : 'ok'}`;
+    state.textContent = paused ? 'paused' : refusing ? 'refusing' : 'running';
+    const toggle = button(paused ? 'Resume' : 'Pause', () =>
+      act(`levels/${level}/${paused ? 'resume' : 'pause'}`, () => `level ${level} ${paused ? 'resumed' : 'paused'}`),
+    );
+    toggle.id = `toggle-level-${level}`;
+    const stateCell = cell('');
+    stateCell.append(state);
+    const toggleCell = cell('');
+    toggleCell.append(toggle);
+    body.append(
+      row([
+        `L${level}`,
+        cell(o.queues[`L${level}:execute`], 'n'),
+        cell(o.queues[`L${level}:last`], 'n'),
+        cell(o.queues[`L${level}:discard`], 'n'),
+        cell(o.backlog[`L${level}`], 'n'),
+        cell(ago(o.oldestAgeSeconds[level]), 'n'),
+        stateCell,
+        toggleCell,
+      ]),
+    );
+  }
+}
+
+function drawSwitch(o) {
+  const { backlog, capacity, active } = o.level2;
+  const badge = $('#switch-state');
+  badge.textContent = active ? 'active' : 'refusing';
+  badge.className = `badge ${active ? 'ok' : 'bad'}`;
+  $('#switch-fill').style.width = `${Math.min(100, (100 * backlog) / capacity)}%`;
+  $('#switch-text').textContent =
+    `${backlog} of ${capacity} waiting: refuses level-2 calls above ${Math.floor(capacity * 0.8)}, accepts them again under ${Math.floor(capacity * 0.6)}`;
+}
+
+function drawRates(o) {
+  const body = $('#rates tbody');
+  body.replaceChildren();
+  const seconds = previous ? (o.time - previous.time) / 1000 : 0;
+  for (const what of RATES) {
+    const rate = previous && seconds > 0 ? (sum(o.counters, what) - sum(previous.counters, what)) / seconds : 0;
+    const tr = row([what, cell(rate.toFixed(1), 'n')]);
+    tr.dataset.rate = what;
+    body.append(tr);
+  }
+  $('#in-flight').textContent = `${o.inFlight} running on ${o.workers.length} worker(s), ${o.retriesWaiting} retries waiting`;
+  const doneRate = previous && seconds > 0 ? (sum(o.counters, 'done') - sum(previous.counters, 'done')) / seconds : 0;
+  history[0].push(o.time / 1000);
+  history[1].push(o.backlog.L1);
+  history[2].push(o.backlog.L2);
+  history[3].push(doneRate);
+  if (history[0].length > HISTORY) for (const series of history) series.shift();
+}
+
+let chart = null;
+function drawChart() {
+  if (typeof uPlot === 'undefined') return;
+  if (!chart) {
+    const element = $('#chart');
+    chart = new uPlot(
+      {
+        width: element.clientWidth || 800,
+        height: 220,
+        series: [
+          {},
+          { label: 'backlog L1', stroke: '#4c6ef5' },
+          { label: 'backlog L2', stroke: '#f08c00' },
+          { label: 'done/s', stroke: '#2f9e44', scale: 'rate' },
+        ],
+        axes: [{}, { label: 'waiting' }, { side: 1, scale: 'rate', label: 'jobs/s', grid: { show: false } }],
+      },
+      history,
+      element,
+    );
+  } else chart.setData(history);
+}
+
+function drawWorkers(o) {
+  const body = $('#workers tbody');
+  body.replaceChildren();
+  for (const w of o.workers) {
+    const running = w.running.map((r) => `${r.id} L${r.level} ${r.method} ${r.url} (attempt ${r.attempt}, ${ago(r.runningSeconds)})`).join('\n') || '—';
+    body.append(row([w.id, cell(`${(w.leaseLeftMs / 1000).toFixed(1)} s`, 'n'), cell(running)]));
+  }
+}
+
+async function drawDead() {
+  const entries = await api('dead?limit=20');
+  const body = $('#dead tbody');
+  body.replaceChildren();
+  $('#dead-count').textContent = `(${entries.total} in all; newest ${entries.items.length})`;
+  for (const e of entries.items) {
+    const requeue = button('Requeue', () => act(`dead/${encodeURIComponent(e.id)}/requeue`, (r) => `job ${e.id}: ${r.outcome}`));
+    requeue.dataset.job = e.id;
+    const actionCell = cell('');
+    actionCell.append(requeue);
+    body.append(
+      row([
+        e.id,
+        `L${e.level} ${e.method} ${e.url}`,
+        cell(e.attempts, 'n'),
+        e.status ?? '—',
+        new Date(e.failedAt).toLocaleTimeString(),
+        cell(e.error, 'error'),
+        actionCell,
+      ]),
+    );
+  }
+}
+
+async function refresh() {
+  const o = await api('overview');
+  actions = o.actions;
+  $('#deployment').textContent = `{${o.deployment.prefix}}${o.deployment.partitions > 1 ? ` · ${o.deployment.partitions} partitions` : ''}`;
+  const mode = $('#mode');
+  mode.textContent = actions === 'read-only' ? 'read-only' : 'actions need the admin token';
+  mode.className = `badge ${actions === 'read-only' ? '' : 'ok'}`;
+  tokenInput.hidden = actions === 'read-only';
+  drawQueues(o);
+  drawSwitch(o);
+  drawRates(o);
+  drawChart();
+  drawWorkers(o);
+  await drawDead();
+  for (const b of document.querySelectorAll('button[data-action]')) b.disabled = actions === 'read-only';
+  $('#updated').textContent = `updated ${new Date(o.time).toLocaleTimeString()}`;
+  previous = o;
+}
+
+$('#lookup').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const id = $('#job-id').value.trim();
+  if (!id) return;
+  try {
+    $('#job').textContent = JSON.stringify(await api(`jobs/${encodeURIComponent(id)}`), null, 2);
+  } catch (err) {
+    $('#job').textContent = err.message;
+  }
+});
+$('#requeue-all').addEventListener('click', () => act('dead/requeue-all', (r) => `${r.requeued} dead job(s) requeued`));
+$('#purge').addEventListener('click', () => act('dead/purge', (r) => `${r.purged} dead job(s) purged`));
+
+async function loop() {
+  try {
+    await refresh();
+  } catch (err) {
+    say(`cannot read the deployment: ${err.message}`);
+  }
+  setTimeout(loop, POLL_MS);
+}
+void loop();

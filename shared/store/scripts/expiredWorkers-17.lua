@@ -1,5 +1,0 @@
--- Workers whose lease ran out, on Redis's clock (read-only).
--- KEYS[1..16]: the common layout (unused)   KEYS[17] {p}:workers
--- ARGV[1] most ids returned
--- Output: worker ids
-return redis.call('ZRANGEBYSCORE', KEYS[17], '-inf', '(' .. redisNowMs(), 'LIMIT', 0, tonumber(ARGV[1]))

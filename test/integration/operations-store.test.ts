@@ -1,0 +1,217 @@
+// The operator's side of the store, one script call at a time against a real Redis: where a
+// job is in every state, pause and resume, dedicated workers, per-call job options, delete,
+// and how long finished jobs are kept. The lookup index must not outlive the jobs it points to.
+import Redis from 'ioredis';
+import { parseParams, type CallRequest } from '../../shared/call/params';
+import { decodeJob, type Job } from '../../shared/store/job';
+import { Queues } from '../../shared/store/queues';
+import { type SelectionOptions } from '../../shared/store/store';
+import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+
+const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 };
+const ADMISSION = { capacity: 1000, discardThreshold: 600 };
+const SELECTION: SelectionOptions = { weights: [3, 1], strict: false, capacity: 1000 };
+const LEASE = 60_000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function asyncCall(
+  url: string,
+  level: 1 | 2,
+  policy: 'execute' | 'last' | 'discard',
+  extra: Record<string, unknown> = {},
+  content: unknown = null,
+): CallRequest {
+  return parseParams(JSON.stringify({ url, method: 'POST', reply: false, content, queue_detail: { level, limit_policy: policy, ...extra } }), LIMITS);
+}
+
+let server: TestRedis;
+let redis: Redis;
+let queues: Queues;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url);
+});
+afterAll(async () => {
+  redis.disconnect();
+  await server.close();
+});
+beforeEach(() => {
+  queues = new Queues(redis, uniquePrefix('ops'));
+});
+
+const store = (): Queues['stores'][number] => queues.stores[0];
+async function claim(worker: string, n = 100, options: { level2Room?: number; takesLevel1?: boolean } = {}): Promise<Job[]> {
+  if (!(await redis.zscore(store().keys.workers, worker))) await store().register(worker, LEASE);
+  const claimed = await store().claim(worker, n, options.level2Room ?? n, SELECTION, LEASE, undefined, options.takesLevel1 ?? true);
+  if (claimed === 'lost') throw new Error('lost');
+  return claimed.runs.map((r) => decodeJob(r.token, r.payload));
+}
+const enqueue = async (call: CallRequest): Promise<string> => (await queues.enqueue(call, ADMISSION)).id;
+
+describe('job lookup', () => {
+  test('in every state, with the call it carries; unknown once gone', async () => {
+    const [a, b, c] = [
+      await enqueue(asyncCall('/a', 1, 'execute')),
+      await enqueue(asyncCall('/b', 1, 'execute')),
+      await enqueue(asyncCall('/c', 2, 'last', { key: 'k' })),
+    ];
+    expect(await queues.lookup(a)).toMatchObject({ state: 'waiting', queue: 'L1:execute', position: 0, url: '/a', method: 'POST', attempt: 1, level: 1 });
+    expect(await queues.lookup(b)).toMatchObject({ state: 'waiting', position: 1 });
+    expect(await queues.lookup(c)).toMatchObject({ state: 'waiting', queue: 'L2:last', key: 'k', position: 0 });
+    expect((await queues.lookup(a)).enqueuedAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+
+    const [running] = await claim('w1', 1);
+    expect(running.id).toBe(a);
+    const view = await queues.lookup(a);
+    expect(view).toMatchObject({ state: 'running', worker: 'w1', fence: running.token, url: '/a' });
+    expect(Date.parse(view.leaseUntil!) - Date.parse(view.since!)).toBeGreaterThan(LEASE - 5000);
+
+    expect(await store().fail('w1', running.token, { retryDelayMs: 60_000 }, 100)).toBe('retry');
+    expect(await queues.lookup(a)).toMatchObject({ state: 'retry', attempt: 2, url: '/a' });
+    expect(Date.parse((await queues.lookup(a)).due!)).toBeGreaterThan(Date.now() + 50_000);
+
+    const [second] = await claim('w1', 1);
+    await store().fail('w1', second.token, { status: 503, error: 'down for maintenance' }, 100);
+    expect(await queues.lookup(b)).toMatchObject({ state: 'dead', status: '503', error: 'down for maintenance', attempt: 1, url: '/b' });
+
+    const [third] = await claim('w1', 1);
+    await store().finish('w1', [{ job: third, outcome: 'done', status: 204 }], { ms: 60_000, max: 10 });
+    expect(await queues.lookup(c)).toMatchObject({ state: 'done', status: '204', url: '/c', method: 'POST', attempt: 1 });
+    expect(await queues.lookup('nope')).toEqual({ id: 'nope', state: 'unknown' });
+  });
+
+  test('without --keep-done a finished job is forgotten; a replaced or superseded message too: the index holds only live jobs', async () => {
+    for (let v = 0; v < 5; v++) await enqueue(asyncCall('/k', 1, 'last', { key: 'k' }, { v }));
+    const ids = [await enqueue(asyncCall('/x', 1, 'execute')), await enqueue(asyncCall('/y', 2, 'discard'))];
+    expect(await redis.hlen(store().keys.jobs)).toBe(3);
+    const jobs = await claim('w1');
+    await store().finish(
+      'w1',
+      jobs.map((job) => ({ job, outcome: 'done' as const, status: 200 })),
+    );
+    expect(await redis.hlen(store().keys.jobs)).toBe(0);
+    expect(await queues.lookup(ids[0])).toMatchObject({ state: 'unknown' });
+  });
+
+  test('finished jobs are pruned by age and by count', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await enqueue(asyncCall('/d', 1, 'execute')));
+    const jobs = await claim('w1');
+    await store().finish(
+      'w1',
+      jobs.slice(0, 2).map((job) => ({ job, outcome: 'done' as const, status: 200 })),
+      { ms: 200, max: 10 },
+    );
+    await sleep(250);
+    await store().finish(
+      'w1',
+      jobs.slice(2).map((job) => ({ job, outcome: 'done' as const, status: 200 })),
+      { ms: 200, max: 2 },
+    );
+    // The first two are past their age; of the last three, the cap keeps two.
+    const states = await Promise.all(ids.map(async (id) => (await queues.lookup(id)).state));
+    expect(states).toEqual(['unknown', 'unknown', 'unknown', 'done', 'done']);
+    expect(await redis.zcard(store().keys.done)).toBe(2);
+    expect(await redis.hlen(store().keys.jobs)).toBe(2);
+  });
+});
+
+describe('steering', () => {
+  test('a paused level accepts calls but is not claimed; the other level is; resume lets it run', async () => {
+    expect(await queues.setPaused(2, true)).toBe(true);
+    expect(await queues.setPaused(2, true)).toBe(false);
+    const l2 = await enqueue(asyncCall('/two', 2, 'execute'));
+    const l1 = await enqueue(asyncCall('/one', 1, 'execute'));
+    expect((await claim('w1')).map((j) => j.id)).toEqual([l1]);
+    expect(await claim('w1')).toEqual([]);
+    expect((await queues.stats()).total.paused).toEqual({ 1: false, 2: true });
+    expect(await queues.setPaused(2, false)).toBe(true);
+    expect(await redis.llen(store().keys.wake(2))).toBe(1);
+    expect((await claim('w1')).map((j) => j.id)).toEqual([l2]);
+  });
+
+  test('no job of a paused level is handed to an idle worker', async () => {
+    await queues.setPaused(1, true);
+    expect(await claim('idle')).toEqual([]);
+    await enqueue(asyncCall('/x', 1, 'execute'));
+    expect(await redis.llen(store().keys.queue(1, 'execute'))).toBe(1);
+    expect(await redis.exists(store().keys.inbox('idle'))).toBe(0);
+  });
+
+  test('a worker dedicated to level 2 takes no level-1 job, and one dedicated to level 1 no level-2 job', async () => {
+    await enqueue(asyncCall('/one', 1, 'execute'));
+    await enqueue(asyncCall('/two', 2, 'execute'));
+    expect((await claim('only2', 10, { takesLevel1: false })).map((j) => j.level)).toEqual([2]);
+    await enqueue(asyncCall('/two', 2, 'execute'));
+    expect((await claim('only1', 10, { level2Room: 0 })).map((j) => j.level)).toEqual([1]);
+  });
+
+  test('the next waiting messages of a level, next first', async () => {
+    for (const url of ['/1', '/2', '/3']) await enqueue(asyncCall(url, 1, 'execute'));
+    await enqueue(asyncCall('/k', 1, 'last', { key: 'k' }));
+    const next = await queues.peek(1, ['execute', 'last'], 2);
+    expect(next.map((e) => [e.policy, JSON.parse(e.payload).url])).toEqual([
+      ['execute', '/1'],
+      ['execute', '/2'],
+      ['last', '/k'],
+    ]);
+  });
+
+  test('delete removes a waiting or retrying job, not a running one', async () => {
+    const [e, l, r] = [
+      await enqueue(asyncCall('/e', 1, 'execute')),
+      await enqueue(asyncCall('/l', 1, 'last', { key: 'l' })),
+      await enqueue(asyncCall('/r', 2, 'execute')),
+    ];
+    expect(await queues.deleteJob(e)).toBe('deleted');
+    expect(await queues.deleteJob(l)).toBe('deleted');
+    expect(await redis.hlen(store().keys.queue(1, 'last'))).toBe(0);
+    expect(await redis.llen(store().keys.order(1))).toBe(0);
+    const [running] = await claim('w1');
+    expect(running.id).toBe(r);
+    expect(await queues.deleteJob(r)).toBe('running');
+    await store().fail('w1', running.token, { retryDelayMs: 60_000 }, 100);
+    expect(await queues.deleteJob(r)).toBe('deleted');
+    expect(await redis.zcard(store().keys.delayed)).toBe(0);
+    expect(await queues.deleteJob(r)).toBe('unknown');
+    expect(await redis.hlen(store().keys.jobs)).toBe(0);
+  });
+});
+
+describe('per-call job options', () => {
+  test('attempts, backoff and job_timeout travel with the job; delay holds it like a retry until due', async () => {
+    const id = await enqueue(asyncCall('/o', 1, 'execute', { attempts: 2, backoff: 0.5, job_timeout: 7 }));
+    const [job] = await claim('w1');
+    expect(job).toMatchObject({ id, attempts: 2, backoffMs: 500, timeoutMs: 7000 });
+
+    const later = await enqueue(asyncCall('/later', 1, 'execute', { delay: 0.3 }));
+    expect(await queues.lookup(later)).toMatchObject({ state: 'retry', url: '/later' });
+    expect(await claim('w2')).toEqual([]);
+    await sleep(350);
+    expect(await store().promoteDue(100)).toBe(1);
+    expect((await claim('w2')).map((j) => j.id)).toEqual([later]);
+  });
+
+  test('a delayed last message replaces the waiting one of its key', async () => {
+    await enqueue(asyncCall('/k', 1, 'last', { key: 'k' }, { v: 1 }));
+    const newer = await queues.enqueue(asyncCall('/k', 1, 'last', { key: 'k', delay: 0.2 }, { v: 2 }), ADMISSION);
+    expect(newer.outcome).toBe('replaced');
+    expect(await claim('w1')).toEqual([]);
+    await sleep(250);
+    await store().promoteDue(100);
+    expect((await claim('w1')).map((j) => j.content)).toEqual([{ v: 2 }]);
+  });
+
+  test.each([
+    ['attempts', 0, /^queue_detail\.attempts: at least 1$/],
+    ['attempts', 1.5, /^queue_detail\.attempts: must be a whole number$/],
+    ['attempts', '3', /^queue_detail\.attempts: expected a whole number of runs, got string "3"$/],
+    ['backoff', -1, /^queue_detail\.backoff: must be more than 0$/],
+    ['job_timeout', 0, /^queue_detail\.job_timeout: must be more than 0$/],
+    ['delay', -2, /^queue_detail\.delay: must not be negative$/],
+    ['delay', 'soon', /^queue_detail\.delay: expected a number of seconds, got string "soon"$/],
+  ])('queue_detail.%s = %j is refused with a message naming it', (field, value, message) => {
+    expect(() => asyncCall('/x', 1, 'execute', { [field]: value })).toThrow(message);
+  });
+});
