@@ -41,6 +41,12 @@ export default defineConfig(
   },
 
   {
+    // The dashboard page's script: a classic browser script, with uPlot loaded before it.
+    files: ['shared/ops/dashboard/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser, uPlot: 'readonly' } },
+  },
+
+  {
     files: ['**/*.mjs'],
     languageOptions: { sourceType: 'module', globals: { ...globals.node } },
   },

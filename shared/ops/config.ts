@@ -228,11 +228,10 @@ export function envName(flag: string): string {
 }
 
 export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new Error('a duration like 500ms, 3s or 2m');
-  const n = Number(m[1]);
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new Error('a duration like 500ms, 3s, 2m or 1h');
   const unit = m[2] ?? 's';
-  return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
 }
 
 export function parseSize(text: string): number {

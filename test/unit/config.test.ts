@@ -8,6 +8,7 @@ test('durations take ms, s or m; a bare number is seconds', () => {
   expect(parseDuration('500ms')).toBe(500);
   expect(parseDuration('3s')).toBe(3000);
   expect(parseDuration('2m')).toBe(120_000);
+  expect(parseDuration('1h')).toBe(3_600_000);
   expect(parseDuration('1.5')).toBe(1500);
   expect(() => parseDuration('soon')).toThrow();
   expect(parseSize('64kb')).toBe(65536);
@@ -56,7 +57,7 @@ test('SWITCHYARD_* variables are read, and the flag wins', () => {
 test.each([
   [['--port', 'abc'], /--port must be a whole number \(got "abc"\)/],
   [['--port', '70000'], /--port must be at most 65535/],
-  [['--timeout', 'soon'], /--timeout must be a duration like 500ms, 3s or 2m/],
+  [['--timeout', 'soon'], /--timeout must be a duration like 500ms, 3s, 2m or 1h/],
   [['--redis', 'http://x'], /--redis must be a Redis URL: redis:\/\/, rediss:\/\/, redis\+sentinel:\/\/.* \(got "http:\/\/x"\)/],
   [['--redis', 'redis+sentinel://10.0.0.1:26379'], /--redis must be a Sentinel URL ending in \/<master-name>/],
   [['--redis', 'redis+cluster://10.0.0.1'], /--redis must be host:port pairs separated by commas \(got "10.0.0.1"\)/],

@@ -13,10 +13,11 @@ tokenInput.addEventListener('change', () => sessionStorage.setItem('switchyard-a
 
 let actions = 'read-only';
 let previous = null;
-const history = [[], [], [], []]; // time (s), backlog L1, backlog L2, done per second
+const series = [[], [], [], []]; // time (s), backlog L1, backlog L2, done per second
 
-function say(text) {
+function say(text, isError = false) {
   $('#message').textContent = text || '';
+  $('#message').className = isError ? 'error' : '';
 }
 
 function cell(text, className) {
@@ -67,7 +68,7 @@ async function act(path, done) {
     say(done(result));
     await refresh();
   } catch (err) {
-    say(err.message);
+    say(err.message, true);
   }
 }
 
@@ -125,11 +126,11 @@ function drawRates(o) {
   }
   $('#in-flight').textContent = `${o.inFlight} running on ${o.workers.length} worker(s), ${o.retriesWaiting} retries waiting`;
   const doneRate = previous && seconds > 0 ? (sum(o.counters, 'done') - sum(previous.counters, 'done')) / seconds : 0;
-  history[0].push(o.time / 1000);
-  history[1].push(o.backlog.L1);
-  history[2].push(o.backlog.L2);
-  history[3].push(doneRate);
-  if (history[0].length > HISTORY) for (const series of history) series.shift();
+  series[0].push(o.time / 1000);
+  series[1].push(o.backlog.L1);
+  series[2].push(o.backlog.L2);
+  series[3].push(doneRate);
+  if (series[0].length > HISTORY) for (const line of series) line.shift();
 }
 
 let chart = null;
@@ -149,10 +150,10 @@ function drawChart() {
         ],
         axes: [{}, { label: 'waiting' }, { side: 1, scale: 'rate', label: 'jobs/s', grid: { show: false } }],
       },
-      history,
+      series,
       element,
     );
-  } else chart.setData(history);
+  } else chart.setData(series);
 }
 
 function drawWorkers(o) {
@@ -224,7 +225,7 @@ async function loop() {
   try {
     await refresh();
   } catch (err) {
-    say(`cannot read the deployment: ${err.message}`);
+    say(`cannot read the deployment: ${err.message}`, true);
   }
   setTimeout(loop, POLL_MS);
 }

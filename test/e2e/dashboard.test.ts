@@ -1,0 +1,137 @@
+// The dashboard in a real browser (Debian's Chromium, driven by playwright-core): a gateway with
+// an admin token and a worker, real calls through the gateway, and the page read and clicked as
+// an operator would. Saves the screenshot the README shows (docs/dashboard.png).
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { closeClients, send } from '../../client';
+import { killAll, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
+import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+
+const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SCREENSHOT = path.join(__dirname, '..', '..', 'docs', 'dashboard.png');
+const TOKEN = 'dashboard-s3cret';
+const available = existsSync(CHROMIUM);
+
+let redis: TestRedis;
+let browser: Browser;
+let page: Page;
+let gateway: SwitchyardProcess;
+let address: string;
+
+beforeAll(async () => {
+  if (!available) return;
+  redis = await startRedis();
+  const prefix = uniquePrefix('dash');
+  const env = { RECORD_URL: redis.url, RECORD_KEY: `${prefix}:runs` };
+  gateway = await startSwitchyard(
+    'gateway',
+    ['--app', APP, '--redis', redis.url, '--prefix', prefix, '--port', '0', '--host', '127.0.0.1', '--admin-token', TOKEN],
+    env,
+  );
+  await startSwitchyard('worker', ['--app', APP, '--redis', redis.url, '--prefix', prefix, '--concurrency', '4', '--keep-done', '1h'], env);
+  address = `127.0.0.1:${gateway.ready.port}`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+}, 60_000);
+
+afterAll(async () => {
+  closeClients();
+  await browser?.close();
+  await killAll();
+  await redis?.close();
+});
+
+const cellText = (selector: string): Promise<string> => page.locator(selector).innerText();
+/** Polls the page until `check` holds on `read()`; fails with the last value read. */
+async function until<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 10_000): Promise<void> {
+  let last: T | undefined;
+  const ok = await waitFor(async () => check((last = await read())), timeoutMs, 100);
+  if (!ok) throw new Error(`still ${JSON.stringify(last)} after ${timeoutMs} ms`);
+}
+const l2Row = 'table#queues tbody tr:nth-child(2)';
+
+(available ? test : test.skip)(
+  `an operator watches the queues, looks a job up, requeues a dead job, pauses and resumes level 2${available ? '' : ` — SKIPPED: no Chromium at ${CHROMIUM} (.ci/run installs it)`}`,
+  async () => {
+    await page.goto(`http://127.0.0.1:${gateway.ready.admin}/`);
+    await page.locator('#mode').filter({ hasText: 'admin token' }).waitFor();
+    // Nothing comes from the internet: every request of the page went to the admin port.
+    const foreign: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(`http://127.0.0.1:${gateway.ready.admin}/`)) foreign.push(r.url());
+    });
+
+    // Pause level 2 with the token, then queue level-2 work: its backlog grows on the page.
+    await page.fill('#token', TOKEN);
+    await page.dispatchEvent('#token', 'change');
+    await page.click('#toggle-level-2');
+    await page.locator(`${l2Row} .badge`).filter({ hasText: 'paused' }).waitFor();
+    for (let i = 0; i < 12; i++) expect((await send('/record', { address, level: 2, content: { i } })).status).toBe(201);
+    await until(
+      () => cellText(`${l2Row} td:nth-child(5)`),
+      (v) => v === '12',
+    );
+
+    // Level 1 runs meanwhile: the done rate moves.
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(((await send('/record', { address, level: 1, content: { i, sleep: 100 } })).data as { id: string }).id);
+    await until(
+      async () => Number(await cellText('#rates tr[data-rate="done"] td:nth-child(2)')),
+      (v) => v > 0,
+    );
+
+    // Look one up.
+    await page.fill('#job-id', ids[0]);
+    await page.click('#lookup button');
+    await until(
+      () => cellText('#job'),
+      (v) => /"state": "(running|done)"/.test(v),
+    );
+
+    // A dead job (4xx: dead at once), requeued from the page: refused without the token, done with it.
+    const rejected = ((await send('/reject', { address, level: 1 })).data as { id: string }).id;
+    const requeue = page.locator(`#dead button[data-job="${rejected}"]`);
+    await requeue.waitFor({ timeout: 10_000 });
+    await page.fill('#token', '');
+    await page.dispatchEvent('#token', 'change');
+    await requeue.click();
+    await until(
+      () => cellText('#message'),
+      (v) => v === 'the admin token is missing or wrong',
+    );
+    await page.fill('#token', TOKEN);
+    await page.dispatchEvent('#token', 'change');
+    await page.locator(`#dead button[data-job="${rejected}"]`).click();
+    await until(
+      () => cellText('#message'),
+      (v) => v === `job ${rejected}: requeued`,
+    );
+
+    // Resume level 2: its backlog drains.
+    await page.click('#toggle-level-2');
+    await until(
+      () => cellText(`${l2Row} td:nth-child(5)`),
+      (v) => v === '0',
+      15_000,
+    );
+    await waitFor(async () => Number(await cellText('#rates tr[data-rate="done"] td:nth-child(2)')) > 0, 5000);
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    expect(foreign).toEqual([]);
+    // The page holds no secret of the process.
+    expect(await page.content()).not.toContain(TOKEN);
+  },
+  90_000,
+);
