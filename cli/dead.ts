@@ -2,6 +2,7 @@
 import { ConfigError, type Config } from '../shared/ops/config';
 import { redactUrl } from '../shared/ops/log';
 import { connectQuietly, createRedis } from '../shared/store/redis';
+import { readDeadEntry } from '../shared/store/lookup';
 import { Queues } from '../shared/store/queues';
 
 const ACTIONS = 'list, requeue <id>|all, purge';
@@ -44,16 +45,7 @@ export async function runDead(config: Config): Promise<void> {
 
 /** One line per dead job; an entry that is not of the usual form is shown as it is. */
 function describeEntry(text: string): string {
-  try {
-    const e = JSON.parse(text) as {
-      failedAt: number;
-      attempts: number;
-      status: string | null;
-      error: string;
-      job: { id: string; level: number; method: string; url: string };
-    };
-    return `${e.job.id}  L${e.job.level} ${e.job.method} ${e.job.url}  attempts=${e.attempts} status=${e.status ?? '-'}  ${new Date(e.failedAt).toISOString()}  ${e.error.slice(0, 120)}`;
-  } catch {
-    return text.slice(0, 200);
-  }
+  const e = readDeadEntry(text);
+  if (!e) return text.slice(0, 200);
+  return `${e.id}  L${e.level} ${e.method} ${e.url}  attempts=${e.attempts} status=${e.status ?? '-'}  ${new Date(e.failedAt).toISOString()}  ${e.error.slice(0, 120)}`;
 }

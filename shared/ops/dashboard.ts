@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Level } from '../call/params';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
+import { readDeadEntry } from '../store/lookup';
 import type { Queues } from '../store/queues';
 import { log } from './log';
 
@@ -73,29 +74,9 @@ async function overview(o: DashboardOptions): Promise<Record<string, unknown>> {
 async function deadList(o: DashboardOptions, limit: number): Promise<Record<string, unknown>> {
   const entries = await o.queues.listDead(limit);
   const { total } = await o.queues.stats();
-  const items = entries.map((text) => {
-    try {
-      const e = JSON.parse(text) as {
-        failedAt: number;
-        attempts: number;
-        status: string | null;
-        error: string;
-        job: { id: string; level: number; method: string; url: string };
-      };
-      return {
-        id: e.job.id,
-        level: e.job.level,
-        method: e.job.method,
-        url: e.job.url,
-        attempts: e.attempts,
-        status: e.status,
-        error: e.error,
-        failedAt: e.failedAt,
-      };
-    } catch {
-      return { id: '?', level: 0, method: '?', url: '?', attempts: 0, status: null, error: text.slice(0, 200), failedAt: 0 };
-    }
-  });
+  const items = entries.map(
+    (text) => readDeadEntry(text) ?? { id: '?', level: 0, method: '?', url: '?', attempts: 0, status: null, error: text.slice(0, 200), failedAt: 0 },
+  );
   return { total: total.dead, items };
 }
 

@@ -77,16 +77,18 @@ export function viewOf(id: string, raw: RawLookup | null, partition?: number): J
     case 't':
       return { ...base, state: 'retry', due: iso(Number(where.slice(1))), ...callOf(found) };
     case 'x': {
-      if (!found) return { ...base, state: 'dead' };
-      const entry = JSON.parse(found) as { failedAt: number; attempts: number; status: string | null; error: string; job: Record<string, unknown> };
+      const e = found ? readDeadEntry(found) : null;
+      if (!e) return { ...base, state: 'dead' };
       return {
         ...base,
         state: 'dead',
-        status: entry.status,
-        error: entry.error,
-        failedAt: iso(entry.failedAt),
-        ...callOf(JSON.stringify(entry.job)),
-        attempt: entry.attempts,
+        status: e.status,
+        error: e.error,
+        failedAt: iso(e.failedAt),
+        level: e.level as Level,
+        method: e.method,
+        url: e.url,
+        attempt: e.attempts,
       };
     }
     case 'd': {
@@ -133,4 +135,41 @@ export function formatJob(view: JobView): string {
   ];
   for (const field of order) if (view[field] !== undefined) lines.push(`  ${field.padEnd(11)} ${view[field]}`);
   return lines.join('\n');
+}
+
+/** A dead-letter entry as people and the dashboard read it. */
+export interface DeadView {
+  id: string;
+  level: number;
+  method: string;
+  url: string;
+  attempts: number;
+  status: string | null;
+  error: string;
+  failedAt: number;
+}
+
+/** Reads a dead-letter entry; null for one that is not of the usual form (shown as it is). */
+export function readDeadEntry(text: string): DeadView | null {
+  try {
+    const e = JSON.parse(text) as {
+      failedAt: number;
+      attempts: number;
+      status: string | null;
+      error: string;
+      job: { id: string; level: number; method: string; url: string };
+    };
+    return {
+      id: e.job.id,
+      level: e.job.level,
+      method: e.job.method,
+      url: e.job.url,
+      attempts: e.attempts,
+      status: e.status,
+      error: e.error,
+      failedAt: e.failedAt,
+    };
+  } catch {
+    return null;
+  }
 }

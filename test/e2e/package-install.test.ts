@@ -107,6 +107,13 @@ test('the packed tarball installs and runs: gateway, worker, client', async () =
   await startInstalled('gateway', gatewayAdmin, ['--port', String(port), '--host', '127.0.0.1']);
   await startInstalled('worker', workerAdmin, []);
 
+  // The package entry is the client and types: loading it loads no server code (no zod, no dispatch).
+  const loaded = execFileSync(process.execPath, ['-e', `require(${JSON.stringify(NAME)}); console.log(JSON.stringify(Object.keys(require.cache)))`], {
+    cwd: tmp,
+    encoding: 'utf8',
+  });
+  const modules = JSON.parse(loaded) as string[];
+  expect(modules.filter((m) => /node_modules\/(zod|koa|ioredis)\/|\/dist\/(server|worker|shared\/store|shared\/ops)\//.test(m))).toEqual([]);
   client = createRequire(path.join(tmp, 'package.json'))(NAME) as typeof import('../../index');
   const address = `127.0.0.1:${port}`;
   const hello = await client.call('/hello/ada', { address });

@@ -243,11 +243,13 @@ test('Redis stopped and restarted (appendonly) under steady load: sync never fai
   const readiness: number[] = [];
   const adminPort = gateway.adminPort;
 
+  const unavailable = new Set<string>();
   const asyncLoop = async (): Promise<void> => {
     for (let i = 0; !stop && i < 20_000; i++) {
       const a = await send('/record', { address, level: 1, content: { i }, deadline: 5 });
       asyncStatuses.set(a.status, (asyncStatuses.get(a.status) ?? 0) + 1);
       if (a.status === 201) accepted.push((a.data as { id: string }).id);
+      if (a.status === 503) unavailable.add(String(a.data));
       await sleep(5);
     }
   };
@@ -287,6 +289,8 @@ test('Redis stopped and restarted (appendonly) under steady load: sync never fai
   expect(metric('switchyard_calls_total{kind="async",status="201"}')).toBeGreaterThanOrEqual(accepted.length);
   expect(syncFailures).toEqual([]);
   expect([...asyncStatuses.keys()].sort()).toEqual([201, 503]);
+  // In our words, not ioredis' ("Stream isn't writeable…").
+  expect([...unavailable]).toEqual(['queue unavailable: Redis is unreachable']);
   expect(readiness).toEqual([200, 503, 200]);
   const allRun = await waitFor(async () => {
     const seen = new Set((await runs()).map((r) => r.id));
