@@ -11,7 +11,6 @@ const CATALOGUE = {
   METHOD_NOT_ALLOWED: { status: 405 },
   LEVEL2_REFUSED: { status: 409, state: 'refused' },
   DISCARD_DROPPED: { status: 409, state: 'dropped' },
-  INTERNAL: { status: 500 },
   QUEUE_UNAVAILABLE: { status: 503 },
   SYNC_DEADLINE: { status: 504 },
   JOB_DEADLINE: { status: 504 },
@@ -58,4 +57,3 @@ export const notReplicated = (acknowledged: number, asked: number, timeoutMs: nu
 export const noQueueConfigured = (): SwitchyardError => new SwitchyardError('QUEUE_UNAVAILABLE', 'queue unavailable: this gateway has no Redis configured');
 export const syncDeadline = (ms: number): SwitchyardError => new SwitchyardError('SYNC_DEADLINE', `deadline of ${ms} ms passed before the route answered`);
 export const jobDeadline = (ms: number): SwitchyardError => new SwitchyardError('JOB_DEADLINE', `job deadline of ${ms} ms passed before the route answered`);
-export const internalError = (message: string): SwitchyardError => new SwitchyardError('INTERNAL', message);

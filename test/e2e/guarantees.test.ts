@@ -141,6 +141,7 @@ test('a worker frozen past its lease while running key K: on waking it aborts th
   const a = await worker(['--lease', '2s', '--concurrency', '4']);
   const v1 = await sendOk('/record', { level: 1, policy: 'last', key: 'K', content: { v: 1, sleep: 5000 } });
   expect(await waitFor(async () => (await redis.hlen(keysFor(prefix).workerJobs(a.ready.id))) === 1, 5000)).toBe(true);
+  await sleep(300); // its handler has begun (it sleeps 5 s): the freeze catches it running
   a.kill('SIGSTOP');
   await sleep(3500);
   a.kill('SIGCONT');
@@ -177,7 +178,8 @@ test('a worker frozen past its lease while running key K: on waking it aborts th
   const lost = logLines(a.output()).find((l) => l.event === 'lease_lost');
   expect(lost).toMatchObject({ level: 'error', worker: a.ready.id });
   report(
-    `frozen 3.5 s (lease 2 s): lease_lost logged ${Date.parse(lost!.time as string) - contAt} ms after SIGCONT; the abandoned run went on ${Math.max(0, first.end! - second.start)} ms beside its recovery in the frozen process's memory (the documented window)`,
+    `frozen 3.5 s (lease 2 s): lease_lost logged ${Date.parse(lost!.time as string) - contAt} ms after SIGCONT; ` +
+      `the abandoned run went on ${Math.max(0, first.end! - second.start)} ms beside its recovery in the frozen process's memory (the documented window)`,
   );
 }, 40_000);
 
