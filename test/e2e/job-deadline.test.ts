@@ -153,3 +153,34 @@ test('a sync call: the signal aborts at its deadline, and when the caller cancel
   expect(seen[0]).toEqual({ aborted: true, reason: expect.stringContaining('deadline of 300 ms') });
   expect(seen[1]).toEqual({ aborted: true, reason: expect.stringMatching(/cancelled/) });
 });
+
+test("a call's own job options: attempts and job_timeout override the worker's flags, delay holds it back", async () => {
+  await startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--attempts', '5', '--backoff', '100ms'], {
+    RECORD_URL: server.url,
+    RECORD_KEY: recordKey,
+  });
+  const queue = (url: string, queueDetail: Record<string, unknown>, content: unknown = {}): Promise<{ id: string }> =>
+    rawCall(JSON.stringify({ url, method: 'POST', reply: false, content, queue_detail: { level: 1, limit_policy: 'execute', ...queueDetail } }), {
+      address,
+    }).then((a) => {
+      expect(a.status).toBe(201);
+      return a.data as { id: string };
+    });
+  const dead = async (id: string): Promise<Record<string, unknown> | undefined> =>
+    (await redis.lrange(keysFor(prefix).dead, 0, -1)).map((e) => JSON.parse(e) as { job: { id: string } }).find((e) => e.job.id === id);
+
+  // attempts 1: dead after its first failure, where the worker's flag allows 5.
+  const once = await queue('/fail', { attempts: 1 });
+  expect(await waitFor(async () => (await dead(once.id)) !== undefined, 10_000)).toBe(true);
+  expect(await dead(once.id)).toMatchObject({ attempts: 1, status: '500' });
+  // job_timeout 0.3 s (and attempts 1): a hung run is cut at its own deadline.
+  const hung = await queue('/hang', { job_timeout: 0.3, attempts: 1 });
+  expect(await waitFor(async () => (await dead(hung.id)) !== undefined, 10_000)).toBe(true);
+  expect(await dead(hung.id)).toMatchObject({ status: '504', error: expect.stringContaining('deadline of 300 ms') });
+  // delay 0.8 s: not run before.
+  const sentAt = Date.now();
+  const later = await queue('/record', { delay: 0.8 }, { later: true });
+  expect(await waitFor(async () => (await runs()).some((r) => r.id === later.id), 10_000)).toBe(true);
+  const ran = (await runs()).find((r) => r.id === later.id)!;
+  expect(ran.start! - sentAt).toBeGreaterThanOrEqual(750);
+}, 40_000);

@@ -326,6 +326,24 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
     }
   }, 60_000);
 
+  test('with --replicas-ack 1 a shard failover loses no job answered 201', async () => {
+    const gateway = await gatewayOn(cluster.url, ['--partitions', '3', '--replicas-ack', '1', '--replicas-timeout', '200ms']);
+    try {
+      await workerOn(cluster.url, ['--partitions', '3', '--concurrency', '20']);
+      let failover = { oldPort: 0, newPort: 0, failoverMs: 0 };
+      const load = await underLoad(gateway.address, async () => (failover = await cluster.killMasterFor(keysFor(prefix, 2).stats)));
+      const { missing, duplicates } = await allRun(load.accepted, 20_000);
+      report(
+        `cluster failover of partition 2 with --replicas-ack 1 (${failover.oldPort} -> ${failover.newPort}, ${failover.failoverMs} ms): ` +
+          `async ${JSON.stringify(load.statuses)}; ${load.accepted.length} answered 201, ${missing.length} lost, ${duplicates} duplicates`,
+      );
+      expect(load.accepted.length).toBeGreaterThan(50);
+      expect(missing).toEqual([]);
+    } finally {
+      await gateway.stop();
+    }
+  }, 90_000);
+
   test("a partition's master is SIGKILLed under load: sync never fails, async 503 only meanwhile, workers resume; losses counted", async () => {
     const gateway = await gatewayOn(cluster.url, ['--partitions', '3']);
     try {
