@@ -4,12 +4,9 @@
 // clock is 12 s off, and an older `last` message whose retry comes due after a newer one ran.
 import path from 'node:path';
 import Redis from 'ioredis';
-import { startGateway, type RunningPart } from '../../cli/gateway';
 import { closeClients, rawCall, send } from '../../client';
-import { loadApp } from '../../shared/call/app';
-import { parseConfig } from '../../shared/ops/config';
 import { keysFor } from '../../shared/store/keys';
-import { killAll, logLines, sleep, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
+import { inProcessGateway, killAll, logLines, sleep, startSwitchyard, type SwitchyardProcess, waitFor } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
@@ -30,7 +27,7 @@ interface Run {
 
 let server: TestRedis;
 let redis: Redis;
-let gateway: RunningPart;
+let gateway: Awaited<ReturnType<typeof inProcessGateway>>;
 let address: string;
 let prefix: string;
 let recordKey: string;
@@ -48,9 +45,8 @@ afterAll(async () => {
 beforeEach(async () => {
   prefix = uniquePrefix('guarantee');
   recordKey = `${prefix}:runs`;
-  const config = parseConfig('gateway', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1']);
-  gateway = await startGateway(config, await loadApp(APP));
-  address = `127.0.0.1:${gateway.port}`;
+  gateway = await inProcessGateway(APP, server.url, prefix);
+  address = gateway.address;
 });
 afterEach(async () => {
   await gateway.stop();

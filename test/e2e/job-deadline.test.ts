@@ -5,13 +5,10 @@
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import Redis from 'ioredis';
-import { startGateway, type RunningPart } from '../../cli/gateway';
 import { call, closeClients, rawCall, send } from '../../client';
 import { rpcServiceDefinition } from '../../shared/call/wire';
-import { loadApp } from '../../shared/call/app';
-import { parseConfig } from '../../shared/ops/config';
 import { keysFor } from '../../shared/store/keys';
-import { killAll, logLines, startSwitchyard, waitFor } from '../helpers/processes';
+import { inProcessGateway, killAll, logLines, startSwitchyard, waitFor } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
@@ -29,7 +26,7 @@ interface Run {
 
 let server: TestRedis;
 let redis: Redis;
-let gateway: RunningPart;
+let gateway: Awaited<ReturnType<typeof inProcessGateway>>;
 let address: string;
 let prefix: string;
 let recordKey: string;
@@ -39,24 +36,8 @@ beforeAll(async () => {
   redis = new Redis(server.url);
   prefix = uniquePrefix('deadline');
   recordKey = `${prefix}:runs`;
-  const config = parseConfig('gateway', [
-    '--app',
-    APP,
-    '--redis',
-    server.url,
-    '--prefix',
-    prefix,
-    '--port',
-    '0',
-    '--admin-port',
-    '0',
-    '--host',
-    '127.0.0.1',
-    '--timeout',
-    '300ms',
-  ]);
-  gateway = await startGateway(config, await loadApp(APP));
-  address = `127.0.0.1:${gateway.port}`;
+  gateway = await inProcessGateway(APP, server.url, prefix, ['--timeout', '300ms']);
+  address = gateway.address;
 });
 afterAll(async () => {
   closeClients();

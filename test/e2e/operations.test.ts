@@ -7,12 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { startGateway } from '../../cli/gateway';
 import { call, closeClients, send } from '../../client';
-import { loadApp } from '../../shared/call/app';
-import { parseConfig } from '../../shared/ops/config';
 import { keysFor } from '../../shared/store/keys';
-import { BIN, killAll, logLines, startSwitchyard, waitFor } from '../helpers/processes';
+import { BIN, inProcessGateway, killAll, logLines, startSwitchyard, waitFor } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
@@ -75,8 +72,7 @@ test("a thrown error's message reaches the log, never the caller; ctx.throw(409,
 });
 
 test('a job that throws: its dead-letter entry keeps the full message for operators', async () => {
-  const config = parseConfig('gateway', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1']);
-  const gateway = await startGateway(config, await loadApp(APP));
+  const gateway = await inProcessGateway(APP, server.url, prefix);
   try {
     await startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--attempts', '1']);
     await send('/leak', { address: `127.0.0.1:${gateway.port}`, level: 1 });
@@ -89,8 +85,7 @@ test('a job that throws: its dead-letter entry keeps the full message for operat
 });
 
 test('a second worker on a taken admin port exits with one line and leaves nothing in Redis; the next call runs at once', async () => {
-  const config = parseConfig('gateway', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1']);
-  const gateway = await startGateway(config, await loadApp(APP));
+  const gateway = await inProcessGateway(APP, server.url, prefix);
   const recordKey = `${prefix}:runs`;
   const env = { RECORD_URL: server.url, RECORD_KEY: recordKey };
   try {
@@ -150,24 +145,8 @@ function metric(text: string, series: string): number | undefined {
 }
 
 test('/metrics: queue gauges on the gateway equal what was enqueued; running jobs and live workers move', async () => {
-  const config = parseConfig('gateway', [
-    '--app',
-    APP,
-    '--redis',
-    server.url,
-    '--prefix',
-    prefix,
-    '--port',
-    '0',
-    '--admin-port',
-    '0',
-    '--host',
-    '127.0.0.1',
-    '--capacity',
-    '10',
-  ]);
-  const gateway = await startGateway(config, await loadApp(APP));
-  const address = `127.0.0.1:${gateway.port}`;
+  const gateway = await inProcessGateway(APP, server.url, prefix, ['--capacity', '10']);
+  const address = gateway.address;
   const scrape = async (port: number): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   try {
     for (let i = 0; i < 3; i++) await send('/record', { address, level: 1, content: { i } });

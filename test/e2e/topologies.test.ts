@@ -6,13 +6,10 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { startGateway, type RunningPart } from '../../cli/gateway';
 import { call, closeClients, send } from '../../client';
-import { loadApp } from '../../shared/call/app';
-import { parseConfig } from '../../shared/ops/config';
 import { keysFor } from '../../shared/store/keys';
 import { createRedis } from '../../shared/store/redis';
-import { BIN, killAll, logLines, sleep, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
+import { BIN, inProcessGateway, killAll, logLines, sleep, startSwitchyard, type SwitchyardProcess, waitFor } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 import { startCluster, startSentinelSet, topologiesAvailable, type LocalCluster, type SentinelSet } from '../helpers/redis-topologies';
 
@@ -60,24 +57,8 @@ async function runs(): Promise<Run[]> {
   return (await records.lrange(recordKey, 0, -1)).map((r) => JSON.parse(r) as Run);
 }
 
-async function gatewayOn(url: string, flags: string[] = []): Promise<RunningPart & { address: string }> {
-  const config = parseConfig('gateway', [
-    '--app',
-    APP,
-    '--redis',
-    url,
-    '--prefix',
-    prefix,
-    '--port',
-    '0',
-    '--admin-port',
-    '0',
-    '--host',
-    '127.0.0.1',
-    ...flags,
-  ]);
-  const gateway = await startGateway(config, await loadApp(APP));
-  return Object.assign(gateway, { address: `127.0.0.1:${gateway.port}` });
+function gatewayOn(url: string, flags: string[] = []): ReturnType<typeof inProcessGateway> {
+  return inProcessGateway(APP, url, prefix, flags);
 }
 
 function workerOn(url: string, flags: string[] = []): Promise<SwitchyardProcess> {

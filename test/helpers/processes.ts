@@ -2,6 +2,9 @@
 // builds first), waited for until they print their ready line, killed for real.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { startGateway, type RunningPart } from '../../cli/gateway';
+import { loadApp } from '../../shared/call/app';
+import { parseConfig } from '../../shared/ops/config';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'switchyard.js');
@@ -92,4 +95,28 @@ export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs
     if (Date.now() > until) return false;
     await sleep(everyMs);
   }
+}
+
+/**
+ * A gateway in the test process (its calls are counted by the test's own metrics), on free
+ * loopback ports, for the app at `app`, with the deployment's Redis and prefix.
+ */
+export async function inProcessGateway(app: string, redisUrl: string, prefix: string, flags: string[] = []): Promise<RunningPart & { address: string }> {
+  const config = parseConfig('gateway', [
+    '--app',
+    app,
+    '--redis',
+    redisUrl,
+    '--prefix',
+    prefix,
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    ...flags,
+  ]);
+  const gateway = await startGateway(config, await loadApp(app));
+  return Object.assign(gateway, { address: `127.0.0.1:${gateway.port}` });
 }
