@@ -88,8 +88,10 @@ export interface Claimed {
  */
 export class Store {
   readonly keys: Keys;
-  /** One partition: an enqueue hands its message to an idle worker itself (see enqueue-18.lua). */
+  /** One partition: an enqueue hands its message to an idle worker itself (see enqueue-22.lua). */
   private readonly handOff: boolean;
+  /** The enqueue script's keys, built once: it runs on every async call. */
+  private readonly enqueueKeys: readonly string[];
 
   constructor(
     readonly redis: RedisClient,
@@ -98,6 +100,7 @@ export class Store {
   ) {
     this.keys = keysFor(prefix, partition);
     this.handOff = partition === undefined;
+    this.enqueueKeys = [...this.keys.common, this.keys.idle(1), this.keys.idle(2), this.keys.delayed];
     defineScripts(redis);
   }
 
@@ -108,7 +111,7 @@ export class Store {
   async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome; wakeIdle: boolean; replicas?: number }> {
     const q = call.queue!;
     const id = newJobId();
-    const keys = [...this.keys.common, this.keys.idle(1), this.keys.idle(2), this.keys.delayed];
+    const keys = this.enqueueKeys;
     const args = [
       q.level,
       q.policy,

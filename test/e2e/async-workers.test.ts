@@ -3,12 +3,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { startGateway, type RunningPart } from '../../cli/gateway';
+import type { RunningPart } from '../../cli/gateway';
 import { closeClients, send } from '../../client';
-import { loadApp } from '../../shared/call/app';
-import { parseConfig } from '../../shared/ops/config';
 import { keysFor } from '../../shared/store/keys';
-import { BIN, killAll, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
+import { BIN, inProcessGateway, killAll, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
@@ -50,22 +48,7 @@ beforeEach(async () => {
 });
 
 async function gatewayWith(flags: string[]): Promise<RunningPart> {
-  const config = parseConfig('gateway', [
-    '--app',
-    APP,
-    '--redis',
-    server.url,
-    '--prefix',
-    prefix,
-    '--port',
-    '0',
-    '--admin-port',
-    '0',
-    '--host',
-    '127.0.0.1',
-    ...flags,
-  ]);
-  return startGateway(config, await loadApp(APP));
+  return inProcessGateway(APP, server.url, prefix, flags);
 }
 afterEach(async () => {
   await gateway.stop();

@@ -5,12 +5,9 @@
 // delivery guarantees (docs/protocol.md section 5), and one summary line gives the figures.
 import path from 'node:path';
 import Redis from 'ioredis';
-import { startGateway, type RunningPart } from '../../cli/gateway';
 import { closeClients, send } from '../../client';
-import { loadApp } from '../../shared/call/app';
-import { parseConfig } from '../../shared/ops/config';
 import { keysFor } from '../../shared/store/keys';
-import { killAll, logLines, sleep, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
+import { inProcessGateway, killAll, logLines, sleep, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'chaos-app.js');
@@ -71,7 +68,7 @@ let queueRedis: TestRedis;
 let recordRedis: TestRedis;
 let queue: Redis;
 let records: Redis;
-let gateway: RunningPart | undefined;
+let gateway: Awaited<ReturnType<typeof inProcessGateway>> | undefined;
 let prefix: string;
 let recordKey: string;
 
@@ -499,11 +496,8 @@ function counters(stats: Record<string, string>, level: Level): Record<string, n
 }
 
 test('a minute of SIGSTOP and SIGKILL under last/execute traffic: nothing lost, no older message started late, overlaps only from a frozen process, fences grow, counters balance', async () => {
-  gateway = await startGateway(
-    parseConfig('gateway', ['--app', APP, '--redis', queueRedis.url, '--prefix', prefix, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1']),
-    await loadApp(APP),
-  );
-  const address = `127.0.0.1:${gateway.port}`;
+  gateway = await inProcessGateway(APP, queueRedis.url, prefix);
+  const address = gateway.address;
   await Promise.all(Array.from({ length: WORKERS }, () => addWorker()));
 
   const sampler = sampleRunCounter();
