@@ -1,13 +1,16 @@
 // Acknowledgements of finished runs: those of one turn of the event loop go to Redis in one
-// script call per worker id and partition. While Redis is away they are kept (bounded by the concurrency)
-// and sent again; acknowledging twice is harmless (the second finds nothing to remove).
+// script call per worker id and partition. While Redis is away they are kept (bounded by the
+// concurrency) and sent again until Redis has them, the worker id's lease is gone, or the
+// worker stops (then its runs are handed back and run again); acknowledging twice is harmless
+// (the second finds nothing to remove). Giving up earlier would strand the runs: they stay
+// recorded under a live worker, which recovery never takes back.
 import { log } from '../shared/ops/log';
 import type { Job } from '../shared/store/job';
 import type { Queues } from '../shared/store/queues';
 import type { Ack } from '../shared/store/store';
 
-const RETRY_EVERY_MS = 250;
-const MAX_TRIES = 40;
+/** Waits between sends of a batch Redis did not take: doubling from the first, up to the last. */
+const RETRY_MS = [100, 250, 500, 1000, 2000];
 
 export class AckBatcher {
   private pending = new Map<string, Ack[]>();
@@ -41,8 +44,17 @@ export class AckBatcher {
 
   /** The id's lease is gone: its acknowledgements would be refused, and its runs run again. */
   forget(workerId: string): void {
+    this.forgotten.add(workerId);
     for (const batch of [...this.pending.keys()]) if (batch.endsWith(`:${workerId}`)) this.pending.delete(batch);
   }
+
+  /** Shutdown: batches still being sent stop trying (the worker hands its runs back). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private readonly forgotten = new Set<string>();
+  private stopped = false;
 
   /** Tokens of acknowledgements on their way to Redis, per batch. */
   private readonly sending = new Map<string, Set<number>>();
@@ -63,19 +75,19 @@ export class AckBatcher {
     if (!sending) this.sending.set(batch, (sending = new Set()));
     for (const ack of acks) sending.add(ack.job.token);
     try {
-      for (let tries = 1; ; tries++) {
+      for (let tries = 0; ; tries++) {
         try {
           if ((await this.queues.stores[partition].finish(workerId, acks, this.keep)) === 'lost') this.onLost(workerId);
           return;
         } catch (err) {
-          if (tries >= MAX_TRIES) {
+          if (tries === 0)
             log.warn(
-              { event: 'acks_undelivered', worker: workerId, runs: acks.length, err: { message: (err as Error).message } },
-              `${acks.length} acknowledgement(s) not delivered; those jobs will run again`,
+              { event: 'acks_delayed', worker: workerId, runs: acks.length, err: { message: (err as Error).message } },
+              `${acks.length} acknowledgement(s) not delivered yet (${(err as Error).message}); sending them again until Redis answers`,
             );
-            return;
-          }
-          await new Promise((resolve) => setTimeout(resolve, RETRY_EVERY_MS));
+          if (this.stopped || this.forgotten.has(workerId)) return;
+          await new Promise((resolve) => setTimeout(resolve, RETRY_MS[Math.min(tries, RETRY_MS.length - 1)]));
+          if (this.stopped || this.forgotten.has(workerId)) return;
         }
       }
     } finally {

@@ -9,7 +9,8 @@ import type { Job } from '../shared/store/job';
 import type { Queues } from '../shared/store/queues';
 import { Claimer } from './claimer';
 import { LeaseKeeper } from './lease-keeper';
-import { createRecoverer, createRetryMover } from './maintenance';
+import { createDonePruner, createRecoverer, createRetryMover } from './maintenance';
+import { DONE_KEPT_MAX } from '../shared/policy';
 import { Runner } from './runner';
 
 export interface WorkerOptions {
@@ -69,6 +70,7 @@ export function createWorker(o: WorkerOptions): Worker {
   };
   const recoverer = createRecoverer(chores);
   const retryMover = createRetryMover(chores);
+  const donePruner = createDonePruner({ ...chores, keepDoneMs: o.keepDoneMs, keepMax: DONE_KEPT_MAX });
   const claimer = new Claimer({
     queues: o.queues,
     blocking: o.blocking,
@@ -91,6 +93,7 @@ export function createWorker(o: WorkerOptions): Worker {
       keeper.start();
       recoverer.start();
       retryMover.start();
+      donePruner.start();
       claimer.start();
     },
     async stop(graceMs) {
@@ -107,6 +110,7 @@ export function createWorker(o: WorkerOptions): Worker {
           `could not hand jobs back (${(err as Error).message}); they return after the lease`,
         );
       }
+      await donePruner.stop();
       await retryMover.stop();
       await recoverer.stop();
       await keeper.stop();

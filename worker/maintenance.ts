@@ -1,6 +1,7 @@
 // The chores every worker shares with the others, each step one atomic script, so it is safe
-// for all of them to run them at once: recovering the runs of workers whose lease ran out, and
-// moving retries that are due back into their queues.
+// for all of them to run them at once: recovering the runs of workers whose lease ran out,
+// moving retries that are due back into their queues, and forgetting finished jobs kept for
+// lookup once their time is up.
 import { log } from '../shared/ops/log';
 import type { Queues } from '../shared/store/queues';
 import type { Store } from '../shared/store/store';
@@ -14,6 +15,10 @@ export interface MaintenanceOptions {
   deadMax: number;
   everyMs: number;
 }
+
+/** How often kept finished jobs are pruned, and how many one script call forgets at most. */
+const PRUNE_EVERY_MS = 1000;
+const PRUNE_BATCH = 1000;
 
 /** Every partition in turn: a partition whose Redis does not answer (logged) does not hold back the others. */
 export function createRecoverer(o: MaintenanceOptions): Part {
@@ -43,6 +48,22 @@ async function recoverPartition(store: Store, o: MaintenanceOptions): Promise<vo
 export function createRetryMover(o: MaintenanceOptions): Part {
   return periodic('retry promotion', o.everyMs, async () => {
     const failures = await Promise.allSettled(o.queues.stores.map((store) => store.promoteDue(o.deadMax)));
+    const failed = failures.find((f) => f.status === 'rejected');
+    if (failed) throw failed.reason;
+  });
+}
+
+/**
+ * Forgets finished jobs kept past --keep-done (all of them for a worker that keeps none: the
+ * smallest --keep-done of a deployment wins). In batches, until none is due.
+ */
+export function createDonePruner(o: MaintenanceOptions & { keepDoneMs: number; keepMax: number }): Part {
+  return periodic('finished-job pruning', PRUNE_EVERY_MS, async () => {
+    const failures = await Promise.allSettled(
+      o.queues.stores.map(async (store) => {
+        while ((await store.pruneDone(o.keepDoneMs, o.keepMax, PRUNE_BATCH)) === PRUNE_BATCH);
+      }),
+    );
     const failed = failures.find((f) => f.status === 'rejected');
     if (failed) throw failed.reason;
   });

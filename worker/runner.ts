@@ -1,7 +1,9 @@
 // Runs delivered jobs through the same in-process dispatch as sync calls, each under its
 // deadline, and settles them: done (acknowledged in batches), retried or dead. Runs are keyed
 // by their run token, never by job id: two runs of one job (a recovery while this process was
-// frozen) are two different runs, and each settles only its own record in Redis.
+// frozen) are two different runs, and each settles only its own record in Redis. A settle is
+// sent again until Redis has it (or the run's lease is gone): a run whose settle was lost
+// would stay recorded under this live worker, its `last` key held, for good.
 import { jobDeadline } from '../shared/errors';
 import { dispatch } from '../shared/call/dispatch';
 import type { LoadedApp } from '../shared/call/app';
@@ -47,9 +49,18 @@ interface Run {
   abandoned: boolean;
 }
 
+/** How long a failed settle waits before it is sent again: doubling from the first, up to the last. */
+const SETTLE_RETRY_MS = [100, 250, 500, 1000, 2000];
+
 export class Runner {
   /** By partition and run token (each partition counts its own tokens). */
   private readonly runs = new Map<string, Run>();
+  /**
+   * Runs whose slot is free but whose record in Redis is not settled yet: a failure being sent
+   * (again), or a `last` run past its deadline whose route has not returned (its key stays
+   * held until it does). Same keys as `runs`.
+   */
+  private readonly settling = new Map<string, Run>();
   private level2 = 0;
   private readonly acks: AckBatcher;
   private slotListeners: Array<() => void> = [];
@@ -70,7 +81,8 @@ export class Runner {
   /** Tokens of the runs this process holds for `workerId` (running, or finished but not yet acknowledged). */
   heldTokens(workerId: string, partition: number): number[] {
     const tokens = this.acks.pendingTokens(workerId, partition);
-    for (const run of this.runs.values()) if (run.workerId === workerId && run.partition === partition) tokens.push(run.job.token);
+    for (const run of [...this.runs.values(), ...this.settling.values()])
+      if (run.workerId === workerId && run.partition === partition) tokens.push(run.job.token);
     return tokens;
   }
 
@@ -106,6 +118,7 @@ export class Runner {
       return;
     }
     const started = performance.now();
+    let routeEnded: Promise<void> = Promise.resolve();
     const reply = await dispatch(
       this.o.app,
       {
@@ -116,17 +129,30 @@ export class Runner {
         reply: false,
         queue: { level: job.level, policy: job.policy, key: job.key ?? '' },
       },
-      { debug: this.o.debug, job: { id: job.id, attempt: job.attempt, fence: job.token }, abort: run.abort, timeoutMs, deadline: jobDeadline },
+      {
+        debug: this.o.debug,
+        job: { id: job.id, attempt: job.attempt, fence: job.token },
+        abort: run.abort,
+        timeoutMs,
+        deadline: jobDeadline,
+        whenRouteEnds: (ended) => (routeEnded = ended),
+      },
     );
     let outcome = 'abandoned';
     if (!run.abandoned) {
       this.remove(run);
-      outcome = await this.settle(run, reply, timeoutMs);
+      this.settling.set(runKey(run), run);
+      try {
+        outcome = await this.settle(run, reply, timeoutMs, routeEnded);
+      } finally {
+        this.settling.delete(runKey(run));
+        this.holdLease();
+      }
     }
     this.o.observe?.(job, outcome, performance.now() - started);
   }
 
-  private async settle(run: Run, reply: Reply, timeoutMs: number): Promise<string> {
+  private async settle(run: Run, reply: Reply, timeoutMs: number, routeEnded: Promise<void>): Promise<string> {
     const { job, workerId } = run;
     const verdict = verdictFor(reply.status, job.attempt, job.attempts ?? this.o.attempts);
     if (verdict === 'done') {
@@ -138,24 +164,38 @@ export class Runner {
         { event: 'job_timed_out', id: job.id, queue: `L${job.level}`, url: job.url, attempt: job.attempt, timeoutMs },
         `job ${job.id} ${job.method} ${job.url} passed its ${timeoutMs} ms deadline`,
       );
+      // Its slot is free now, but a `last` key runs once at a time: the next run of the key
+      // may start only when this route has returned (its signal told it to stop).
+      if (job.policy === 'last') {
+        this.holdLease();
+        await routeEnded;
+        if (run.abandoned) return 'abandoned';
+      }
     }
     return this.failRun(run, reply, verdict);
   }
 
-  private async failRun({ workerId, partition, job }: Run, reply: Reply, verdict: 'retry' | 'dead'): Promise<string> {
+  private async failRun(run: Run, reply: Reply, verdict: 'retry' | 'dead'): Promise<string> {
+    const { workerId, partition, job } = run;
     const error = reply.error ?? (typeof reply.data === 'string' ? reply.data : JSON.stringify(reply.data));
     const o = this.o;
+    const plan = verdict === 'retry' ? { retryDelayMs: retryDelayMs(job.backoffMs ?? o.backoffMs, job.attempt) } : { status: reply.status, error };
     let outcome: string;
-    try {
-      const plan = verdict === 'retry' ? { retryDelayMs: retryDelayMs(job.backoffMs ?? o.backoffMs, job.attempt) } : { status: reply.status, error };
-      outcome = await o.queues.stores[partition].fail(workerId, job.token, plan, o.deadMax);
-    } catch (err) {
-      // Redis away: the run stays recorded under this worker; the orphans check or recovery hands it back.
-      log.warn(
-        { event: 'settle_failed', id: job.id, err: { message: (err as Error).message } },
-        `job ${job.id} could not be settled (${(err as Error).message}); it goes back in line when Redis answers`,
-      );
-      return 'error';
+    // Sent until Redis has it: failJob is safe to repeat (a run already settled answers 'gone').
+    for (let tries = 0; ; tries++) {
+      try {
+        outcome = await o.queues.stores[partition].fail(workerId, job.token, plan, o.deadMax);
+        break;
+      } catch (err) {
+        if (tries === 0)
+          log.warn(
+            { event: 'settle_failed', id: job.id, err: { message: (err as Error).message } },
+            `job ${job.id} could not be settled yet (${(err as Error).message}); sending it again until Redis answers`,
+          );
+        if (run.abandoned) return 'abandoned';
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_MS[Math.min(tries, SETTLE_RETRY_MS.length - 1)]));
+        if (run.abandoned) return 'abandoned';
+      }
     }
     if (outcome === 'lost') {
       o.keeper.lost(workerId, 'Redis refused to settle a failed run');
@@ -171,6 +211,7 @@ export class Runner {
   /** Every run of a lost worker id: told to stop, its slot freed, its result to be ignored. */
   private abandon(workerId: string): void {
     this.acks.forget(workerId);
+    for (const run of this.settling.values()) if (run.workerId === workerId) run.abandoned = true;
     for (const run of [...this.runs.values()]) {
       if (run.workerId !== workerId) continue;
       run.abandoned = true;
@@ -180,43 +221,59 @@ export class Runner {
   }
 
   private add(run: Run): void {
-    this.runs.set(`${run.partition}:${run.job.token}`, run);
+    this.runs.set(runKey(run), run);
     if (run.job.level === 2) this.level2++;
-    this.o.keeper.holdUntil(Math.max(run.deadlineAt, this.latestDeadline()));
+    this.holdLease();
     this.o.onRunning?.(this.runs.size);
   }
 
   private remove(run: Run): void {
-    if (!this.runs.delete(`${run.partition}:${run.job.token}`)) return;
+    if (!this.runs.delete(runKey(run))) return;
     if (run.job.level === 2) this.level2--;
-    this.o.keeper.holdUntil(this.latestDeadline());
+    this.holdLease();
     this.o.onRunning?.(this.runs.size);
     const listeners = this.slotListeners;
     this.slotListeners = [];
     for (const resolve of listeners) resolve();
   }
 
-  private latestDeadline(): number {
-    let latest = 0;
-    for (const run of this.runs.values()) latest = Math.max(latest, run.deadlineAt);
-    return latest;
+  /**
+   * While the event loop is blocked, the renewal thread keeps the lease until this time: the
+   * earliest deadline of the runs this process holds (a `last` run waiting for its route counts
+   * too, its deadline passed). The thread cannot tell which run blocks the loop, but that run's
+   * own deadline is never earlier than this: a wedged run cannot keep the lease past its own
+   * deadline because a longer run is held beside it.
+   */
+  private holdLease(): void {
+    let earliest = Infinity;
+    for (const run of this.runs.values()) earliest = Math.min(earliest, run.deadlineAt);
+    for (const run of this.settling.values()) earliest = Math.min(earliest, run.deadlineAt);
+    this.o.keeper.holdUntil(earliest === Infinity ? 0 : earliest);
   }
 
   /** Waits up to graceMs for the runs to end; true when none is left. */
   async drain(graceMs: number): Promise<boolean> {
     const until = Date.now() + graceMs;
-    while (this.runs.size > 0 && Date.now() < until) {
-      await Promise.race([this.slotFreed(), new Promise((resolve) => setTimeout(resolve, until - Date.now()))]);
+    while ((this.runs.size > 0 || this.settling.size > 0) && Date.now() < until) {
+      await Promise.race([this.slotFreed(), new Promise((resolve) => setTimeout(resolve, Math.min(100, until - Date.now())))]);
     }
-    await this.acks.flush();
-    return this.runs.size === 0;
+    // Acknowledgements still on their way get what is left of the grace; past it the worker
+    // hands its runs back (their jobs run again: at least once).
+    await Promise.race([this.acks.flush(), new Promise((resolve) => setTimeout(resolve, Math.max(0, until - Date.now())))]);
+    this.acks.stop();
+    return this.runs.size === 0 && this.settling.size === 0;
   }
 
   /** Aborts whatever still runs (shutdown after the grace period: it is handed back). */
   abortAll(reason: string): void {
+    for (const run of this.settling.values()) run.abandoned = true;
     for (const run of this.runs.values()) {
       run.abandoned = true;
       run.abort.abort(new Error(reason));
     }
   }
+}
+
+function runKey(run: Run): string {
+  return `${run.partition}:${run.job.token}`;
 }

@@ -24,6 +24,11 @@ export interface DispatchOptions {
   job?: { id: string; attempt: number; fence: number };
   /** Lets the caller abort the run (a cancelled call, a lost lease); one is made when absent. */
   abort?: RunAbort;
+  /**
+   * Told when the route's own work ends, which is later than the answer when the deadline
+   * passed first (the worker holds a `last` key until then).
+   */
+  whenRouteEnds?: (ended: Promise<void>) => void;
 }
 
 /** ctx.state.rpc: plain fields, and the signal made on first read. */
@@ -145,8 +150,10 @@ export function dispatch(loaded: LoadedApp, call: CallRequest, options: Dispatch
   try {
     running = app.ctxStorage ? app.ctxStorage.run(ctx, () => loaded.run(ctx)) : loaded.run(ctx);
   } catch (err) {
+    options.whenRouteEnds?.(Promise.resolve());
     return Promise.resolve(errorToReply(loaded, ctx, err, options));
   }
+  options.whenRouteEnds?.(running.then(ignore, ignore));
   const answered = (): Reply | Promise<Reply> => {
     try {
       return replyFrom(loaded, ctx, call, options);
@@ -180,6 +187,8 @@ export function dispatch(loaded: LoadedApp, call: CallRequest, options: Dispatch
     );
   });
 }
+
+function ignore(): void {}
 
 /** Synchronous except for a stream body, which is read to the end first. */
 function replyFrom(loaded: LoadedApp, ctx: any, call: CallRequest, options: DispatchOptions): Reply | Promise<Reply> {

@@ -2,7 +2,10 @@
 // EVAL after a Redis restart flushed the script cache). Each script gets the helpers of
 // includes/queues.lua that it calls, directly or through another helper, and no others: Redis
 // runs a script's whole text on every call, so every helper defined is a closure made per call
-// (all thirty of them cost the enqueue script about a third of its time).
+// (all thirty of them cost the enqueue script about a third of its time). Each script's first
+// line is a Redis 7 shebang with its flags: the scripts that keep work moving (claim, settle,
+// renew, recover) carry `allow-oom`, so workers go on draining a Redis at maxmemory, while the
+// enqueue script is refused there (the gateway answers that Redis is full).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { RedisClient } from './redis';
@@ -22,7 +25,8 @@ export type ScriptName =
   | 'lookupJob'
   | 'deleteJob'
   | 'pauseLevel'
-  | 'purgeDead';
+  | 'purgeDead'
+  | 'pruneDone';
 
 function scriptsDir(): string {
   // From dist/shared/store the sources are three levels up; under ts-jest they are beside us.
@@ -73,8 +77,11 @@ function loadSources(): Map<ScriptName, { lua: string; numberOfKeys: number }> {
   for (const file of readdirSync(dir)) {
     const m = /^(\w+)-(\d+)\.lua$/.exec(file);
     if (!m) continue;
-    const body = readFileSync(path.join(dir, file), 'utf8');
-    cache.set(m[1] as ScriptName, { lua: `${helpersFor(body, helpers)}\n\n${body}`, numberOfKeys: Number(m[2]) });
+    const text = readFileSync(path.join(dir, file), 'utf8');
+    // The first line declares what Redis may let the script do (`#!lua flags=…`): it must stay first.
+    const firstLineEnd = text.indexOf('\n') + 1;
+    const [shebang, body] = text.startsWith('#!') ? [text.slice(0, firstLineEnd), text.slice(firstLineEnd)] : ['', text];
+    cache.set(m[1] as ScriptName, { lua: `${shebang}${helpersFor(body, helpers)}\n\n${body}`, numberOfKeys: Number(m[2]) });
   }
   return cache;
 }

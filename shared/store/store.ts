@@ -7,8 +7,8 @@ import { encodeJob, newJobId, type Job } from './job';
 import { keysFor, type Keys } from './keys';
 import { defineScripts, runScript, runScriptAndWait } from './scripts';
 
-export type EnqueueOutcome = 'queued' | 'replaced' | 'refused' | 'dropped';
-const ENQUEUE_OUTCOMES: Record<number, EnqueueOutcome> = { 1: 'queued', 2: 'replaced', 3: 'refused', 4: 'dropped', 5: 'queued' };
+export type EnqueueOutcome = 'queued' | 'replaced' | 'refused' | 'dropped' | 'duplicate';
+const ENQUEUE_OUTCOMES: Record<number, EnqueueOutcome> = { 1: 'queued', 2: 'replaced', 3: 'refused', 4: 'dropped', 5: 'queued', 6: 'duplicate' };
 
 export interface AdmissionLimits {
   capacity: number;
@@ -110,12 +110,13 @@ export class Store {
    */
   async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome; wakeIdle: boolean; replicas?: number }> {
     const q = call.queue!;
-    const id = newJobId();
+    // A caller's own id (queue_detail.id) makes a retried call safe: a known id queues nothing.
+    const id = q.id ?? newJobId();
     const keys = this.enqueueKeys;
     const args = [
       q.level,
       q.policy,
-      q.key,
+      '',
       id,
       encodeJob(id, call),
       limits.capacity,
@@ -219,6 +220,14 @@ export class Store {
       ],
     );
     return code < 0 ? 'lost' : (['gone', 'retry', 'dead', 'superseded'] as const)[code];
+  }
+
+  /**
+   * Forgets kept finished jobs older than keepMs, or all of them when keepMs is 0, and the
+   * oldest beyond keepMax; at most `batch` per call. Returns how many were forgotten.
+   */
+  pruneDone(keepMs: number, keepMax: number, batch = 1000): Promise<number> {
+    return runScript<number>(this.redis, 'pruneDone', this.keys.common, [keepMs, keepMax, batch]);
   }
 
   /** Moves due retries back into their queues (Redis's clock decides what is due). */

@@ -109,11 +109,32 @@ describe('job lookup', () => {
       jobs.slice(2).map((job) => ({ job, outcome: 'done' as const, status: 200 })),
       { ms: 200, max: 2 },
     );
+    // Acknowledging prunes nothing: the workers' chore does (pruneDone).
+    expect(await redis.zcard(store().keys.done)).toBe(5);
     // The first two are past their age; of the last three, the cap keeps two.
+    expect(await store().pruneDone(200, 2)).toBe(3);
     const states = await Promise.all(ids.map(async (id) => (await queues.lookup(id)).state));
     expect(states).toEqual(['unknown', 'unknown', 'unknown', 'done', 'done']);
     expect(await redis.zcard(store().keys.done)).toBe(2);
     expect(await redis.hlen(store().keys.jobs)).toBe(2);
+    // A worker that keeps none forgets the rest: nothing stays after --keep-done is turned off.
+    expect(await store().pruneDone(0, 0)).toBe(2);
+    expect(await redis.zcard(store().keys.done)).toBe(0);
+    expect(await redis.hlen(store().keys.jobs)).toBe(0);
+  });
+
+  test('pruning goes in batches: thousands of kept jobs past their age all leave, none twice', async () => {
+    const k = store().keys;
+    const old = Date.now() - 60_000;
+    const members: Array<string | number> = [];
+    for (let i = 0; i < 2500; i++) members.push(old, `old${i}`);
+    await redis.zadd(k.done, ...members);
+    for (let i = 0; i < 2500; i++) await redis.hset(k.jobs, `old${i}`, `d${old}:200:1:${old}:GET:/x`);
+    expect(await store().pruneDone(1000, 10_000, 1000)).toBe(1000);
+    expect(await store().pruneDone(1000, 10_000, 1000)).toBe(1000);
+    expect(await store().pruneDone(1000, 10_000, 1000)).toBe(500);
+    expect(await redis.zcard(k.done)).toBe(0);
+    expect(await redis.hlen(k.jobs)).toBe(0);
   });
 });
 

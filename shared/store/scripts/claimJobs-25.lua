@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Claims up to n jobs for one worker by smooth weighted round robin between the levels
 -- (state kept here, so the share holds across all workers) and turns between the three
 -- queues of a level. Each job gets a new run token (its fencing token) and is recorded in the

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Removes a waiting job, or one waiting for its retry (or its delay), found through the lookup
 -- index. A running, dead or finished job is not removed (dead jobs: `dead purge`).
 -- KEYS[1..19]: the common layout   KEYS[20] {p}:delayed
@@ -25,6 +26,7 @@ if kind == 't' then
     local route = routeOf(payload)
     if route and route.id == id then
       redis.call('ZREM', KEYS[20], payload)
+      countDelayed(route.level, -1)
       return gone(route.level, route.policy, route.key)
     end
   end

@@ -1,3 +1,4 @@
+#!lua
 -- Puts one async message in line, applying the level-2 switch and the policy in one step.
 -- When a worker is blocked idle and nothing of the message's level waits, the message is
 -- handed straight to that worker instead (see handOff below). A message with a delay waits in
@@ -5,7 +6,7 @@
 -- KEYS[1..19]: the common layout (includes/queues.lua)
 -- KEYS[20] {p}:idle:L1   KEYS[21] {p}:idle:L2 (idle workers that can take that level -> fresh until, ms)
 -- KEYS[22] {p}:delayed (zset, due time in Redis ms)
--- ARGV[1] level (1|2)   ARGV[2] policy (execute|last|discard)   ARGV[3] coalescing key (last)
+-- ARGV[1] level (1|2)   ARGV[2] policy (execute|last|discard)   ARGV[3] unused (the key is the payload's)
 -- ARGV[4] job id        ARGV[5] payload JSON, its enqueue time written as "at":0 (stamped here)
 -- ARGV[6] level-2 capacity   ARGV[7] discard threshold
 -- ARGV[8] key prefix with its hash tag, "{p}" (to name the chosen worker's keys)
@@ -16,9 +17,13 @@
 -- ARGV[12] delay (ms): run no earlier than this from now (0: at once)
 -- Output: 1 queued, 2 replaced (a waiting `last` message with that key was overwritten),
 --         3 refused (level 2 inactive), 4 dropped (discard under load),
---         5 queued, and an idle worker should be woken (mode 'report')
+--         5 queued, and an idle worker should be woken (mode 'report'),
+--         6 duplicate: a job with this id is known (nothing queued)
 local level = tonumber(ARGV[1])
-local policy, key, id = ARGV[2], ARGV[3], ARGV[4]
+local policy, id = ARGV[2], ARGV[4]
+-- An id still known (a caller's queue_detail.id sent again: a retry after an unknown outcome)
+-- queues nothing twice.
+if redis.call('HEXISTS', KEYS[17], id) == 1 then return 6 end
 local capacity, discardAt = tonumber(ARGV[6]), tonumber(ARGV[7])
 local tag = ARGV[8]
 local offAbove, onBelow = capacity * tonumber(ARGV[9]), capacity * tonumber(ARGV[10])
@@ -31,6 +36,16 @@ local payload = ARGV[5]
 local at = string.find(payload, ',"at":0,', 1, true)
 if not at then return redis.error_reply('ERR payload has no "at":0 placeholder') end
 payload = string.sub(payload, 1, at + 5) .. now .. string.sub(payload, at + 7)
+
+-- The key is read from the payload, as every later script reads it, so the copies of a key
+-- in the hash, the order list and {p}:running are the same bytes as the payload's (a key sent
+-- apart in ARGV could be encoded differently: a lone surrogate became U+FFFD there).
+local key
+if policy == 'last' then
+  local route = routeOf(payload)
+  if not route or route.policy ~= 'last' then return redis.error_reply('ERR payload routing fields unreadable') end
+  key = route.key
+end
 
 -- An idle worker is blocked in BLPOP on its inbox. Recording the job in that worker's hash
 -- under a new run token (as a claim would) and pushing token and payload to its inbox saves
@@ -93,6 +108,7 @@ if delayMs > 0 then
     redis.call('HSET', newestKey(level), key, id)
   end
   redis.call('ZADD', KEYS[22], now + delayMs, payload)
+  countDelayed(level, 1)
   setWhere(id, 't' .. (now + delayMs))
   queued = false
 elseif policy == 'last' then

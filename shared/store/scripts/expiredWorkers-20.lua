@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- Workers whose lease ran out, on Redis's clock (read-only).
 -- KEYS[1..19]: the common layout (unused)   KEYS[20] {p}:workers
 -- ARGV[1] most ids returned

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Settles a run that failed: schedules the job's retry, or buries it in the dead-letter list.
 -- The retry payload and the dead-letter entry are written here, from the stored payload.
 -- KEYS[1..19]: the common layout   KEYS[20] {p}:worker:<id>   KEYS[21] {p}:workers
@@ -14,7 +15,7 @@ if not payload then return 0 end
 redis.call('HDEL', KEYS[20], token)
 local route = routeOf(payload)
 if not route then
-  buryUnreadable(KEYS[23], payload, now, tonumber(ARGV[7]))
+  buryUnreadable(KEYS[23], payload, now, tonumber(ARGV[7]), token)
   return 2
 end
 if route.policy == 'last' then releaseKey(route.level, route.key, token) end
@@ -27,10 +28,11 @@ if action == 'retry' then
   end
   local due = now + tonumber(ARGV[4])
   redis.call('ZADD', KEYS[22], due, setAttempt(payload, attemptOf(payload) + 1))
+  countDelayed(route.level, 1)
   setWhere(route.id, 't' .. due)
   count(route.level, 'retried')
   return 1
 end
-forgetNewest(route)
+-- A dead `last` message stays its key's newest until a newer one is accepted (see bury).
 bury(KEYS[23], deadEntry(payload, attemptOf(payload), ARGV[5], ARGV[6], now), route.level, tonumber(ARGV[7]), route.id)
 return 2

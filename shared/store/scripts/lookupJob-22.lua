@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- Where a job is and what it holds, for `switchyard job <id>` and the dashboard (read-only).
 -- KEYS[1..19]: the common layout   KEYS[20] {p}:delayed   KEYS[21] {p}:dead   KEYS[22] {p}:workers
 -- ARGV[1] job id  ARGV[2] key prefix with its hash tag, "{p}" (to name a worker's hash)
@@ -46,7 +47,7 @@ elseif kind == 't' then
   end
 elseif kind == 'x' then
   for _, entry in ipairs(redis.call('LRANGE', KEYS[21], 0, -1)) do
-    if deadIdOf(entry) == id then
+    if (deadJobOf(entry) or {}).id == id then
       found = entry
       break
     end

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Pauses or resumes a level: a paused level still accepts messages, but no worker claims it.
 -- Resuming wakes an idle worker, which passes the baton on while work is left.
 -- KEYS[1..19]: the common layout

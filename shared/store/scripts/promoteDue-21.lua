@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Moves retries that are due (on Redis's clock) from the delayed set back into their queues,
 -- at the back. A `last` retry whose key got a newer message meanwhile is dropped.
 -- KEYS[1..19]: the common layout   KEYS[20] {p}:delayed   KEYS[21] {p}:dead
@@ -11,8 +12,9 @@ for _, payload in ipairs(due) do
   local route = routeOf(payload)
   if not route then
     buryUnreadable(KEYS[21], payload, now, tonumber(ARGV[2]))
-  elseif requeue(payload, route, false) then
-    moved = moved + 1
+  else
+    countDelayed(route.level, -1)
+    if requeue(payload, route, false) then moved = moved + 1 end
   end
 end
 return moved

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- What an operator alerts on, read in one step (read-only): backlog per queue, the age of the
 -- oldest waiting message per level, the level-2 switch, dead-list length, live workers and
 -- retries waiting.

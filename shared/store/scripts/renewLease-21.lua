@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Registers a worker or renews its lease, on Redis's clock.
 -- KEYS[1..19]: the common layout (unused; kept for the loader's one include)   KEYS[20] {p}:workers
 -- KEYS[21] {p}:worker:<id> (its runs)

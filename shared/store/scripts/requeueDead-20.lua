@@ -1,6 +1,7 @@
+#!lua
 -- Moves dead jobs back into their queues with attempt 1: the one whose id is given, or all of
--- them (id '*'), oldest first. A `last` job whose key has a newer message alive is not
--- requeued (the newest message wins); requeued, it becomes its key's newest message.
+-- them (id '*'), oldest first. A `last` job is requeued only while it is still its key's
+-- newest accepted message: a newer one, waiting, running or already finished, wins.
 -- Entries that cannot be read stay in the list.
 -- KEYS[1..19]: the common layout   KEYS[20] {p}:dead
 -- ARGV[1] job id or '*'
@@ -12,21 +13,16 @@ local wanted = ARGV[1]
 local function revive(payload)
   local route = routeOf(payload)
   if not route then return nil end
-  local claimedNewest = false
-  if route.policy == 'last' then
-    local newest = redis.call('HGET', newestKey(route.level), route.key)
-    if newest and newest ~= route.id then
-      count(route.level, 'superseded')
-      forgetJob(route.id)
-      return 2
-    end
-    if not newest then
-      redis.call('HSET', newestKey(route.level), route.key, route.id)
-      claimedNewest = true
-    end
+  -- A dead `last` message keeps its key's newest mark while it is dead (see bury): any other
+  -- mark, or none, means a newer message was accepted since, and the newest wins even over the
+  -- dead list (it may have run and finished already).
+  if route.policy == 'last' and redis.call('HGET', newestKey(route.level), route.key) ~= route.id then
+    count(route.level, 'superseded')
+    forgetJob(route.id)
+    return 2
   end
   if requeue(setAttempt(payload, 1), route, false) then return 1 end
-  if claimedNewest then forgetNewest(route) end
+  forgetNewest(route)
   return 2
 end
 

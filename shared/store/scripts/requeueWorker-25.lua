@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Hands runs of one worker back to their queues, at the front. Three cases:
 --   expired:  the worker's lease ran out (it died or stalled): all its runs, attempt + 1, dead
 --             once attempts are used up; the worker leaves the set for good. Refused (0) while
@@ -12,7 +13,8 @@
 -- list rather than stopping the pass.
 -- KEYS[1..19]: the common layout   KEYS[20] {p}:worker:<id>   KEYS[21] {p}:workers   KEYS[22] {p}:dead
 -- KEYS[23] {p}:idle:L1   KEYS[24] {p}:idle:L2   KEYS[25] {p}:worker:<id>:inbox
--- ARGV[1] worker id  ARGV[2] expired|shutdown|orphans  ARGV[3] attempts allowed  ARGV[4] dead-letter cap
+-- ARGV[1] worker id  ARGV[2] expired|shutdown|orphans  ARGV[3] attempts allowed (unless the job
+-- carries its own)  ARGV[4] dead-letter cap
 -- ARGV[5..] run tokens the worker holds (orphans)
 -- Output: number of jobs handed back to a queue
 local worker, mode = ARGV[1], ARGV[2]
@@ -28,13 +30,13 @@ local function handBack(token, payload)
   redis.call('HDEL', KEYS[20], token)
   local route = routeOf(payload)
   if not route then
-    buryUnreadable(KEYS[22], payload, now, deadMax)
+    buryUnreadable(KEYS[22], payload, now, deadMax, token)
     return
   end
   if route.policy == 'last' then releaseKey(route.level, route.key, token) end
   local attempt = attemptOf(payload)
-  if expired and attempt >= attempts then
-    forgetNewest(route)
+  -- The job's own attempts (queue_detail.attempts) win over the worker's --attempts.
+  if expired and attempt >= (route.attempts or attempts) then
     bury(KEYS[22], deadEntry(payload, attempt, nil, 'worker lost: lease expired', now), route.level, deadMax, route.id)
     return
   end

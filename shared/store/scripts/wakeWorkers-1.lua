@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Wakes an idle worker of a deployment of several partitions: idle workers block on the
 -- deployment's wake keys (one slot), which a partition's scripts cannot reach on a Cluster.
 -- At most one marker per list: no growth while workers are busy.

@@ -26,8 +26,22 @@ local function newestKey(level)
   return KEYS[14 + level]
 end
 
+-- Messages of a level waiting for their time (a delay or a retry) in the delayed set, which
+-- holds both levels: kept as a count in {p}:stats ("L<level>:delayed") by every script that
+-- adds to the set or takes from it, so the backlog rules see them without a scan.
+local function delayedCountKey(level)
+  return 'L' .. level .. ':delayed'
+end
+
+local function countDelayed(level, n)
+  redis.call('HINCRBY', KEYS[10], delayedCountKey(level), n)
+end
+
+-- Everything of a level that waits, in line or for its time: the level-2 switch and the
+-- discard threshold count a delayed message as waiting (else a delay would bypass both).
 local function backlog(level)
   return redis.call('LLEN', qkey(level, 1)) + redis.call('LLEN', qkey(level, 2)) + redis.call('HLEN', qkey(level, 3))
+    + (tonumber(redis.call('HGET', KEYS[10], delayedCountKey(level))) or 0)
 end
 
 local function claimable(level)
@@ -81,8 +95,20 @@ local function runningField(level, key)
   return 'L' .. level .. ':' .. key
 end
 
+-- Run tokens (fencing tokens) never repeat or go back, even when Redis loses its last writes
+-- (a restart from an older snapshot, a failover to a lagging replica): the counter never falls
+-- behind Redis's clock in microseconds, so after such a loss it restarts above every token
+-- handed out before (no script hands out a token per microsecond). Returned as a decimal
+-- string: Lua would print a number this large in exponent form.
 local function newToken()
-  return redis.call('INCR', KEYS[14])
+  local t = redis.call('TIME')
+  local clock = t[1] .. string.format('%06d', tonumber(t[2]))
+  local token = redis.call('INCR', KEYS[14])
+  if token < tonumber(clock) then
+    redis.call('SET', KEYS[14], clock)
+    return clock
+  end
+  return string.format('%.0f', token)
 end
 
 -- A worker's lease is its score in {p}:workers (Redis ms). Expired means dead for good: a
@@ -95,14 +121,16 @@ end
 -- Ends the run `token` of a `last` key (a run that does not own the key releases nothing).
 -- A message that arrived during the run waited outside the line (its key parked); it now goes
 -- to the front, where its key would have been.
+-- True when it released the key.
 local function releaseKey(level, key, token)
   local field = runningField(level, key)
-  if redis.call('HGET', KEYS[9], field) ~= tostring(token) then return end
+  if redis.call('HGET', KEYS[9], field) ~= tostring(token) then return false end
   redis.call('HDEL', KEYS[9], field)
   if redis.call('HEXISTS', qkey(level, 3), key) == 1 then
     redis.call('RPUSH', qkey(level, 4), key)
     wake(level)
   end
+  return true
 end
 
 local function attemptOf(payload)
@@ -145,7 +173,8 @@ end
 
 -- The routing fields of a payload, read from its fixed prefix:
 --   {["attempt":N,]"id":"<id>","at":<ms>,"level":<1|2>[,"policy":"<p>"][,"key":"<k>"][,"ttl":<ms>],...
--- Returns {id, at, level, policy, key, ttl}, or nil for a payload that is not of this form.
+--    [,"timeout":<ms>][,"attempts":N],...
+-- Returns {id, at, level, policy, key, ttl, attempts}, or nil for a payload that is not of this form.
 local function routeOf(payload)
   local i = string.match(payload, '^{"attempt":%d+,()') or 2
   local id, at, level, p = string.match(payload, '^"id":"([%w_-]+)","at":(%d+),"level":([12])()', i)
@@ -164,8 +193,12 @@ local function routeOf(payload)
     if not route.key then return nil end
     p = close + 1
   end
-  local ttl = string.match(payload, '^,"ttl":(%d+)', p)
-  if ttl then route.ttl = tonumber(ttl) end
+  local ttl, q = string.match(payload, '^,"ttl":(%d+)()', p)
+  if ttl then route.ttl, p = tonumber(ttl), q end
+  local _, r = string.match(payload, '^,"timeout":(%d+)()', p)
+  if r then p = r end
+  local attempts = string.match(payload, '^,"attempts":(%d+)', p)
+  if attempts then route.attempts = tonumber(attempts) end
   return route
 end
 
@@ -221,12 +254,20 @@ local function deadPayloadOf(entry)
   return string.sub(entry, close + 8, -2)
 end
 
--- Appends to the capped dead-letter list; the oldest entries beyond the cap are trimmed and counted.
--- The job id of a dead-letter entry, or nil.
-local function deadIdOf(entry)
+-- The job of a dead-letter entry: its route, or for an unreadable payload just its id (or nil).
+local function deadJobOf(entry)
   local payload = deadPayloadOf(entry)
-  local route = payload and routeOf(payload)
-  return route and route.id
+  if not payload then return nil end
+  return routeOf(payload) or { id = jobId(payload) }
+end
+
+-- A dead `last` message stays its key's newest while it is in the dead list (so a requeue of
+-- it can tell whether a newer message was accepted since); it is forgotten when it leaves.
+local function forgetDead(entry)
+  local job = deadJobOf(entry)
+  if not job then return end
+  forgetJob(job.id)
+  if job.level then forgetNewest(job) end
 end
 
 -- Appends to the capped dead-letter list; the oldest entries beyond the cap are trimmed and
@@ -238,14 +279,34 @@ local function bury(deadKey, entry, level, deadMax, id)
   if level then count(level, 'dead') else redis.call('HINCRBY', KEYS[10], 'dead:unreadable', 1) end
   local length = redis.call('LLEN', deadKey)
   if length > deadMax then
-    for _, old in ipairs(redis.call('LRANGE', deadKey, deadMax, -1)) do forgetJob(deadIdOf(old)) end
+    for _, old in ipairs(redis.call('LRANGE', deadKey, deadMax, -1)) do forgetDead(old) end
     redis.call('LTRIM', deadKey, 0, deadMax - 1)
     redis.call('HINCRBY', KEYS[10], 'dead:trimmed', length - deadMax)
   end
 end
 
+-- Finds the `last` key a run holds by its token alone (for a payload that cannot be read) and
+-- releases it; returns the level and key, or nil. Reads every held key: only for that rare case.
+local function releaseByToken(token)
+  local held = redis.call('HGETALL', KEYS[9])
+  for i = 1, #held, 2 do
+    if held[i + 1] == tostring(token) then
+      local level, key = string.match(held[i], '^L([12]):(.*)$')
+      releaseKey(tonumber(level), key, token)
+      return tonumber(level), key
+    end
+  end
+  return nil
+end
+
 -- A payload no script can route (not written by a gateway of this version) is kept for an
--- operator in the dead list instead of stopping the script that met it.
-local function buryUnreadable(deadKey, payload, now, deadMax)
-  bury(deadKey, deadEntry(payload, attemptOf(payload), nil, 'unreadable payload: no routing fields', now), nil, deadMax)
+-- operator in the dead list instead of stopping the script that met it. A run (token given)
+-- releases what it holds all the same: its `last` key, its key's newest mark, its index entry.
+local function buryUnreadable(deadKey, payload, now, deadMax, token)
+  local id = jobId(payload)
+  if token then
+    local level, key = releaseByToken(token)
+    if level then forgetNewest({ policy = 'last', level = level, key = key, id = id }) end
+  end
+  bury(deadKey, deadEntry(payload, attemptOf(payload), nil, 'unreadable payload: no routing fields', now), nil, deadMax, id)
 end
