@@ -22,6 +22,16 @@ export interface SendOptions extends Omit<CallOptions, 'timeout'> {
   key?: string;
   /** Seconds a queued message may wait before it is dropped. */
   ttl?: number;
+  /**
+   * Your own id for the job ([A-Za-z0-9_-], at most 100): sending the call again with it (after
+   * a 503 whose outcome is unknown) answers `duplicate` instead of queuing the job twice.
+   */
+  id?: string;
+  /** This job's runs before it is dead, first retry delay (seconds), run deadline (seconds), and delay before it may run (seconds). */
+  attempts?: number;
+  backoff?: number;
+  jobTimeout?: number;
+  delay?: number;
   /** gRPC deadline of the enqueue call, in seconds (default 10). */
   deadline?: number;
 }
@@ -101,6 +111,11 @@ export function send(url: string, options: SendOptions = {}): Promise<QueuedAnsw
   const queueDetail: Record<string, unknown> = { level: options.level ?? 1, limit_policy: options.policy ?? 'execute' };
   if (options.key !== undefined) queueDetail.key = options.key;
   if (options.ttl !== undefined) queueDetail.ttl = options.ttl;
+  if (options.id !== undefined) queueDetail.id = options.id;
+  if (options.attempts !== undefined) queueDetail.attempts = options.attempts;
+  if (options.backoff !== undefined) queueDetail.backoff = options.backoff;
+  if (options.jobTimeout !== undefined) queueDetail.job_timeout = options.jobTimeout;
+  if (options.delay !== undefined) queueDetail.delay = options.delay;
   const params: Record<string, unknown> = { url, method: options.method ?? 'POST', reply: false, queue_detail: queueDetail };
   if (options.headers) params.headers = options.headers;
   if (options.content !== undefined) params.content = options.content;

@@ -1,0 +1,148 @@
+// Worker-side edges found by an adversarial review (issue 14), on real worker processes, a real
+// gateway over gRPC and a real redis-server: a settle lost with its connection, a `last` run
+// past its deadline and the next run of its key, a wedged run and another run's long deadline,
+// a worker started while Redis is full. Each failed before the fix.
+import path from 'node:path';
+import Redis from 'ioredis';
+import { closeClients, send } from '../../client';
+import { keysFor } from '../../shared/store/keys';
+import { inProcessGateway, killAll, startSwitchyard, waitFor } from '../helpers/processes';
+import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+
+const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
+
+interface Run {
+  id: string;
+  key: string | null;
+  attempt: number;
+  pid: number;
+  start?: number;
+  end?: number;
+  cut?: boolean;
+  failing?: boolean;
+}
+
+let server: TestRedis;
+let redis: Redis;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url);
+});
+afterEach(async () => {
+  closeClients();
+  await killAll();
+});
+afterAll(async () => {
+  redis.disconnect();
+  await server.close();
+});
+
+async function deployment(name: string, gatewayFlags: string[] = []) {
+  const prefix = uniquePrefix(name);
+  const recordKey = `${prefix}:runs`;
+  const gateway = await inProcessGateway(APP, server.url, prefix, gatewayFlags);
+  const worker = (flags: string[]) =>
+    startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, ...flags], { RECORD_URL: server.url, RECORD_KEY: recordKey });
+  const runs = async (): Promise<Run[]> => (await redis.lrange(recordKey, 0, -1)).map((r) => JSON.parse(r) as Run);
+  return { prefix, keys: keysFor(prefix), gateway, address: gateway.address, worker, runs };
+}
+
+test('a failed last run whose settle meets a dropped connection is settled when Redis answers again: the newer message of its key runs', async () => {
+  const d = await deployment('settle');
+  try {
+    await d.worker(['--concurrency', '4', '--attempts', '3', '--backoff', '100ms']);
+    const first = await send('/cut-and-fail', { address: d.address, level: 1, policy: 'last', key: 'K', content: { v: 1 } });
+    expect(await waitFor(async () => (await d.runs()).some((r) => r.cut), 10_000)).toBe(true);
+    const newer = await send('/record', { address: d.address, level: 1, policy: 'last', key: 'K', content: { v: 2 } });
+    expect(newer.status).toBe(201);
+    // The newer message runs once the failed run's settle lands and releases K.
+    expect(await waitFor(async () => (await d.runs()).some((r) => r.id === (newer.data as { id: string }).id), 15_000)).toBe(true);
+    expect(await waitFor(async () => (await redis.hlen(d.keys.running)) === 0, 5000)).toBe(true);
+    // The failed run left the worker's hash: nothing of it is recorded as running.
+    const where = await redis.hget(d.keys.jobs, (first.data as { id: string }).id);
+    expect(where === null || !where.startsWith('r')).toBe(true);
+  } finally {
+    await d.gateway.stop();
+  }
+});
+
+test('a last run past its job deadline keeps its key until its handler returns: the next run of the key starts after it', async () => {
+  const d = await deployment('overlap');
+  try {
+    await d.worker(['--concurrency', '4', '--attempts', '1']);
+    const a = await send('/record', { address: d.address, level: 1, policy: 'last', key: 'K', content: { sleep: 2500 }, jobTimeout: 0.5 });
+    expect(a.status).toBe(201);
+    // A is running (its record is written when it returns: wait on the index instead).
+    const aId = (a.data as { id: string }).id;
+    expect(await waitFor(async () => (await redis.hget(d.keys.jobs, aId))?.startsWith('r') ?? false, 10_000)).toBe(true);
+    const b = await send('/record', { address: d.address, level: 1, policy: 'last', key: 'K', content: { sleep: 0 } });
+    const bId = (b.data as { id: string }).id;
+    expect(await waitFor(async () => (await d.runs()).some((r) => r.id === bId), 15_000)).toBe(true);
+    const all = await d.runs();
+    const runA = all.find((r) => r.id === aId)!;
+    const runB = all.find((r) => r.id === bId)!;
+    expect(runA).toBeDefined();
+    expect(runB.start!).toBeGreaterThanOrEqual(runA.end!);
+  } finally {
+    await d.gateway.stop();
+  }
+});
+
+test("a run wedging its worker's loop past its own deadline does not keep the lease for another run's long deadline: its other jobs run elsewhere", async () => {
+  const d = await deployment('wedge');
+  try {
+    // Three jobs wait before any worker runs: a long one (60 s deadline, waits on I/O), a wedge
+    // (loops on the CPU 8 s, its deadline 1 s) and a 1 ms job.
+    const long = await send('/hang', { address: d.address, level: 1, content: {}, jobTimeout: 60 });
+    const wedge = await send('/block?ms=8000', { address: d.address, level: 1, content: {}, jobTimeout: 1 });
+    const quick = await send('/record', { address: d.address, level: 1, content: {} });
+    for (const answer of [long, wedge, quick]) expect(answer.status).toBe(201);
+    const first = await d.worker(['--concurrency', '3', '--lease', '2s', '--attempts', '5']);
+    const quickId = (quick.data as { id: string }).id;
+    // All three are the first worker's before the second starts.
+    expect(await waitFor(async () => (await redis.hget(d.keys.jobs, quickId))?.startsWith('r') ?? false, 10_000)).toBe(true);
+    const startedAt = Date.now();
+    const second = await d.worker(['--concurrency', '3', '--lease', '2s']);
+    expect(await waitFor(async () => (await d.runs()).some((r) => r.id === quickId), 20_000)).toBe(true);
+    const run = (await d.runs()).find((r) => r.id === quickId)!;
+    expect(run.pid).toBe(second.child.pid);
+    // Well before the wedge lets go of its loop (8 s): the lease ended with the wedge's deadline.
+    expect(run.start! - startedAt).toBeLessThan(7000);
+    void first;
+  } finally {
+    await d.gateway.stop();
+  }
+});
+
+test('a worker starts while Redis is full (maxmemory, noeviction) and drains the backlog; enqueue answers 503', async () => {
+  const own = await startRedis();
+  const client = new Redis(own.url);
+  const prefix = uniquePrefix('full');
+  const gateway = await inProcessGateway(APP, own.url, prefix);
+  try {
+    for (let i = 0; i < 50; i++) expect((await send('/ping', { address: gateway.address, method: 'GET', level: 1 })).status).toBe(201);
+    const used = Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
+    await client.config('SET', 'maxmemory-policy', 'noeviction');
+    await client.config('SET', 'maxmemory', String(used + 64 * 1024));
+    await client.set('filler', 'x'.repeat(128 * 1024)).catch(() => undefined);
+    for (
+      let i = 0;
+      (await client.set(`fill${i}`, 'x'.repeat(8192)).then(
+        () => true,
+        () => false,
+      )) && i < 1000;
+      i++
+    );
+    const refused = await send('/ping', { address: gateway.address, method: 'GET', level: 1 });
+    expect(refused.status).toBe(503);
+    await startSwitchyard('worker', ['--app', APP, '--redis', own.url, '--prefix', prefix]);
+    const k = keysFor(prefix);
+    expect(await waitFor(async () => (await client.llen(k.queue(1, 'execute'))) === 0, 15_000)).toBe(true);
+    expect(await waitFor(async () => Number(await client.hget(k.stats, 'L1:done')) >= 50, 15_000)).toBe(true);
+  } finally {
+    await gateway.stop();
+    client.disconnect();
+    await own.close();
+  }
+});
