@@ -337,12 +337,12 @@ export class Store {
 
   /** Every dead job back in line (oldest first); returns how many were requeued. */
   requeueAllDead(): Promise<number> {
-    return runScript<number>(this.redis, 'requeueDead', [...this.keys.common, this.keys.dead], ['*']);
+    return runScript<number>(this.redis, 'requeueDead', [...this.keys.common, this.keys.dead], ['all', '']);
   }
 
   /** One dead job back in line: 'requeued', 'unknown' (no dead job has that id) or 'superseded' (its key has a newer message). */
   async requeueDead(id: string): Promise<'requeued' | 'unknown' | 'superseded'> {
-    const code = await runScript<number>(this.redis, 'requeueDead', [...this.keys.common, this.keys.dead], [id]);
+    const code = await runScript<number>(this.redis, 'requeueDead', [...this.keys.common, this.keys.dead], ['one', id]);
     return (['unknown', 'requeued', 'superseded'] as const)[code];
   }
 

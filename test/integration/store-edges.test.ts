@@ -211,3 +211,12 @@ test('at maxmemory (noeviction) workers register, claim, settle and recover; enq
     await own.close();
   }
 });
+
+test("requeuing the dead job with id '*' requeues nothing: an id is never a pattern", async () => {
+  for (let i = 0; i < 3; i++) await enqueue(asyncCall(`/s${i}`, 1, 'execute'));
+  const jobs = await claim('w1');
+  for (const job of jobs) await store.fail('w1', job.token, { status: 500, error: 'x' }, DEAD_MAX);
+  expect(await store.requeueDead('*')).toBe('unknown');
+  expect(await redis.llen(store.keys.dead)).toBe(3);
+  expect(await store.requeueAllDead()).toBe(3);
+});

@@ -1,13 +1,13 @@
 #!lua
 -- Moves dead jobs back into their queues with attempt 1: the one whose id is given, or all of
--- them (id '*'), oldest first. A `last` job is requeued only while it is still its key's
+-- them, oldest first. A `last` job is requeued only while it is still its key's
 -- newest accepted message: a newer one, waiting, running or already finished, wins.
 -- Entries that cannot be read stay in the list.
 -- KEYS[1..19]: the common layout   KEYS[20] {p}:dead
--- ARGV[1] job id or '*'
--- Output: for '*', the number of jobs requeued; for one id, 1 requeued, 0 no such dead job,
+-- ARGV[1] 'all' or 'one'   ARGV[2] the job id (one): an id is never a pattern, '*' included
+-- Output: for all, the number of jobs requeued; for one id, 1 requeued, 0 no such dead job,
 --         2 not requeued: a newer message for its key was accepted
-local wanted = ARGV[1]
+local all, wanted = ARGV[1] == 'all', ARGV[2]
 
 -- 1 requeued, 2 superseded, nil unreadable
 local function revive(payload)
@@ -26,7 +26,7 @@ local function revive(payload)
   return 2
 end
 
-if wanted == '*' then
+if all then
   -- One entry at a time from the oldest end: each leaves the list as it is requeued.
   local moved = 0
   for _ = 1, redis.call('LLEN', KEYS[20]) do
