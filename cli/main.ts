@@ -2,6 +2,7 @@
 import { loadApp } from '../shared/call/app';
 import { ConfigError, configSummary, helpText, parseConfig, type CommandName, type Config } from '../shared/ops/config';
 import { log, redactUrl, setLogLevel } from '../shared/ops/log';
+import { CHECK_SUMMARY, runCheck } from './check';
 import { runDead } from './dead';
 import { runDashboard, runDelete, runJob, runPause, runQueue } from './operations';
 import { startGateway, type RunningPart } from './gateway';
@@ -11,7 +12,8 @@ import { onShutdownSignal } from './signals';
 import { runStats } from './stats';
 import { startWorker } from './worker';
 
-const COMMANDS: Record<CommandName, string> = {
+// `check` reads its own few flags (cli/check.ts), so it is not one of config.ts's commands.
+const COMMANDS: Record<CommandName | 'check', string> = {
   gateway: 'the gRPC front end: sync calls in-process, async calls into Redis',
   worker: 'runs async jobs from Redis through your app',
   dev: 'gateway and worker in one process (starts a private redis-server if none answers)',
@@ -23,6 +25,7 @@ const COMMANDS: Record<CommandName, string> = {
   resume: 'resume <level>: let workers take a paused level again',
   delete: 'delete <id>: remove a waiting or retrying job',
   dashboard: 'the dashboard on its own port, for a deployment without a gateway at hand',
+  check: CHECK_SUMMARY,
 };
 
 function usage(): string {
@@ -112,6 +115,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  if (command === 'check') return runCheck(rest);
   const name = command as CommandName;
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${COMMANDS[name]}\n\n${helpText(name)}\n`);

@@ -1,0 +1,307 @@
+-- The state checker's atomic steps (`switchyard check`, shared/store/check/): it gathers a
+-- partition with plain reads while the deployment runs, so every problem it suspects is
+-- confirmed here, in one atomic read, before it is reported; and every repair re-checks its
+-- condition here before it writes (a repair whose condition no longer holds writes nothing).
+-- KEYS[1..19]: the common layout   KEYS[20] {p}:delayed   KEYS[21] {p}:dead   KEYS[22] {p}:workers
+-- ARGV[1] key prefix with its hash tag, "{p}" (to name worker hashes and inboxes)
+-- ARGV[2] worker ids to search besides those in {p}:workers, separated by "\n" (hashes found
+--         by SCAN whose worker is not registered)
+-- ARGV[3] 'probe' or 'repair'
+-- probe:  ARGV[4..] probes, each a name then its arguments (see PROBES below for how many);
+--         writes nothing. Output: one result per probe, in order.
+-- repair: ARGV[4] action, ARGV[5..] its arguments (see REPAIRS below).
+--         Output: 1 repaired, 0 not done (its condition no longer holds).
+-- A place is named by three words: queue <level> execute|discard, last <level> <key>,
+-- run <worker> <token>, delayed <due|''> '', dead '' '', done '' '', inbox <worker> ''.
+local tag, extraWorkers, mode = ARGV[1], ARGV[2], ARGV[3]
+
+local function workerHash(worker)
+  return tag .. ':worker:' .. worker
+end
+
+-- Every worker id that may hold runs: registered ones, and those the caller found by SCAN.
+local function knownWorkers()
+  local ids, seen = {}, {}
+  for _, w in ipairs(redis.call('ZRANGE', KEYS[22], 0, -1)) do
+    ids[#ids + 1], seen[w] = w, true
+  end
+  for w in string.gmatch(extraWorkers, '[^\n]+') do
+    if not seen[w] then ids[#ids + 1], seen[w] = w, true end
+  end
+  return ids
+end
+
+-- Calls fn(element) for each element of a list or sorted set, a thousand at a time.
+local function eachOf(key, isZset, fn)
+  local from = 0
+  while true do
+    local chunk = redis.call(isZset and 'ZRANGE' or 'LRANGE', key, from, from + 999)
+    for _, element in ipairs(chunk) do fn(element) end
+    if #chunk < 1000 then return end
+    from = from + 1000
+  end
+end
+
+local function deadJobId(entry)
+  local payload = deadPayloadOf(entry)
+  return payload and jobId(payload)
+end
+
+-- How many jobs of each id a list holds, counted once per call of this script.
+local idCounts = {}
+local function idsInList(key, idOf)
+  if not idCounts[key] then
+    local counts = {}
+    eachOf(key, false, function(element)
+      local id = idOf(element)
+      if id then counts[id] = (counts[id] or 0) + 1 end
+    end)
+    idCounts[key] = counts
+  end
+  return idCounts[key]
+end
+
+local function queueKey(level, policy)
+  return qkey(tonumber(level), policy == 'discard' and 2 or 1)
+end
+
+-- How many times the job `id` is at a place.
+local function idAt(id, kind, a, b)
+  if kind == 'queue' then return idsInList(queueKey(a, b), jobId)[id] or 0 end
+  if kind == 'dead' then return idsInList(KEYS[21], deadJobId)[id] or 0 end
+  if kind == 'done' then return redis.call('ZSCORE', KEYS[19], id) and 1 or 0 end
+  local payload
+  if kind == 'last' then payload = redis.call('HGET', qkey(tonumber(a), 3), b) end
+  if kind == 'run' then payload = redis.call('HGET', workerHash(a), b) end
+  if payload then return jobId(payload) == id and 1 or 0 end
+  if kind == 'delayed' then
+    local n = 0
+    local due = a ~= '' and a or nil
+    local members = due and redis.call('ZRANGEBYSCORE', KEYS[20], due, due) or redis.call('ZRANGE', KEYS[20], 0, -1)
+    for _, member in ipairs(members) do
+      if jobId(member) == id then n = n + 1 end
+    end
+    return n
+  end
+  return 0
+end
+
+-- How many times these exact bytes are at a place.
+local function holds(kind, a, b, value)
+  local list
+  if kind == 'queue' then list = queueKey(a, b) end
+  if kind == 'dead' then list = KEYS[21] end
+  if kind == 'inbox' then list = workerHash(a) .. ':inbox' end
+  if list then return #redis.call('LPOS', list, value, 'COUNT', 0) end
+  if kind == 'delayed' then return redis.call('ZSCORE', KEYS[20], value) and 1 or 0 end
+  if kind == 'last' then return redis.call('HGET', qkey(tonumber(a), 3), b) == value and 1 or 0 end
+  if kind == 'run' then return redis.call('HGET', workerHash(a), b) == value and 1 or 0 end
+  return 0
+end
+
+-- The place an index entry points to, as three words (nil for an entry of no known form).
+local function placeOfEntry(where)
+  local level, policy = string.match(where, '^wL([12]):(%a+)$')
+  if level and (policy == 'execute' or policy == 'discard') then return 'queue', level, policy end
+  local lastLevel, key = string.match(where, '^wL([12]):last\n(.*)$')
+  if lastLevel then return 'last', lastLevel, key end
+  local token, worker = string.match(where, '^r%d+:(%d+):(.+)$')
+  if token then return 'run', worker, token end
+  local due = string.match(where, '^t(%d+)$')
+  if due then return 'delayed', due, '' end
+  if where == 'x' then return 'dead', '', '' end
+  if string.match(where, '^d%d+:') then return 'done', '', '' end
+  return nil
+end
+
+local function idAtEntry(id, where)
+  local kind, a, b = placeOfEntry(where)
+  if not kind then return 0 end
+  return idAt(id, kind, a, b)
+end
+
+-- The run holding a token: its worker and payload, or nil.
+local function runOf(token)
+  for _, worker in ipairs(knownWorkers()) do
+    local payload = redis.call('HGET', workerHash(worker), token)
+    if payload then return worker, payload end
+  end
+  return nil
+end
+
+-- Where the message `id` of a `last` key is, if anywhere: waiting, running, delayed or dead
+-- with that key. Reads every run, the delayed set and the dead list: only on a suspicion.
+local function newestAlive(level, key, id)
+  local function ofKey(payload)
+    if jobId(payload) ~= id then return false end
+    local route = routeOf(payload)
+    return route ~= nil and route.level == tonumber(level) and route.key == key
+  end
+  local waiting = redis.call('HGET', qkey(tonumber(level), 3), key)
+  if waiting and ofKey(waiting) then return 'waiting' end
+  for _, worker in ipairs(knownWorkers()) do
+    for _, payload in ipairs(redis.call('HVALS', workerHash(worker))) do
+      if ofKey(payload) then return 'running' end
+    end
+  end
+  local found = false
+  eachOf(KEYS[20], true, function(payload) found = found or ofKey(payload) end)
+  if found then return 'delayed' end
+  eachOf(KEYS[21], false, function(entry)
+    local payload = deadPayloadOf(entry)
+    found = found or (payload ~= nil and ofKey(payload))
+  end)
+  if found then return 'dead' end
+  return false
+end
+
+-- Messages of each level in the delayed set, read with the scripts' own routeOf.
+local function delayedByLevel()
+  local n = { 0, 0 }
+  eachOf(KEYS[20], true, function(payload)
+    local route = routeOf(payload)
+    if route then n[route.level] = n[route.level] + 1 end
+  end)
+  return n
+end
+
+-- Decimal strings of any length: is a < b?
+local function lessThan(a, b)
+  a, b = string.gsub(a, '^0+', ''), string.gsub(b, '^0+', '')
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+
+if mode == 'probe' then
+  local PROBES = {
+    entry = { 1, function(id) return redis.call('HGET', KEYS[17], id) end },
+    idAt = { 4, idAt },
+    idAtEntry = { 2, idAtEntry },
+    holds = { 4, holds },
+    route = {
+      1,
+      function(payload)
+        local r = routeOf(payload)
+        return r and { r.id, r.level, r.policy, r.key or '' } or false
+      end,
+    },
+    hget = { 2, function(suffix, field) return redis.call('HGET', tag .. ':' .. suffix, field) end },
+    get = { 1, function(suffix) return redis.call('GET', tag .. ':' .. suffix) end },
+    inLine = { 2, function(level, key) return #redis.call('LPOS', qkey(tonumber(level), 4), key, 'COUNT', 0) end },
+    runOf = {
+      1,
+      function(token)
+        local worker, payload = runOf(token)
+        return worker and { worker, payload } or false
+      end,
+    },
+    worker = {
+      1,
+      function(worker)
+        return { redis.call('HLEN', workerHash(worker)), redis.call('LLEN', workerHash(worker) .. ':inbox'), redis.call('ZSCORE', KEYS[22], worker) or '' }
+      end,
+    },
+    now = { 0, function() return redisNowMs() end },
+    delayedByLevel = { 0, delayedByLevel },
+    newestAlive = { 3, newestAlive },
+  }
+  local out = {}
+  local i = 4
+  while i <= #ARGV do
+    local probe = PROBES[ARGV[i]]
+    if not probe then return redis.error_reply('ERR checkState: unknown probe ' .. ARGV[i]) end
+    local arity, fn = probe[1], probe[2]
+    out[#out + 1] = fn(unpack(ARGV, i + 1, i + arity)) or false
+    i = i + 1 + arity
+  end
+  return out
+end
+
+local function running(level, key)
+  return redis.call('HEXISTS', KEYS[9], runningField(tonumber(level), key)) == 1
+end
+
+local function putInLine(level, key)
+  redis.call('RPUSH', qkey(tonumber(level), 4), key)
+  wake(tonumber(level))
+end
+
+local REPAIRS = {
+  -- The job is at the place (these exact bytes) and the entry still reads `old` ('' none),
+  -- which points to no copy of it: the entry is set to where the job is.
+  setEntry = function(id, old, new, kind, a, b, payload)
+    local current = redis.call('HGET', KEYS[17], id)
+    if (current or '') ~= old or holds(kind, a, b, payload) == 0 then return 0 end
+    if old ~= '' and idAtEntry(id, old) > 0 then return 0 end
+    redis.call('HSET', KEYS[17], id, new)
+    return 1
+  end,
+  -- The entry still reads `where` and nothing is there with that id: it goes.
+  dropEntry = function(id, where)
+    if redis.call('HGET', KEYS[17], id) ~= where or idAtEntry(id, where) > 0 then return 0 end
+    redis.call('HDEL', KEYS[17], id)
+    return 1
+  end,
+  -- A held key whose run is in no worker's hash: released, and its waiting message put in line.
+  release = function(level, key, token)
+    if redis.call('HGET', KEYS[9], runningField(tonumber(level), key)) ~= token or runOf(token) then return 0 end
+    redis.call('HDEL', KEYS[9], runningField(tonumber(level), key))
+    if redis.call('HEXISTS', qkey(tonumber(level), 3), key) == 1 and not redis.call('LPOS', qkey(tonumber(level), 4), key) then putInLine(level, key) end
+    return 1
+  end,
+  -- A waiting `last` message whose key is neither in line nor running: put in line, at the front.
+  lineUp = function(level, key)
+    if redis.call('HEXISTS', qkey(tonumber(level), 3), key) == 0 or running(level, key) or redis.call('LPOS', qkey(tonumber(level), 4), key) then return 0 end
+    putInLine(level, key)
+    return 1
+  end,
+  -- A key in line more than once: the copies nearest the head go, the one nearest the tail (next to run) stays.
+  dedupeLine = function(level, key)
+    local n = #redis.call('LPOS', qkey(tonumber(level), 4), key, 'COUNT', 0)
+    if n < 2 then return 0 end
+    redis.call('LREM', qkey(tonumber(level), 4), n - 1, key)
+    return 1
+  end,
+  -- A key in line with no message waiting and no run: out of the line.
+  unline = function(level, key)
+    if redis.call('HEXISTS', qkey(tonumber(level), 3), key) == 1 or running(level, key) then return 0 end
+    return redis.call('LREM', qkey(tonumber(level), 4), 0, key) > 0 and 1 or 0
+  end,
+  -- A newest mark pointing to a message of that key that is nowhere: it goes.
+  dropNewest = function(level, key, id)
+    if redis.call('HGET', newestKey(tonumber(level)), key) ~= id or newestAlive(level, key, id) then return 0 end
+    redis.call('HDEL', newestKey(tonumber(level)), key)
+    return 1
+  end,
+  recountDelayed = function()
+    local n = delayedByLevel()
+    redis.call('HSET', KEYS[10], 'L1:delayed', n[1], 'L2:delayed', n[2])
+    return 1
+  end,
+  -- The run counter raised to the largest token in use, so the next token is above all of them.
+  raiseRuns = function(max)
+    local runs = redis.call('GET', KEYS[14])
+    if runs and not lessThan(runs, max) then return 0 end
+    redis.call('SET', KEYS[14], max)
+    return 1
+  end,
+  -- A finished job kept for lookup whose index entry says something else: out of {p}:done.
+  undone = function(id)
+    local where = redis.call('HGET', KEYS[17], id)
+    if (where and string.sub(where, 1, 1) == 'd') or not redis.call('ZSCORE', KEYS[19], id) then return 0 end
+    redis.call('ZREM', KEYS[19], id)
+    return 1
+  end,
+  -- Runs in the hash of a worker that is not registered: registered with a lease that ran out
+  -- long ago, so the next recovery pass of any worker hands them back (attempt + 1).
+  adopt = function(worker)
+    if redis.call('ZSCORE', KEYS[22], worker) then return 0 end
+    if redis.call('EXISTS', workerHash(worker), workerHash(worker) .. ':inbox') == 0 then return 0 end
+    redis.call('ZADD', KEYS[22], 0, worker)
+    return 1
+  end,
+}
+
+local repair = REPAIRS[ARGV[4]]
+if not repair then return redis.error_reply('ERR checkState: unknown repair ' .. tostring(ARGV[4])) end
+return repair(unpack(ARGV, 5))
