@@ -24,6 +24,9 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
   const { server: adminServer, port: adminPort } = admin ?? (await startAdmin(config));
   const redis = createRedis(config.redis, 'gateway');
   const queues = new Queues(redis, config.prefix, config.partitions);
+  // Connecting starts before the port binds; an async call that arrives first waits for the
+  // connection within its own deadline (server/queue-enqueuer.ts) rather than failing.
+  const connected = connectQuietly(redis);
   let serving = false;
   adminServer.addReadiness('gateway', () => ({ ready: serving && redis.status === 'ready', detail: { serving, redis: redis.status } }));
   registerQueueGauges(adminServer.metrics, () => queues.gauges());
@@ -50,10 +53,11 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
   try {
     port = await gateway.start();
   } catch (err) {
+    redis.disconnect();
     if (ownAdmin) await adminServer.stop();
     throw isAddressInUse(err) ? portTaken('--port', config.host, config.port) : err;
   }
-  if (await connectQuietly(redis)) {
+  if (await connected) {
     await agreeOrStop(queues, async () => {
       await gateway.stop(0);
       if (ownAdmin) await adminServer.stop();

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { log } from '../shared/ops/log';
-import { rpcServiceDefinition, type Input, type Output } from '../shared/call/wire';
+import { rpcServiceDefinition } from '../shared/call/wire';
 import { createRpcHandler, type RpcServiceOptions } from './rpc-service';
 
 export interface GatewayOptions extends RpcServiceOptions {
@@ -34,16 +34,40 @@ grpc.setLogger({
   debug: (...args: unknown[]) => log.trace({ event: 'grpc' }, args.join(' ')),
 });
 
-function withBearerToken(token: string, handler: grpc.handleUnaryCall<Input, Output>): grpc.handleUnaryCall<Input, Output> {
+/**
+ * Checks the bearer token on the call's headers, before its message is read: a call without the
+ * token is answered UNAUTHENTICATED at once and its body is never buffered (grpc-js keeps the
+ * stream paused until the handler asks for the message, and drops what arrives after the status).
+ * The health service needs no token.
+ */
+function bearerTokenInterceptor(token: string): grpc.ServerInterceptor {
   const expected = Buffer.from(`Bearer ${token}`);
-  return (call, callback) => {
-    const given = Buffer.from(String(call.metadata.get('authorization')[0] ?? ''));
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      callback({ code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong bearer token' });
-      return;
-    }
-    handler(call, callback);
+  const authorized = (metadata: grpc.Metadata): boolean => {
+    const given = Buffer.from(String(metadata.get('authorization')[0] ?? ''));
+    return given.length === expected.length && timingSafeEqual(given, expected);
   };
+  return (method, call) => {
+    if (!method.path.startsWith(`/${SERVICE_NAME}/`)) return new grpc.ServerInterceptingCall(call);
+    return new grpc.ServerInterceptingCall(call, {
+      start(next) {
+        next({
+          onReceiveMetadata(metadata, pass) {
+            if (authorized(metadata)) pass(metadata);
+            else call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong bearer token' });
+          },
+        });
+      },
+    });
+  };
+}
+
+/**
+ * The largest Input message: the params text plus its protobuf framing (a 1-byte tag and a
+ * length of at most 5 bytes). grpc-js refuses a larger message from its 5-byte length prefix,
+ * with RESOURCE_EXHAUSTED, before reading it; only that is possible above this limit.
+ */
+export function maxInputBytes(maxParamsBytes: number): number {
+  return maxParamsBytes + 6;
 }
 
 function serverCredentials(tls: GatewayOptions['tls']): grpc.ServerCredentials {
@@ -54,16 +78,14 @@ function serverCredentials(tls: GatewayOptions['tls']): grpc.ServerCredentials {
 
 export function createGateway(options: GatewayOptions): Gateway {
   const server = new grpc.Server({
-    // Room above --max-params so an oversized params gets a 400 that says so, not a transport error.
-    'grpc.max_receive_message_length': options.maxParamsBytes * 2 + 1024,
+    'grpc.max_receive_message_length': maxInputBytes(options.maxParamsBytes),
     'grpc.max_send_message_length': -1,
     // Channelz bookkeeping runs on every call; nothing here reads it.
     'grpc.enable_channelz': 0,
+    interceptors: options.token ? [bearerTokenInterceptor(options.token)] : [],
   });
   const rpc = createRpcHandler(options);
-  let handler = rpc.handle;
-  if (options.token) handler = withBearerToken(options.token, handler);
-  server.addService(rpcServiceDefinition, { handel: handler, handle: handler });
+  server.addService(rpcServiceDefinition, { handel: rpc.handle, handle: rpc.handle });
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   health.addToServer(server);

@@ -8,10 +8,17 @@ import { RunAbort } from '../shared/call/run-abort';
 import { parseParams, type CallRequest, type ParamsLimits } from '../shared/call/params';
 import { type Input, type Output } from '../shared/call/wire';
 
-/** Puts an async call into the queues; answers 201/409/503 (docs/protocol.md, section 3). */
+/** Puts an async call into the queues; answers 201/200/409/503 (docs/protocol.md, section 3). */
 export interface Enqueuer {
-  enqueue(request: CallRequest): Promise<Reply>;
+  /** `connectWaitMs`: how long the call may wait for a Redis connection that is not ready yet. */
+  enqueue(request: CallRequest, connectWaitMs: number): Promise<Reply>;
 }
+
+/**
+ * An async call waiting for Redis answers this long before the caller's gRPC deadline, so the
+ * caller reads the 503 that says "not queued" instead of a DEADLINE_EXCEEDED that says nothing.
+ */
+const ANSWER_BEFORE_DEADLINE_MS = 100;
 
 export interface RpcServiceOptions extends ParamsLimits {
   app: LoadedApp;
@@ -59,7 +66,11 @@ export function createRpcHandler(options: RpcServiceOptions): RpcHandler {
       call.once('cancelled', () => abort.abort(new Error('the caller cancelled the call')));
       pending = dispatch(options.app, request, { timeoutMs, debug: options.debug, abort });
     } else if (options.queue) {
-      pending = options.queue.enqueue(request);
+      // A gateway still connecting (or reconnecting) is no reason to fail a call that can wait:
+      // it waits within its own deadline, the shorter of the gRPC one and its `timeout`, and
+      // never longer than --timeout.
+      const connectWaitMs = Math.min(options.defaultTimeoutMs, request.timeoutMs ?? Infinity, remainingMs(call) - ANSWER_BEFORE_DEADLINE_MS);
+      pending = options.queue.enqueue(request, connectWaitMs);
     } else {
       pending = Promise.resolve(replyFor(noQueueConfigured()));
     }

@@ -1,4 +1,5 @@
 // Input.params: JSON text → a validated CallRequest, or a 400 naming the offending field.
+import { METHODS } from 'node:http';
 import { z } from 'zod';
 import { badParams } from '../errors';
 
@@ -10,6 +11,8 @@ export interface QueueDetail {
   policy: Policy;
   /** Coalescing key of `last` (default `METHOD url`). */
   key: string;
+  /** The caller's own job id: a retry with the same id answers the job already known (`duplicate`). */
+  id?: string;
   ttlMs?: number;
   /** This job's own --attempts and --backoff. */
   attempts?: number;
@@ -49,24 +52,60 @@ function shown(input: unknown): string {
 /** A zod error hook: "required" for a missing field, else what was expected and what came. */
 const expected = (what: string) => (issue: { input?: unknown }) => (issue.input === undefined ? 'required' : `expected ${what}, got ${shown(issue.input)}`);
 
+/** A lone UTF-16 surrogate cannot be written as UTF-8: Redis would get U+FFFD instead, and the copies of a key would differ. */
+const isWellFormed = (text: string): boolean => (text as string & { isWellFormed(): boolean }).isWellFormed();
+const LONE_SURROGATE = 'contains a lone UTF-16 surrogate (not valid Unicode text)';
+
 const headerName = z
   .string()
   .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'header names are HTTP tokens')
   .refine((k) => !FORBIDDEN_KEYS.has(k.toLowerCase()), 'header name is not allowed');
 
-const seconds = z.number({ error: expected('a number of seconds') });
+/**
+ * Every number of params has a finite range (JSON.parse reads `1e999` as Infinity, which zod
+ * refuses as not a number). Durations are stored as whole milliseconds (the Lua scripts read
+ * them with %d+), so a positive duration under 1 ms, which would round to 0, is refused too.
+ */
+export const RANGES = {
+  timeout: { min: 0.001, max: 86_400 },
+  ttl: { min: 0.001, max: 30 * 86_400 },
+  attempts: { min: 1, max: 1000 },
+  backoff: { min: 0.001, max: 3600 },
+  job_timeout: { min: 0.001, max: 86_400 },
+  delay: { min: 0, max: 30 * 86_400 },
+} as const;
+
+/** Seconds within a range of RANGES that starts at 1 ms (`maxText` says its end in words). */
+const positiveSeconds = (range: { min: number; max: number }, maxText: string) =>
+  z
+    .number({ error: expected('a number of seconds') })
+    .positive('must be more than 0')
+    .min(range.min, 'at least 0.001 seconds (1 ms)')
+    .max(range.max, `at most ${maxText}`);
+
+/** The verbs Node's HTTP server accepts: a route never sees another one over HTTP, so it does not over gRPC either. */
+const HTTP_METHODS = new Set(METHODS);
+
+/** The caller's job id: the characters every script reads in an id ([%w_-]+ in Lua). */
+export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
 
 const schema = z.object({
   url: z
     .string({ error: expected('a string') })
     .min(1, 'must not be empty')
     .max(8192, 'longer than 8192 characters')
-    .regex(/^\/[^\s#]*$/, 'must be a path starting with "/" (no spaces, no fragment)'),
-  method: z.string({ error: expected('a string') }).regex(/^[A-Za-z]{1,16}$/, 'must be an HTTP verb such as GET or POST'),
-  headers: z.record(headerName, z.string({ error: expected('a string') }), { error: expected('an object of strings') }).optional(),
+    .regex(/^\/[^\s#]*$/, 'must be a path starting with "/" (no spaces, no fragment)')
+    .refine(isWellFormed, LONE_SURROGATE),
+  method: z
+    .string({ error: expected('a string') })
+    .regex(/^[A-Za-z]{1,16}$/, 'must be an HTTP verb such as GET or POST')
+    .refine((m) => HTTP_METHODS.has(m.toUpperCase()), 'must be an HTTP verb such as GET or POST'),
+  headers: z
+    .record(headerName, z.string({ error: expected('a string') }).refine(isWellFormed, LONE_SURROGATE), { error: expected('an object of strings') })
+    .optional(),
   content: z.unknown().optional(),
   reply: z.boolean({ error: expected('true or false') }).optional(),
-  timeout: seconds.positive('must be more than 0').max(86_400, 'at most 86400 seconds').optional(),
+  timeout: positiveSeconds(RANGES.timeout, '86400 seconds').optional(),
   queue_detail: z
     .object(
       {
@@ -76,25 +115,34 @@ const schema = z.object({
           .string({ error: expected('a string') })
           .min(1, 'must not be empty')
           .max(1024, 'longer than 1024 characters')
+          .refine(isWellFormed, LONE_SURROGATE)
           .optional(),
-        ttl: seconds.positive('must be more than 0').optional(),
+        id: z
+          .string({ error: expected('a string') })
+          .regex(JOB_ID_PATTERN, 'must be 1 to 100 letters, digits, "_" or "-"')
+          .optional(),
+        ttl: positiveSeconds(RANGES.ttl, '2592000 seconds (30 days)').optional(),
         attempts: z
           .number({ error: expected('a whole number of runs') })
           .int('must be a whole number')
-          .min(1, 'at least 1')
-          .max(1000, 'at most 1000')
+          .min(RANGES.attempts.min, 'at least 1')
+          .max(RANGES.attempts.max, 'at most 1000')
           .optional(),
-        backoff: seconds.positive('must be more than 0').max(3600, 'at most 3600 seconds').optional(),
-        job_timeout: seconds.positive('must be more than 0').max(86_400, 'at most 86400 seconds').optional(),
-        delay: seconds
-          .min(0, 'must not be negative')
-          .max(30 * 86_400, 'at most 30 days')
+        backoff: positiveSeconds(RANGES.backoff, '3600 seconds').optional(),
+        job_timeout: positiveSeconds(RANGES.job_timeout, '86400 seconds').optional(),
+        delay: z
+          .number({ error: expected('a number of seconds') })
+          .min(RANGES.delay.min, 'must not be negative')
+          .max(RANGES.delay.max, 'at most 2592000 seconds (30 days)')
           .optional(),
       },
       { error: expected('an object') },
     )
     .optional(),
 });
+
+/** Seconds as the whole milliseconds the payload carries (never -0). */
+const millis = (seconds: number): number => Math.round(seconds * 1000) + 0;
 
 /** The field an issue is about (`queue_detail.level`, `headers["x y"]`) and what is wrong with it. */
 function describe(issue: z.core.$ZodIssue): [string, string] {
@@ -185,17 +233,19 @@ export function parseParams(text: string, limits: ParamsLimits): CallRequest {
   const method = p.method.toUpperCase();
   const reply = p.reply ?? true;
   const request: CallRequest = { url: p.url, method, headers, content, reply };
-  if (p.timeout !== undefined) request.timeoutMs = Math.round(p.timeout * 1000);
+  if (p.timeout !== undefined) request.timeoutMs = millis(p.timeout);
   if (!reply) {
     const q = p.queue_detail;
     if (!q) throw badParams('queue_detail', 'required when reply is false');
     request.queue = { level: q.level, policy: q.limit_policy, key: q.key ?? `${method} ${p.url}` };
-    if (q.ttl !== undefined) request.queue.ttlMs = Math.round(q.ttl * 1000);
+    if (q.id !== undefined) request.queue.id = q.id;
+    if (q.ttl !== undefined) request.queue.ttlMs = millis(q.ttl);
     if (q.attempts !== undefined) request.queue.attempts = q.attempts;
-    if (q.backoff !== undefined) request.queue.backoffMs = Math.round(q.backoff * 1000);
-    if (q.delay) request.queue.delayMs = Math.round(q.delay * 1000);
+    if (q.backoff !== undefined) request.queue.backoffMs = millis(q.backoff);
+    const delayMs = q.delay === undefined ? 0 : millis(q.delay);
+    if (delayMs > 0) request.queue.delayMs = delayMs;
     // The job's own deadline wins over the call's timeout, which wins over --job-timeout.
-    if (q.job_timeout !== undefined) request.timeoutMs = Math.round(q.job_timeout * 1000);
+    if (q.job_timeout !== undefined) request.timeoutMs = millis(q.job_timeout);
   }
   return request;
 }
