@@ -48,9 +48,13 @@ class ConnectionReady {
     });
   }
 
+  ready(): boolean {
+    return this.redis.status === 'ready';
+  }
+
   /** True once the connection is ready, false when `waitMs` passed first. */
   wait(waitMs: number): Promise<boolean> {
-    if (this.redis.status === 'ready') return Promise.resolve(true);
+    if (this.ready()) return Promise.resolve(true);
     if (!(waitMs > 0)) return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = (ready: boolean): void => {
@@ -77,7 +81,7 @@ export class QueueEnqueuer implements Enqueuer {
   }
 
   async enqueue(request: CallRequest, connectWaitMs: number): Promise<Reply> {
-    if (!(await this.connection.wait(connectWaitMs))) {
+    if (!this.connection.ready() && !(await this.connection.wait(connectWaitMs))) {
       this.noteFailure(`no connection to Redis within ${Math.max(0, Math.round(connectWaitMs))} ms`);
       return replyFor(notQueued('no connection to Redis'));
     }

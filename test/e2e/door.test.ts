@@ -265,6 +265,23 @@ describe('a 503 says what is known, and a gateway still connecting makes calls w
     }
   });
 
+  test('Redis demoted to a replica (READONLY, as after a failover): "not queued"', async () => {
+    const prefix = uniquePrefix('door');
+    const gateway = await inProcessGateway(APP, redis.url, prefix);
+    try {
+      expect((await rawCall(asyncParams(), { address: gateway.address })).status).toBe(201);
+      // A replica of a master that does not answer: it refuses every write, and stays so.
+      await redis.admin.call('REPLICAOF', '127.0.0.1', String(await freePort()));
+      const refused = await many(5, gateway.address, 3);
+      report(`READONLY: ${JSON.stringify(refused.map((a) => a.status))}: ${JSON.stringify(refused[0].data)}`);
+      for (const a of refused) expect([a.status, a.data]).toEqual([503, expect.stringMatching(NOT_QUEUED)]);
+      expect(await waiting(prefix)).toBe(1);
+    } finally {
+      await redis.admin.call('REPLICAOF', 'NO', 'ONE');
+      await gateway.stop();
+    }
+  });
+
   test('Redis full (maxmemory, noeviction): "Redis is full", nothing queued; with room again, 201', async () => {
     const prefix = uniquePrefix('door');
     const gateway = await inProcessGateway(APP, redis.url, prefix);
