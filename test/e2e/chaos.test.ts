@@ -1,6 +1,9 @@
 // Chaos, end to end: four real worker processes under a minute of steady `last` and `execute`
-// traffic while a driver freezes them (SIGSTOP shorter and longer than the lease) and kills
-// them (SIGKILL, then a replacement). Every run is recorded in a second Redis that nothing
+// traffic while a driver freezes them (SIGSTOP shorter and longer than the lease), kills
+// them (SIGKILL, then a replacement), drops the Redis connections of one role of the processes
+// (CLIENT KILL: gateway, worker, blocking or lease) and pauses Redis's clients (CLIENT PAUSE).
+// Callers name their jobs (queue_detail.id) and send a call again after an answer that leaves
+// the outcome open (503, a transport error): nothing is queued twice. Every run is recorded in a second Redis that nothing
 // stops; afterwards the run records, the send log and the chaos log are checked against the
 // delivery guarantees (docs/protocol.md section 5), and one summary line gives the figures.
 import path from 'node:path';
@@ -12,7 +15,10 @@ import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'chaos-app.js');
 const LEASE_MS = 2000;
-const WORKER_FLAGS = ['--lease', '2s', '--job-timeout', '10s', '--attempts', '50', '--concurrency', '8', '--backoff', '100ms'];
+// Finished jobs stay known (--keep-done) so that a caller's repeat of a call finds them: duplicate.
+const WORKER_FLAGS = ['--lease', '2s', '--job-timeout', '10s', '--attempts', '50', '--concurrency', '8', '--backoff', '100ms', '--keep-done', '10m'];
+/** Connection roles whose connections a Redis fault drops (shared/store/redis.ts). */
+const ROLES = ['gateway', 'worker', 'blocking', 'lease'] as const;
 const WORKERS = 4;
 const CHAOS_MS = 60_000;
 const DRAIN_MS = 60_000;
@@ -50,6 +56,8 @@ interface Sent {
   /** Date.now() when the answer came: an upper bound of when Redis accepted it. */
   answeredAt: number;
   error?: string;
+  /** Answers before the final one that left the outcome open (a 503, a transport error): the call was sent again with its id. */
+  retried: number;
 }
 
 interface Freeze {
@@ -62,6 +70,15 @@ interface Freeze {
 interface Kill {
   pid: number;
   killAt: number;
+}
+
+/** A fault in Redis itself: a role's connections dropped, or every client paused. */
+interface RedisFault {
+  kind: 'cut' | 'pause';
+  role?: (typeof ROLES)[number];
+  at: number;
+  ms?: number;
+  connections?: number;
 }
 
 let queueRedis: TestRedis;
@@ -79,6 +96,7 @@ const live = new Map<number, SwitchyardProcess>();
 const busy = new Set<number>();
 const freezes: Freeze[] = [];
 const kills: Kill[] = [];
+const redisFaults: RedisFault[] = [];
 
 beforeAll(async () => {
   [queueRedis, recordRedis] = await Promise.all([startRedis(), startRedis()]);
@@ -134,9 +152,37 @@ async function killAndReplace(w: SwitchyardProcess): Promise<void> {
   await addWorker();
 }
 
-/** Every 2–4 s, one action on a random worker that is not under one already. */
+/** Drops every connection of one role to the queue Redis, wherever its commands are. */
+async function cutConnections(role: (typeof ROLES)[number]): Promise<void> {
+  const at = Date.now();
+  const ids = String(await queue.client('LIST'))
+    .split('\n')
+    .filter((line) => line.includes(` name=switchyard-${role} `))
+    .map((line) => /^id=(\d+) /.exec(line)?.[1])
+    .filter((id): id is string => id !== undefined);
+  for (const id of ids) await queue.client('KILL', 'ID', id);
+  redisFaults.push({ kind: 'cut', role, at, connections: ids.length });
+}
+
+/** Every client of the queue Redis waits (shorter than the lease: nothing may be lost to it). */
+async function pauseClients(ms: number): Promise<void> {
+  const at = Date.now();
+  await queue.client('PAUSE', ms, 'ALL');
+  redisFaults.push({ kind: 'pause', at, ms });
+  await sleep(ms);
+}
+
+/** Every 1–2 s a Redis fault; every 2–4 s one action on a random worker that is not under one already. */
 async function chaos(until: number): Promise<void> {
   const actions: Array<Promise<void>> = [];
+  const faults = (async () => {
+    for (;;) {
+      await sleep(between(1000, 2000));
+      if (Date.now() >= until) break;
+      await (Math.random() < 0.7 ? cutConnections(pick(ROLES)) : pauseClients(between(200, 1000)));
+    }
+  })();
+  actions.push(faults);
   for (;;) {
     await sleep(between(2000, 4000));
     if (Date.now() >= until) break;
@@ -174,7 +220,7 @@ async function traffic(address: string, until: number): Promise<Sent[]> {
   };
   const sendOne = async (): Promise<void> => {
     let key: KeyState | undefined;
-    let message: Omit<Sent, 'status' | 'state' | 'answeredAt'>;
+    let message: Omit<Sent, 'status' | 'state' | 'answeredAt' | 'retried'>;
     if (Math.random() < EXECUTE_SHARE) {
       message = { policy: 'execute', level: Math.random() < 0.7 ? 1 : 2, key: null, version: null, seq: ++seq };
     } else {
@@ -184,12 +230,32 @@ async function traffic(address: string, until: number): Promise<Sent[]> {
       message = { policy: 'last', level: key.level, key: key.name, version: ++key.version, seq: null };
     }
     const content = message.policy === 'last' ? { key: message.key, version: message.version } : { seq: message.seq };
+    // The caller's own id: an answer that leaves the outcome open is followed by the same call
+    // again, which answers `duplicate` if the first one was queued after all.
+    const id = `${message.policy === 'last' ? `${message.key}v${message.version}` : `s${message.seq}`}-L${message.level}`;
+    let retried = 0;
     try {
-      const answer = await send('/apply', { address, level: message.level, policy: message.policy, key: message.key ?? undefined, content, deadline: 10 });
-      const data = answer.data as { state?: string };
-      sent.push({ ...message, status: answer.status, state: data?.state ?? null, answeredAt: Date.now() });
+      for (;;) {
+        let answer;
+        try {
+          answer = await send('/apply', { address, level: message.level, policy: message.policy, key: message.key ?? undefined, content, deadline: 10, id });
+        } catch (err) {
+          if (Date.now() > until + 20_000) throw err;
+          retried++;
+          await sleep(100);
+          continue;
+        }
+        if (answer.status === 503 && Date.now() <= until + 20_000) {
+          retried++;
+          await sleep(100);
+          continue;
+        }
+        const data = answer.data as { state?: string };
+        sent.push({ ...message, status: answer.status === 200 ? 201 : answer.status, state: data?.state ?? null, answeredAt: Date.now(), retried });
+        break;
+      }
     } catch (err) {
-      sent.push({ ...message, status: -1, state: null, answeredAt: Date.now(), error: (err as Error).message });
+      sent.push({ ...message, status: -1, state: null, answeredAt: Date.now(), error: (err as Error).message, retried });
     } finally {
       if (key) key.sending = false;
     }
@@ -479,6 +545,20 @@ function workerSummary(f: Figures): string {
   );
 }
 
+function redisFaultSummary(sent: Sent[]): string {
+  const cuts = redisFaults.filter((f) => f.kind === 'cut');
+  const byRole = ROLES.map((role) => {
+    const of = cuts.filter((f) => f.role === role);
+    return `${role} ${of.length} (${of.reduce((n, f) => n + (f.connections ?? 0), 0)} connections)`;
+  });
+  const pauses = redisFaults.filter((f) => f.kind === 'pause');
+  return (
+    `Redis faults: connections dropped ${byRole.join(', ')}; client pauses ${pauses.length} (${pauses.reduce((n, f) => n + (f.ms ?? 0), 0)} ms in all); ` +
+    `calls sent again with their id ${sent.filter((s) => s.retried > 0).length} (${sent.reduce((n, s) => n + s.retried, 0)} repeats), ` +
+    `answered duplicate ${sent.filter((s) => s.state === 'duplicate').length}`
+  );
+}
+
 function chaosLog(): string {
   const actions = [
     ...freezes.map((f) => ({ at: f.stopAt, text: `${t(f.stopAt)} SIGSTOP pid ${f.pid} for ${freezeMs(f)} ms` })),
@@ -543,6 +623,8 @@ test('a minute of SIGSTOP and SIGKILL under last/execute traffic: nothing lost, 
       replaced: c.replaced,
       answeredQueued: answered(level, 'queued'),
       answeredReplaced: answered(level, 'replaced'),
+      // A repeat that found its job known: the first call was accepted (queued or replaced), its answer lost.
+      answeredDuplicate: answered(level, 'duplicate'),
     };
   });
   // (f) a freeze longer than the lease is noticed at once on waking; one well inside it changes nothing
@@ -571,6 +653,7 @@ test('a minute of SIGSTOP and SIGKILL under last/execute traffic: nothing lost, 
   report(summary(chaosSeconds, drainSeconds, figures));
   report(workerSummary(figures));
   report(`actions ${chaosLog()}`);
+  report(redisFaultSummary(sent));
 
   const explain = {
     lost: lost.slice(0, 20),
@@ -588,13 +671,22 @@ test('a minute of SIGSTOP and SIGKILL under last/execute traffic: nothing lost, 
   expect(explain).toEqual({ lost: [], late: [], overlaps: [], fences: [] });
   expect(sent.filter((s) => s.status !== 201 && s.status !== 409)).toEqual([]);
   expect(sent.filter((s) => s.status === 409).every((s) => s.level === 2)).toBe(true);
+  // Each accepted message is counted once, whether its answer came or only its repeat's `duplicate`.
   for (const b of balance)
-    expect({ level: b.level, ended: b.ended, replaced: b.replaced }).toEqual({ level: b.level, ended: b.queued, replaced: b.answeredReplaced });
-  for (const b of balance) expect({ level: b.level, queued: b.queued }).toEqual({ level: b.level, queued: b.answeredQueued });
+    expect({ level: b.level, ended: b.ended, accepted: b.queued + b.replaced }).toEqual({
+      level: b.level,
+      ended: b.queued,
+      accepted: b.answeredQueued + b.answeredReplaced + b.answeredDuplicate,
+    });
+  for (const b of balance) expect(b.queued).toBeGreaterThanOrEqual(b.answeredQueued);
   // A woken process learns at once that its lease is gone; a freeze shorter than the lease never
   // costs it (renewals hold it for a lease and a tenth; 100 ms allowed for the signals' delivery).
   expect(longLags.every((lag) => lag !== undefined && lag < 1000)).toBe(true);
   expect(shortLosses.filter((f) => freezeMs(f) < LEASE_MS - 100).map((f) => `pid ${f.pid} ${t(f.stopAt)} – ${t(f.contAt)}`)).toEqual([]);
   // The chaos really happened.
   expect({ short: shortFreezes.length > 0, long: longFreezes.length > 0, kills: kills.length > 0 }).toEqual({ short: true, long: true, kills: true });
+  expect({
+    cuts: redisFaults.some((f) => f.kind === 'cut' && (f.connections ?? 0) > 0),
+    pauses: redisFaults.some((f) => f.kind === 'pause'),
+  }).toEqual({ cuts: true, pauses: true });
 }, 200_000);
