@@ -87,7 +87,7 @@ describe('the bearer token (defect 14)', () => {
     const before = memory(pid);
     // One 4 MB params (under the default --max-params of 4 MB), sent by every call: the test's own memory stays flat.
     const big = encodeStringField1(JSON.stringify({ url: '/ping', method: 'GET', pad: 'x'.repeat(4_000_000) }));
-    const client = new BytesClient(address, grpc.credentials.createInsecure()) as BytesClient;
+    const client = new BytesClient(address, grpc.credentials.createInsecure()) as unknown as BytesClient;
     let peak = before.rss;
     const sampler = setInterval(() => (peak = Math.max(peak, memory(pid).rss)), 5);
     const wrong = new grpc.Metadata();
@@ -114,7 +114,7 @@ describe('the bearer token (defect 14)', () => {
 describe('the receive limit (defect 14)', () => {
   test('is --max-params plus protobuf framing: a params just over it answers 400 saying so, a larger message RESOURCE_EXHAUSTED before it is read', async () => {
     const gateway = await inProcessGateway(APP, redis.url, uniquePrefix('door'), ['--max-params', '64kb', '--max-body', '32kb']);
-    const client = new BytesClient(gateway.address, grpc.credentials.createInsecure()) as BytesClient;
+    const client = new BytesClient(gateway.address, grpc.credentials.createInsecure()) as unknown as BytesClient;
     try {
       const max = 65_536;
       const paramsOf = (bytes: number): string => {
@@ -306,7 +306,7 @@ describe('a 503 says what is known, and a gateway still connecting makes calls w
     const prefix = uniquePrefix('door');
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
-    const client = new BytesClient(address, grpc.credentials.createInsecure()) as BytesClient;
+    const client = new BytesClient(address, grpc.credentials.createInsecure()) as unknown as BytesClient;
     // Redis holds every command, the connection's handshake included, for 3 s: the port binds meanwhile.
     await redis.admin.call('CLIENT', 'PAUSE', '3000', 'ALL');
     const starting = startSwitchyard('gateway', ['--app', APP, '--redis', redis.url, '--prefix', prefix, '--port', String(port), '--host', '127.0.0.1']);

@@ -9,6 +9,7 @@ import type { RunningPart } from '../../cli/gateway';
 import { call, closeClients, send } from '../../client';
 import { keysFor } from '../../shared/store/keys';
 import { BIN, inProcessGateway, killAll, sleep, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
+import { expectCleanState } from '../helpers/check-state';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
@@ -44,7 +45,10 @@ beforeEach(() => {
   prefix = uniquePrefix('rel');
   recordKey = `${prefix}:runs`;
 });
-afterEach(() => killAll());
+afterEach(async () => {
+  await killAll();
+  await expectCleanState(queueRedis.url, prefix);
+});
 
 async function gatewayWith(flags: string[] = []): Promise<RunningPart> {
   return inProcessGateway(APP, queueRedis.url, prefix, flags);
@@ -271,9 +275,10 @@ test('Redis stopped and restarted (appendonly) under steady load: sync never fai
   expect(metric('switchyard_call_seconds_count{kind="sync"}')).toBe(syncCalls);
   expect(metric('switchyard_calls_total{kind="async",status="201"}')).toBeGreaterThanOrEqual(accepted.length);
   expect(syncFailures).toEqual([]);
-  expect([...asyncStatuses.keys()].sort()).toEqual([201, 503]);
-  // In our words, not ioredis' ("Stream isn't writeable…").
-  expect([...unavailable]).toEqual(['queue unavailable: Redis is unreachable']);
+  // Calls wait for the connection within their deadline, so an outage need not produce a 503;
+  // one that does says what is known, in our words, not ioredis' ("Stream isn't writeable…").
+  expect([...asyncStatuses.keys()].every((status) => status === 201 || status === 503)).toBe(true);
+  for (const m of unavailable) expect(m).toMatch(/^queue unavailable: (not queued|outcome unknown): /);
   expect(readiness).toEqual([200, 503, 200]);
   const allRun = await waitFor(async () => {
     const seen = new Set((await runs()).map((r) => r.id));
