@@ -1,15 +1,18 @@
 // The dashboard on an admin port: the page and its assets (shipped in the package, nothing from
-// the internet), and the JSON API it polls. Reading needs nothing; every action that changes
-// state needs the admin token (compared in constant time), and without one configured the
-// dashboard is read-only. No secret of the process is ever part of an answer.
-import { timingSafeEqual } from 'node:crypto';
+// the internet), and the JSON API it polls. Who may see what is admin-access.ts: a foreign Host
+// is refused (DNS rebinding), job details are redacted except with the admin token or to
+// loopback, and every action that changes state needs the token (without one configured the
+// dashboard is read-only). No secret of the process, and no text of Redis's, is part of an answer.
 import { existsSync, readFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Level } from '../call/params';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
 import { readDeadEntry } from '../store/lookup';
 import type { Queues } from '../store/queues';
+import { accessOf } from './admin-access';
+import type { Route } from './admin';
+import { redactJob, redactWorkers } from './admin-redaction';
 import { log } from './log';
 
 export interface DashboardOptions {
@@ -19,8 +22,8 @@ export interface DashboardOptions {
   adminToken?: string;
 }
 
-/** Handles a request if it is the dashboard's; false otherwise. */
-export type Route = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+/** `/api/dead?limit=N`: how many of the newest dead entries (docs/protocol.md). */
+export const DEAD_LIMIT = { min: 1, max: 200, default: 20 } as const;
 
 function assetsDir(): string {
   // From dist/shared/ops the sources are three levels up; under ts-jest they are beside us.
@@ -49,13 +52,40 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-/** The view the page polls: depths, the switch, counters, workers; nothing secret. */
-async function overview(o: DashboardOptions): Promise<Record<string, unknown>> {
+/** A path segment decoded, or null when it is not valid percent-encoded UTF-8 (`%ZZ`, a lone surrogate). */
+function decodeSegment(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
+}
+
+/** The job id of `/api/jobs/<id>` or `/api/dead/<id>/requeue`, or why it is not one. */
+function jobIdOf(segment: string): { id: string } | { error: string } {
+  const id = decodeSegment(segment);
+  if (id === null) return { error: 'the job id in the path is not valid percent-encoding (UTF-8 bytes as %XX)' };
+  if (id === '') return { error: 'no job id: /api/jobs/<id>' };
+  return { id };
+}
+
+/** `limit` of `/api/dead`: absent is the default; anything but one whole number in range is refused. */
+function deadLimitOf(query: URLSearchParams): number | { error: string } {
+  const given = query.getAll('limit');
+  if (given.length === 0) return DEAD_LIMIT.default;
+  const n = given.length === 1 && /^[0-9]{1,3}$/.test(given[0]) ? Number(given[0]) : NaN;
+  if (n >= DEAD_LIMIT.min && n <= DEAD_LIMIT.max) return n;
+  return { error: `limit must be a whole number in ${DEAD_LIMIT.min}..${DEAD_LIMIT.max}, given once (default ${DEAD_LIMIT.default})` };
+}
+
+/** The view the page polls: depths, the switch, counters, workers and what they run. */
+async function overview(o: DashboardOptions, full: boolean): Promise<Record<string, unknown>> {
   const { queues } = o;
   const [{ total, partitions }, gauges, paused, workers] = await Promise.all([queues.stats(), queues.gauges(), queues.pausedLevels(), queues.workers()]);
   return {
     deployment: { prefix: queues.prefix, partitions: queues.partitions },
     actions: o.adminToken ? 'token-required' : 'read-only',
+    details: full ? 'full' : 'redacted',
     time: Date.now(),
     queues: total.queues,
     backlog: total.backlog,
@@ -66,74 +96,103 @@ async function overview(o: DashboardOptions): Promise<Record<string, unknown>> {
     inFlight: total.inFlight,
     retriesWaiting: total.delayed,
     dead: total.dead,
-    workers,
+    workers: full ? workers : redactWorkers(workers),
     partitions: partitions.length > 1 ? partitions.map((p, i) => ({ partition: i, backlog: p.backlog, level2Active: p.level2Active })) : undefined,
   };
 }
 
-async function deadList(o: DashboardOptions, limit: number): Promise<Record<string, unknown>> {
+async function deadList(o: DashboardOptions, limit: number, full: boolean): Promise<Record<string, unknown>> {
   const entries = await o.queues.listDead(limit);
   const { total } = await o.queues.stats();
   const items = entries.map(
     (text) => readDeadEntry(text) ?? { id: '?', level: 0, method: '?', url: '?', attempts: 0, status: null, error: text.slice(0, 200), failedAt: 0 },
   );
-  return { total: total.dead, items };
+  return { total: total.dead, items: full ? items : items.map((item) => redactJob(item)) };
 }
+
+/** Errors of our own code (not of Redis): answered 500 by the admin port's guard. */
+function isProgrammingError(err: unknown): boolean {
+  return err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError || err instanceof SyntaxError;
+}
+
+const HOST_REFUSED =
+  'the Host header does not name this admin port: use localhost, a loopback or IP address, or the name it is bound to (--host), ' +
+  'or send the admin token (authorization: Bearer <--admin-token>)';
 
 export function dashboardRoute(o: DashboardOptions): Route {
   const files = assets();
-  const expected = o.adminToken ? Buffer.from(`Bearer ${o.adminToken}`) : null;
-  const allowed = (req: IncomingMessage): boolean => {
-    if (!expected) return false;
-    const given = Buffer.from(String(req.headers.authorization ?? ''));
-    return given.length === expected.length && timingSafeEqual(given, expected);
-  };
 
-  const actions: Array<[RegExp, (m: RegExpExecArray) => Promise<unknown>]> = [
+  const actions: Array<[RegExp, (m: RegExpExecArray) => Promise<unknown> | { error: string }]> = [
     [/^\/api\/dead\/requeue-all$/, async () => ({ requeued: await o.queues.requeueAllDead() })],
     [/^\/api\/dead\/purge$/, async () => ({ purged: await o.queues.purgeDead() })],
-    [/^\/api\/dead\/([^/]+)\/requeue$/, async (m) => ({ outcome: await o.queues.requeueDead(decodeURIComponent(m[1])) })],
+    [
+      /^\/api\/dead\/([^/]+)\/requeue$/,
+      (m) => {
+        const job = jobIdOf(m[1]);
+        return 'error' in job ? job : o.queues.requeueDead(job.id).then((outcome) => ({ outcome }));
+      },
+    ],
     [/^\/api\/levels\/([12])\/(pause|resume)$/, async (m) => ({ changed: await o.queues.setPaused(Number(m[1]) as Level, m[2] === 'pause') })],
   ];
 
-  return (req, res, urlPath) => {
+  return ({ req, res, path: urlPath, query, bindHost }) => {
     const file = files.get(urlPath);
-    if (file && req.method === 'GET') {
-      res.writeHead(200, { 'content-type': file.type });
-      res.end(file.body);
+    if (!file && !urlPath.startsWith('/api/')) return false;
+    const access = accessOf(req, { adminToken: o.adminToken, bindHost });
+    if (!access.hostAllowed) {
+      json(res, 421, { error: HOST_REFUSED });
       return true;
     }
-    if (!urlPath.startsWith('/api/')) return false;
-    const answer = (work: Promise<unknown>): void => {
+    if (file) {
+      if (req.method === 'GET' || req.method === 'HEAD') {
+        res.writeHead(200, { 'content-type': file.type });
+        res.end(file.body);
+      } else json(res, 405, { error: 'GET' });
+      return true;
+    }
+
+    // Redis's own words (they may name hosts and keys) go to the log, not to the caller.
+    const answer = (work: Promise<unknown>): Promise<void> =>
       work.then(
         (body) => json(res, 200, body),
-        (err: Error) => json(res, 503, { error: `Redis did not answer: ${err.message}` }),
+        (err: Error) => {
+          if (isProgrammingError(err)) throw err;
+          log.warn(
+            { event: 'dashboard_redis_failed', path: urlPath.slice(0, 200), error: String(err?.message ?? err) },
+            `dashboard: Redis did not answer: ${err?.message}`,
+          );
+          json(res, 503, { error: 'Redis did not answer' });
+        },
       );
+    const refuse = (status: number, error: string): true => {
+      json(res, status, { error });
+      return true;
     };
-    if (req.method === 'GET') {
-      const query = new URL(req.url ?? '/', 'http://dashboard').searchParams;
-      if (urlPath === '/api/overview') answer(overview(o));
-      else if (urlPath === '/api/dead') answer(deadList(o, Math.min(200, Number(query.get('limit')) || 20)));
-      else if (urlPath.startsWith('/api/jobs/')) answer(o.queues.lookup(decodeURIComponent(urlPath.slice('/api/jobs/'.length))));
-      else json(res, 404, { error: 'no such dashboard API' });
-      return true;
+
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (urlPath === '/api/overview') return answer(overview(o, access.fullDetails));
+      if (urlPath === '/api/dead') {
+        const limit = deadLimitOf(new URLSearchParams(query));
+        return typeof limit === 'number' ? answer(deadList(o, limit, access.fullDetails)) : refuse(400, limit.error);
+      }
+      if (urlPath.startsWith('/api/jobs/')) {
+        const job = jobIdOf(urlPath.slice('/api/jobs/'.length));
+        if ('error' in job) return refuse(400, job.error);
+        return answer(o.queues.lookup(job.id).then((view) => (access.fullDetails ? view : redactJob(view))));
+      }
+      return refuse(404, 'no such dashboard API');
     }
-    if (req.method !== 'POST') {
-      json(res, 405, { error: 'GET or POST' });
-      return true;
-    }
+    if (req.method !== 'POST') return refuse(405, 'GET or POST');
     for (const [pattern, act] of actions) {
       const m = pattern.exec(urlPath);
       if (!m) continue;
-      if (!expected) json(res, 403, { error: 'read-only: this dashboard was started without --admin-token' });
-      else if (!allowed(req)) json(res, 401, { error: 'the admin token is missing or wrong' });
-      else {
-        log.info({ event: 'dashboard_action', action: urlPath }, `dashboard: ${urlPath}`);
-        answer(act(m));
-      }
-      return true;
+      if (!o.adminToken) return refuse(403, 'read-only: this dashboard was started without --admin-token');
+      if (!access.tokenValid) return refuse(401, 'the admin token is missing or wrong');
+      const work = act(m);
+      if ('error' in work) return refuse(400, work.error);
+      log.info({ event: 'dashboard_action', action: urlPath }, `dashboard: ${urlPath}`);
+      return answer(work);
     }
-    json(res, 404, { error: 'no such dashboard action' });
-    return true;
+    return refuse(404, 'no such dashboard action');
   };
 }

@@ -1,7 +1,9 @@
 // The dashboard in a real browser (Debian's Chromium, driven by playwright-core): a gateway with
 // an admin token and a worker, real calls through the gateway, and the page read and clicked as
-// an operator would. Saves the screenshot the README shows (docs/dashboard.png).
-import { existsSync } from 'node:fs';
+// an operator would. Takes a screenshot: into a temporary directory, or over the one the README
+// shows (docs/dashboard.png) when SWITCHYARD_UPDATE_SCREENSHOT=1 — `npm test` changes no tracked file.
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { closeClients, send } from '../../client';
@@ -10,9 +12,21 @@ import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SCREENSHOT = path.join(__dirname, '..', '..', 'docs', 'dashboard.png');
+const README_SCREENSHOT = path.join(__dirname, '..', '..', 'docs', 'dashboard.png');
+let scratch: string | undefined;
+/** Where this run's screenshot goes: docs/ only when asked. */
+function screenshotPath(): string {
+  if (process.env.SWITCHYARD_UPDATE_SCREENSHOT === '1') return README_SCREENSHOT;
+  scratch = mkdtempSync(path.join(tmpdir(), 'sy-dashboard-'));
+  return path.join(scratch, 'dashboard.png');
+}
 const TOKEN = 'dashboard-s3cret';
 const available = existsSync(CHROMIUM);
+/** An address of this machine that is not loopback: a browser connecting to it is a peer from elsewhere. */
+const remote = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && !a.internal && a.family === 'IPv4')?.address;
+let prefix: string;
 
 let redis: TestRedis;
 let browser: Browser;
@@ -23,7 +37,7 @@ let address: string;
 beforeAll(async () => {
   if (!available) return;
   redis = await startRedis();
-  const prefix = uniquePrefix('dash');
+  prefix = uniquePrefix('dash');
   const env = { RECORD_URL: redis.url, RECORD_KEY: `${prefix}:runs` };
   gateway = await startSwitchyard(
     'gateway',
@@ -52,6 +66,7 @@ afterAll(async () => {
   await browser?.close();
   await killAll();
   await redis?.close();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 const cellText = (selector: string): Promise<string> => page.locator(selector).innerText();
@@ -128,10 +143,44 @@ const l2Row = 'table#queues tbody tr:nth-child(2)';
       15_000,
     );
     await waitFor(async () => Number(await cellText('#rates tr[data-rate="done"] td:nth-child(2)')) > 0, 5000);
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    const screenshot = screenshotPath();
+    await page.screenshot({ path: screenshot, fullPage: true });
+    expect(statSync(screenshot).size).toBeGreaterThan(10_000);
     expect(foreign).toEqual([]);
     // The page holds no secret of the process.
     expect(await page.content()).not.toContain(TOKEN);
   },
   90_000,
+);
+
+(available && remote ? test : test.skip)(
+  `from another machine the page shows job details redacted until the admin token is typed${
+    available && remote ? '' : ` — SKIPPED: ${available ? 'this machine has no non-loopback IPv4 address' : `no Chromium at ${CHROMIUM}`}`
+  }`,
+  async () => {
+    // A gateway whose admin port listens only on the non-loopback address: the browser's requests come from it.
+    const env = { RECORD_URL: redis.url, RECORD_KEY: `${prefix}:runs` };
+    const outside = await startSwitchyard(
+      'gateway',
+      ['--app', APP, '--redis', redis.url, '--prefix', prefix, '--port', '0', '--host', remote!, '--admin-token', TOKEN],
+      env,
+    );
+    const secret = 'api_key=page-s3cret';
+    const id = ((await send(`/reject?${secret}`, { address, level: 1 })).data as { id: string }).id;
+    const far = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+    await far.goto(`http://${remote}:${outside.ready.admin}/`);
+    const row = far.locator(`#dead tr:has(button[data-job="${id}"])`);
+    await row.waitFor({ timeout: 10_000 });
+    await far.locator('#details').filter({ hasText: 'job details redacted: type the admin token' }).waitFor();
+    expect(await row.innerText()).toContain('/reject?redacted: send the admin token');
+    expect(await far.content()).not.toContain(secret);
+
+    await far.fill('#token', TOKEN);
+    await far.dispatchEvent('#token', 'change');
+    await far.locator('#details').waitFor({ state: 'hidden' });
+    const full = await waitFor(async () => (await row.innerText()).includes(`/reject?${secret}`), 10_000, 100);
+    expect(full).toBe(true);
+    await far.close();
+  },
+  60_000,
 );

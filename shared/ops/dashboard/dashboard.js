@@ -9,7 +9,10 @@ const RATES = ['queued', 'done', 'retried', 'dead', 'refused', 'dropped'];
 const $ = (selector) => document.querySelector(selector);
 const tokenInput = $('#token');
 tokenInput.value = sessionStorage.getItem('switchyard-admin-token') || '';
-tokenInput.addEventListener('change', () => sessionStorage.setItem('switchyard-admin-token', tokenInput.value));
+tokenInput.addEventListener('change', () => {
+  sessionStorage.setItem('switchyard-admin-token', tokenInput.value);
+  void refresh().catch((err) => say(`cannot read the deployment: ${err.message}`, true));
+});
 
 let actions = 'read-only';
 let previous = null;
@@ -54,8 +57,9 @@ function sum(counters, what) {
 }
 
 async function api(path, method = 'GET') {
+  // Reads carry the token too: without it, a browser that is not on this machine sees job details redacted.
   const headers = {};
-  if (method !== 'GET' && tokenInput.value) headers.authorization = `Bearer ${tokenInput.value}`;
+  if (tokenInput.value) headers.authorization = `Bearer ${tokenInput.value}`;
   const response = await fetch(`api/${path}`, { method, headers });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
@@ -197,6 +201,9 @@ async function refresh() {
   mode.textContent = actions === 'read-only' ? 'read-only' : 'actions need the admin token';
   mode.className = `badge ${actions === 'read-only' ? '' : 'ok'}`;
   tokenInput.hidden = actions === 'read-only';
+  const details = $('#details');
+  details.hidden = o.details !== 'redacted';
+  details.textContent = actions === 'read-only' ? 'job details redacted (not on this machine)' : 'job details redacted: type the admin token';
   drawQueues(o);
   drawSwitch(o);
   drawRates(o);
