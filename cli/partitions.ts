@@ -3,6 +3,9 @@ import { ConfigError } from '../shared/ops/config';
 import { log } from '../shared/ops/log';
 import { PartitionMismatch, type Queues } from '../shared/store/queues';
 
+/** How long a check that could not be made (Redis away again, or refusing) waits before the next. */
+const RETRY_EVERY_MS = 1000;
+
 /** At start, with Redis answering: a mismatch undoes what started and stops the process with one line. */
 export async function agreeOrStop(queues: Queues, undo: () => Promise<void>): Promise<void> {
   try {
@@ -14,16 +17,27 @@ export async function agreeOrStop(queues: Queues, undo: () => Promise<void>): Pr
   }
 }
 
-/** When Redis answers only after the start: a mismatch stops the process then. */
+/**
+ * When Redis answers only after the start: checks until the check is made (a check that fails
+ * for another reason than a mismatch — Redis gone again, a timeout — is made again a second
+ * later, for as long as the connection is open), and stops the process on a mismatch. Called
+ * once, on the first `ready`.
+ */
 export async function agreeOrExit(queues: Queues): Promise<void> {
-  try {
-    await queues.agreeOnPartitions();
-    reportPlacement(queues);
-  } catch (err) {
-    if (!(err instanceof PartitionMismatch)) return; // Redis went away again: checked on the next connection
-    log.fatal({ event: 'start_failed', error: err.message }, err.message);
-    process.stderr.write(`switchyard: ${err.message}\n`);
-    process.exit(2);
+  for (;;) {
+    try {
+      await queues.agreeOnPartitions();
+      reportPlacement(queues);
+      return;
+    } catch (err) {
+      if (err instanceof PartitionMismatch) {
+        log.fatal({ event: 'start_failed', error: err.message }, err.message);
+        process.stderr.write(`switchyard: ${err.message}\n`);
+        process.exit(2);
+      }
+      if (queues.redis.status === 'end') return; // the process is stopping
+      await new Promise((resolve) => setTimeout(resolve, RETRY_EVERY_MS).unref());
+    }
   }
 }
 

@@ -1,12 +1,13 @@
 // The claim loop: while slots are free, claims jobs (weighted fair, decided in Redis) and hands
 // them to the runner; with nothing to claim, blocks until a job is handed to this worker or a
-// wake marker appears. Pauses by itself while Redis is away. With several partitions it
-// claims from each in turn, starting one further each round.
+// wake marker appears. With several partitions it claims from each in turn, starting one
+// further each round; a partition whose Redis errors or hangs is left out (and tried again
+// after a backoff) while the others are claimed as before: a shard's loss stops that shard only.
 import type { Level } from '../shared/call/params';
 import { log } from '../shared/ops/log';
 import type { Queues } from '../shared/store/queues';
 import type { RedisClient } from '../shared/store/redis';
-import type { SelectionOptions } from '../shared/store/store';
+import type { Claimed, SelectionOptions } from '../shared/store/store';
 import { monotonicMs } from './lease-clock';
 import type { LeaseKeeper } from './lease-keeper';
 import type { Part } from './periodic';
@@ -30,27 +31,54 @@ export interface ClaimerOptions {
 
 /** Shorter than IDLE_REGISTRATION_MS: the claim after each block renews the idle registration. */
 const IDLE_BLOCK_SECONDS = 1;
-const REDIS_RETRY_MS = 250;
+/** How long a blocking wait may go unanswered before the loop claims again anyway (a master that hangs). */
+const IDLE_BLOCK_PATIENCE_MS = IDLE_BLOCK_SECONDS * 1000 + 500;
+/** A partition that erred is tried again after this, doubling up to the last. */
+const PARTITION_RETRY_MS = [250, 500, 1000, 2000];
+/**
+ * With several partitions, how long a round waits for one partition's claim before it goes on
+ * without it: a master that hangs (stopped, or unreachable without an error) must not hold back
+ * the claims of the others for the whole command timeout.
+ */
+const CLAIM_PATIENCE_MS = 500;
+
+/** What the loop knows of one partition. */
+interface PartitionState {
+  /** A claim of this partition whose answer came too late or not yet: nothing else is sent there meanwhile. */
+  inFlight: boolean;
+  /** Set after an error: a claim reply may have been lost, so Redis may record runs we do not hold. */
+  needsReconcile: boolean;
+  /** Not claimed from again before this time (monotonic), after an error. */
+  retryAt: number;
+  failures: number;
+  /** Since when the partition fails (monotonic), while it does: logged once per outage. */
+  downSince?: number;
+}
+
+type ClaimOutcome = { workerId: string; sentAt: number; claimed: Claimed | 'lost' };
 
 export class Claimer implements Part {
   private stopping = false;
   private loop: Promise<void> = Promise.resolve();
-  /** Set after a Redis error: a reply may have been lost, so Redis may record runs we do not hold. */
-  private needsReconcile = false;
-  private redisReady = true;
+  private readonly parts: PartitionState[];
   /** The partition the next round starts with. */
   private firstPartition = 0;
+  /** A blocking wait that has not come back (its connection hangs): no second one is sent behind it. */
+  private pendingWait: Promise<unknown> | undefined;
   private wakeOnStop: () => void = () => undefined;
   private readonly stopRequested = new Promise<void>((resolve) => (this.wakeOnStop = resolve));
 
-  constructor(private readonly o: ClaimerOptions) {}
+  constructor(private readonly o: ClaimerOptions) {
+    this.parts = Array.from({ length: o.queues.partitions }, () => ({ inFlight: false, needsReconcile: false, retryAt: 0, failures: 0 }));
+  }
 
   get claiming(): boolean {
     return !this.stopping;
   }
 
+  /** False while no partition answers. */
   get redisAnswers(): boolean {
-    return this.redisReady;
+    return this.parts.some((s) => s.downSince === undefined);
   }
 
   start(): void {
@@ -66,7 +94,7 @@ export class Claimer implements Part {
   }
 
   private async run(): Promise<void> {
-    const { keeper, runner } = this.o;
+    const { runner } = this.o;
     while (!this.stopping) {
       if (this.o.concurrency - runner.running <= 0) {
         await Promise.race([runner.slotFreed(), this.stopRequested]);
@@ -75,95 +103,221 @@ export class Claimer implements Part {
         continue;
       }
       try {
-        if (!keeper.isRegistered) await keeper.register();
-        const workerId = keeper.id;
-        // Safe here: no claim of ours is in flight, so every run we hold is in the runner.
-        if (this.needsReconcile) await this.reconcile(workerId);
-        const claimed = await this.claimRound(workerId);
-        this.redisBack();
-        if (claimed === 'lost') {
-          keeper.lost(workerId, 'Redis refused a claim');
-          continue;
-        }
+        const claimed = await this.claimRound();
         if (claimed.started > 0 || this.stopping) continue;
-        await this.waitForWork(workerId, claimed.levels);
-      } catch (err) {
+        await this.waitForWork(claimed.levels);
+      } catch {
+        // Only the blocking wait gets here (each partition's errors are its own, recorded where they happen).
         if (this.stopping) break;
-        this.redisAway(err);
-        await new Promise((resolve) => setTimeout(resolve, REDIS_RETRY_MS));
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, PARTITION_RETRY_MS[0])), this.stopRequested]);
       }
     }
   }
 
-  /** One claim per partition while slots are free; the runs are started as they come. */
-  private async claimRound(workerId: string): Promise<{ started: number; levels: Level[] } | 'lost'> {
+  /** One claim per partition that answers, while slots are free; the runs are started as they come. */
+  private async claimRound(): Promise<{ started: number; levels: Level[] }> {
     const { queues, keeper, runner, concurrency, reserve } = this.o;
     const n = queues.partitions;
-    const selection = queues.share(this.o.selection);
     let started = 0;
     let workLeft = 0;
-    let levels: Level[] = [1, 2];
+    let levels = this.levelsWithRoom(concurrency - runner.running);
     for (let i = 0; i < n; i++) {
       const free = concurrency - runner.running;
-      if (free <= 0) break;
+      if (free <= 0 || this.stopping) break;
+      const p = (this.firstPartition + i) % n;
+      const part = this.parts[p];
+      if (part.inFlight || monotonicMs() < part.retryAt) continue;
+      if (n > 1 && part.downSince !== undefined) {
+        // A partition that is down is asked whether it answers again in the background: a claim
+        // sent there would hold the round up for its patience each time.
+        this.probe(p);
+        continue;
+      }
       const takes = this.o.levels;
       const level2Room = takes.includes(2) ? Math.max(0, Math.min(free, concurrency - reserve - runner.runningLevel2)) : 0;
       // The levels an idle wait listens to match the idle registration an empty claim makes.
-      levels = [...(takes.includes(1) ? [1 as const] : []), ...(level2Room > 0 ? [2 as const] : [])];
-      const store = queues.stores[(this.firstPartition + i) % n];
-      const sentAt = monotonicMs();
-      const claimed = await store.claim(workerId, free, level2Room, selection, keeper.heldForMs, undefined, takes.includes(1));
-      if (claimed === 'lost') return 'lost';
-      // With one partition a claim renews the whole lease; with several, only this partition's.
-      if (n === 1) keeper.renewed(workerId, sentAt);
+      levels = this.levelsWithRoom(free);
+      const outcome = await this.patiently(p, this.claimFrom(p, free, level2Room));
+      if (outcome === undefined) continue;
+      const { workerId, sentAt, claimed } = outcome;
+      if (claimed === 'lost') {
+        keeper.lost(workerId, n > 1 ? `Redis refused a claim in partition ${p}: the lease had run out there` : 'Redis refused a claim: the lease had run out');
+        continue;
+      }
+      keeper.renewed(workerId, sentAt);
       for (const run of claimed.runs) void runner.start(run, workerId);
       started += claimed.runs.length;
       workLeft |= claimed.workLeft;
     }
     this.firstPartition = (this.firstPartition + 1) % n;
     // Pass the baton: work left behind wakes another idle worker (with one partition the claim did).
-    if (n > 1) for (const level of [1, 2] as const) if (workLeft & level) await queues.wakeIdle(level);
+    if (n > 1) for (const level of [1, 2] as const) if (workLeft & level) await queues.wakeIdle(level).catch(() => undefined);
     return { started, levels };
   }
 
+  private levelsWithRoom(free: number): Level[] {
+    const { concurrency, reserve, runner } = this.o;
+    const takes = this.o.levels;
+    const level2Room = takes.includes(2) ? Math.max(0, Math.min(free, concurrency - reserve - runner.runningLevel2)) : 0;
+    return [...(takes.includes(1) ? [1 as const] : []), ...(level2Room > 0 ? [2 as const] : [])];
+  }
+
+  /** Registers in partition p when needed, hands back what an outage may have left there, and claims. */
+  private async claimFrom(p: number, free: number, level2Room: number): Promise<ClaimOutcome> {
+    const { queues, keeper } = this.o;
+    await keeper.register(p);
+    const workerId = keeper.idIn(p);
+    // Safe here: no claim of ours in this partition is in flight, so every run we hold there is in
+    // the runner — unless, with one partition, a wait still out may yet deliver a job handed to us.
+    if (this.parts[p].needsReconcile && !(queues.partitions === 1 && this.pendingWait)) await this.reconcile(p, workerId);
+    const sentAt = monotonicMs();
+    const selection = queues.share(this.o.selection);
+    const claimed = await queues.stores[p].claim(workerId, free, level2Room, selection, keeper.heldForMs, undefined, this.o.levels.includes(1));
+    return { workerId, sentAt, claimed };
+  }
+
+  /**
+   * The claim's outcome, or undefined when the partition erred or (with several) did not answer
+   * in time: the round goes on without it. A claim that answers late delivers runs nobody
+   * started; they are handed back by the reconcile before the partition's next claim.
+   */
+  private async patiently(p: number, claim: Promise<ClaimOutcome>): Promise<ClaimOutcome | undefined> {
+    const part = this.parts[p];
+    let timer: NodeJS.Timeout | undefined;
+    const late = Symbol('late');
+    const patience =
+      this.o.queues.partitions > 1 ? new Promise<typeof late>((resolve) => (timer = setTimeout(() => resolve(late), CLAIM_PATIENCE_MS))) : undefined;
+    try {
+      const outcome = await (patience ? Promise.race([claim, patience]) : claim);
+      if (outcome === late) {
+        part.inFlight = true;
+        this.partitionFailed(p, new Error(`no answer within ${CLAIM_PATIENCE_MS} ms`));
+        void claim.then(
+          () => this.lateAnswer(p),
+          () => this.lateAnswer(p),
+        );
+        return undefined;
+      }
+      this.partitionAnswers(p);
+      return outcome;
+    } catch (err) {
+      if (!this.stopping) this.partitionFailed(p, err);
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A cheap read of partition p: once it answers, the next round claims from it again (after the reconcile). */
+  private probe(p: number): void {
+    const part = this.parts[p];
+    part.inFlight = true;
+    void this.o.queues.stores[p].pausedLevels().then(
+      () => {
+        part.inFlight = false;
+        this.partitionAnswers(p);
+      },
+      (err: unknown) => {
+        part.inFlight = false;
+        this.partitionFailed(p, err);
+      },
+    );
+  }
+
+  private lateAnswer(p: number): void {
+    const part = this.parts[p];
+    part.inFlight = false;
+    // Whatever it claimed (or registered, or handed back) was not taken up: check before the next claim.
+    part.needsReconcile = true;
+  }
+
+  private partitionFailed(p: number, err: unknown): void {
+    const part = this.parts[p];
+    const message = (err as Error)?.message ?? String(err);
+    part.needsReconcile = true;
+    part.retryAt = monotonicMs() + PARTITION_RETRY_MS[Math.min(part.failures, PARTITION_RETRY_MS.length - 1)];
+    part.failures++;
+    if (part.downSince !== undefined) return;
+    const allDown = this.parts.every((s) => s === part || s.downSince !== undefined);
+    part.downSince = monotonicMs();
+    if (this.o.queues.partitions === 1 || allDown) log.warn({ event: 'worker_paused', err: { message } }, `worker paused, redis unavailable (${message})`);
+    if (this.o.queues.partitions > 1)
+      log.warn(
+        { event: 'partition_unavailable', partition: p, err: { message } },
+        `partition ${p} unavailable (${message}): not claimed from until it answers; the other partitions are claimed as before`,
+      );
+  }
+
+  private partitionAnswers(p: number): void {
+    const part = this.parts[p];
+    part.failures = 0;
+    part.retryAt = 0;
+    if (part.downSince === undefined) return;
+    const downMs = monotonicMs() - part.downSince;
+    const wasAllDown = this.parts.every((s) => s.downSince !== undefined);
+    part.downSince = undefined;
+    if (this.o.queues.partitions > 1) log.info({ event: 'partition_back', partition: p, downMs }, `partition ${p} answers again after ${downMs} ms`);
+    if (this.o.queues.partitions === 1 || wasAllDown) log.info({ event: 'worker_resumed' }, 'worker resumed claiming');
+  }
+
   /** Blocks until a job is handed to this worker (one partition), a wake marker appears, or a second passes. */
-  private async waitForWork(workerId: string, levels: Level[]): Promise<void> {
-    const { queues, runner, blocking } = this.o;
+  private async waitForWork(levels: Level[]): Promise<void> {
+    const { queues, runner, blocking, keeper } = this.o;
     if (levels.length === 0) {
       // Nothing this worker may take has room (a level-2 worker full): wait for a slot.
       await Promise.race([runner.slotFreed(), this.stopRequested, new Promise((resolve) => setTimeout(resolve, IDLE_BLOCK_SECONDS * 1000))]);
       return;
     }
-    if (queues.partitions > 1) {
-      await queues.waitForWake(blocking, levels, IDLE_BLOCK_SECONDS);
+    if (queues.partitions === 1 && !keeper.isRegisteredIn(0)) {
+      // Not registered (Redis away): nothing can be handed to this worker; wait for the next try.
+      const retryIn = Math.max(PARTITION_RETRY_MS[0], this.parts[0].retryAt - monotonicMs());
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, retryIn)), this.stopRequested]);
       return;
     }
-    const handed = await queues.stores[0].waitForWork(blocking, workerId, levels, IDLE_BLOCK_SECONDS);
-    if (handed) void runner.start(handed, workerId);
-  }
-
-  private redisAway(err: unknown): void {
-    if (this.redisReady)
-      log.warn({ event: 'worker_paused', err: { message: (err as Error).message } }, `worker paused, redis unavailable (${(err as Error).message})`);
-    this.redisReady = false;
-    this.needsReconcile = true;
-  }
-
-  private redisBack(): void {
-    if (!this.redisReady) log.info({ event: 'worker_resumed' }, 'worker resumed claiming');
-    this.redisReady = true;
-  }
-
-  /** Hands back runs Redis records for this worker that it does not hold (a claim reply lost in an outage). */
-  private async reconcile(workerId: string): Promise<void> {
-    let handedBack = 0;
-    for (const store of this.o.queues.stores) {
-      handedBack += await store.requeueWorker(workerId, 'orphans', this.o.attempts, this.o.deadMax, this.o.runner.heldTokens(workerId, store.partition ?? 0));
+    // A wait whose connection hangs (its master stopped) is not answered for as long as that
+    // lasts: claim again after a while anyway, without sending another wait behind it.
+    let timer: NodeJS.Timeout | undefined;
+    const patience = new Promise((resolve) => (timer = setTimeout(resolve, IDLE_BLOCK_PATIENCE_MS)));
+    try {
+      if (this.pendingWait) {
+        await Promise.race([this.pendingWait, patience, this.stopRequested]);
+        return;
+      }
+      const workerId = keeper.idIn(0);
+      const wait =
+        queues.partitions > 1
+          ? queues.waitForWake(blocking, levels, IDLE_BLOCK_SECONDS)
+          : queues.stores[0].waitForWork(blocking, workerId, levels, IDLE_BLOCK_SECONDS);
+      const settled = wait.then(
+        (handed) => {
+          if (handed) void runner.start(handed, workerId);
+        },
+        (err: unknown) => {
+          if (this.stopping) return;
+          // A job handed to this worker may have been popped and its reply lost: check before the next claim.
+          if (queues.partitions === 1) this.partitionFailed(0, err);
+          throw err;
+        },
+      );
+      this.pendingWait = settled;
+      void settled.then(
+        () => (this.pendingWait = undefined),
+        () => (this.pendingWait = undefined),
+      );
+      await Promise.race([settled, patience, this.stopRequested]);
+    } finally {
+      clearTimeout(timer);
     }
-    this.needsReconcile = false;
+  }
+
+  /** Hands back runs Redis records for this worker in partition p that it does not hold (a claim reply lost in an outage). */
+  private async reconcile(p: number, workerId: string): Promise<void> {
+    const { queues, runner, attempts, deadMax } = this.o;
+    const handedBack = await queues.stores[p].requeueWorker(workerId, 'orphans', attempts, deadMax, runner.heldTokens(workerId, p));
+    this.parts[p].needsReconcile = false;
     if (handedBack > 0)
       log.warn(
-        { event: 'jobs_recovered', worker: workerId, jobs: handedBack, why: 'claim reply lost' },
+        { event: 'jobs_recovered', worker: workerId, ...(queues.partitions > 1 && { partition: p }), jobs: handedBack, why: 'claim reply lost' },
         `${handedBack} job(s) claimed during the outage but never received went back in line`,
       );
   }

@@ -7,19 +7,41 @@ export function monotonicMs(): number {
   return Number(process.hrtime.bigint() / 1_000_000n);
 }
 
-/** Slots of the shared array (BigInt64, read and written with Atomics). */
+/** Slots of the whole process (BigInt64, read and written with Atomics). */
 export const SLOT = {
   /** The main thread's last heartbeat: its event loop turned at this time. */
   heartbeat: 0,
   /** Renew while now ≤ this, however stale the heartbeat: the latest deadline of a running job. */
   holdUntil: 1,
+} as const;
+
+/** Why the renewal thread could not renew a partition's lease lately (it says so when the lease is lost). */
+export const TROUBLE = { none: 0, unreachable: 1, stalled: 2 } as const;
+
+const PROCESS_SLOTS = 2;
+const PARTITION_SLOTS = 4;
+
+/**
+ * Each partition has a lease of its own, under an id of its own (lease-keeper.ts), so each has
+ * its slots: the lease of partition p is renewed, trusted and lost without regard to the others.
+ */
+export const PARTITION_SLOT = {
   /** The lease surely holds in Redis until this time: sent time of the last renewal + lease. */
-  validUntil: 2,
+  validUntil: 0,
+  /** The generation of the partition's id (a new one after each loss: an id lives once). */
+  generation: 1,
+  /** 1 while the id of this generation is registered and not lost; 0 otherwise. */
+  registered: 2,
+  /** TROUBLE: what kept the thread from renewing since the last renewal that succeeded. */
+  trouble: 3,
 } as const;
 
 export class LeaseClock {
   readonly slots: BigInt64Array;
-  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(8 * 3)) {
+  constructor(
+    readonly partitions = 1,
+    readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(8 * (PROCESS_SLOTS + PARTITION_SLOTS * partitions)),
+  ) {
     this.slots = new BigInt64Array(buffer);
   }
   get(slot: number): number {
@@ -31,6 +53,10 @@ export class LeaseClock {
   /** Moves a slot forward only (two threads write validUntil). */
   raise(slot: number, ms: number): void {
     if (ms > this.get(slot)) this.set(slot, ms);
+  }
+  /** The index of one of partition p's slots (PARTITION_SLOT). */
+  of(partition: number, slot: number): number {
+    return PROCESS_SLOTS + PARTITION_SLOTS * partition + slot;
   }
 }
 
@@ -45,4 +71,13 @@ export class LeaseClock {
 export function leaseTiming(leaseMs: number): { renewEveryMs: number; heldForMs: number; staleAfterMs: number } {
   const renewEveryMs = Math.max(20, Math.floor(leaseMs / 10));
   return { renewEveryMs, heldForMs: leaseMs + renewEveryMs, staleAfterMs: Math.max(renewEveryMs + 100, Math.floor(leaseMs / 2)) };
+}
+
+/**
+ * The id a worker holds in partition `partition` of a deployment of `partitions`, in its
+ * `generation`: the process's base id alone with one partition, else the base id, the
+ * partition and the generation (a lost lease costs that partition's id only).
+ */
+export function partitionWorkerId(baseId: string, partitions: number, partition: number, generation: number): string {
+  return partitions === 1 ? (generation === 0 ? baseId : `${baseId}.${generation}`) : `${baseId}/p${partition}.${generation}`;
 }

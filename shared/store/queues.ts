@@ -57,8 +57,14 @@ export class Queues {
    */
   async agreeOnPartitions(): Promise<void> {
     const key = this.deployment.partitions;
-    await this.redis.set(key, String(this.partitions), 'NX');
-    const stored = Number(await this.redis.get(key));
+    // Read first: a Redis at maxmemory (noeviction) refuses any SET, even one that would change
+    // nothing, and a worker must start there (its claims are what frees the memory).
+    let text = await this.redis.get(key);
+    if (text === null) {
+      await this.redis.set(key, String(this.partitions), 'NX');
+      text = await this.redis.get(key);
+    }
+    const stored = Number(text);
     if (stored !== this.partitions) {
       throw new PartitionMismatch(
         `--partitions ${this.partitions} does not match the ${stored} partition(s) this deployment uses (${key} in Redis): ` +
@@ -90,14 +96,19 @@ export class Queues {
     return { id, outcome, replicas };
   }
 
-  /** Enters a new worker id in every partition; false when an id is already known. */
-  async register(workerId: string, leaseMs: number): Promise<boolean> {
+  /**
+   * Enters a new worker id in one partition (a worker holds an id of its own in each: a
+   * partition's outage costs that partition's lease only), or, without `partition`, in every
+   * partition; false when the id is already known there.
+   */
+  async register(workerId: string, leaseMs: number, partition?: number): Promise<boolean> {
+    if (partition !== undefined) return this.stores[partition].register(workerId, leaseMs);
     return (await Promise.all(this.stores.map((s) => s.register(workerId, leaseMs)))).every(Boolean);
   }
 
-  /** Renews the worker's lease in every partition; false when any had run out (the worker is dead). */
-  async renewLease(workerId: string, leaseMs: number): Promise<boolean> {
-    return (await Promise.all(this.stores.map((s) => s.renewLease(workerId, leaseMs)))).every(Boolean);
+  /** Renews the lease of a worker id in its partition; false when it had run out there (that id is dead). */
+  renewLease(workerId: string, leaseMs: number, partition = 0): Promise<boolean> {
+    return this.stores[partition].renewLease(workerId, leaseMs);
   }
 
   /** Several partitions: wakes an idle worker (they block on the deployment's wake keys). */
@@ -110,15 +121,24 @@ export class Queues {
     await blocking.blpop(...levels.map((l) => this.deployment.wake(l)), timeoutSeconds);
   }
 
-  /** Per partition and in total. */
-  async stats(): Promise<{ total: QueueStats; partitions: QueueStats[] }> {
-    const partitions = await Promise.all(this.stores.map((s) => s.stats()));
-    return { total: sumStats(partitions), partitions };
+  /**
+   * Per partition and in total. A partition that does not answer (its master lost) is left out
+   * of the total and marked, with the error, in its entry; only when none answers does this fail.
+   */
+  async stats(): Promise<{ total: QueueStats & { unavailablePartitions?: number[] }; partitions: PartitionStats[] }> {
+    const { answers, unavailable } = await fromAnswering(this.stores, (s) => s.stats());
+    const partitions: PartitionStats[] = answers.map((a, p) => a ?? { ...emptyStats(), unavailable: unavailable.find((u) => u.partition === p)!.error });
+    const total: QueueStats & { unavailablePartitions?: number[] } = { ...sumStats(answers.filter((a): a is QueueStats => a !== undefined)) };
+    if (unavailable.length > 0) total.unavailablePartitions = unavailable.map((u) => u.partition);
+    return { total, partitions };
   }
 
-  async gauges(): Promise<QueueGauges> {
-    const all = await Promise.all(this.stores.map((s) => s.gauges()));
-    const total = all[0];
+  /** The gauges of the partitions that answer, summed; those that do not are listed. */
+  async gauges(): Promise<QueueGauges & { unavailablePartitions?: number[] }> {
+    const { answers, unavailable } = await fromAnswering(this.stores, (s) => s.gauges());
+    const all = answers.filter((g): g is QueueGauges => g !== undefined);
+    const total: QueueGauges & { unavailablePartitions?: number[] } = all[0];
+    if (unavailable.length > 0) total.unavailablePartitions = unavailable.map((u) => u.partition);
     for (const g of all.slice(1)) {
       for (const level of [1, 2] as const) {
         for (const policy of ['execute', 'last', 'discard'] as const) total.backlog[level][policy] += g.backlog[level][policy];
@@ -128,7 +148,7 @@ export class Queues {
       total.level2Active &&= g.level2Active;
       total.dead += g.dead;
       total.retriesWaiting += g.retriesWaiting;
-      // Every worker holds a lease in every partition: the count is the same in each.
+      // Every worker holds a lease in every partition it reaches: the count is about the same in each.
       total.liveWorkers = Math.max(total.liveWorkers, g.liveWorkers);
     }
     return total;
@@ -194,13 +214,34 @@ export class Queues {
     return 'unknown';
   }
 
-  /** Pauses or resumes a level in every partition; true when that changed its state. */
+  /**
+   * Pauses or resumes a level in every partition; true when that changed its state. A partition
+   * that does not answer does not keep the others from changing; the call then fails naming it
+   * (run it again once it answers). With several partitions a resume also wakes an idle worker:
+   * they block on the deployment's wake keys, which a partition's script cannot reach.
+   */
   async setPaused(level: Level, paused: boolean): Promise<boolean> {
-    return (await Promise.all(this.stores.map((s) => s.setPaused(level, paused)))).some(Boolean);
+    const results = await Promise.allSettled(this.stores.map((s) => s.setPaused(level, paused)));
+    const changed = results.some((r) => r.status === 'fulfilled' && r.value);
+    if (!paused && changed && this.partitions > 1) await this.wakeIdle(level);
+    const failed = results.flatMap((r, p) => (r.status === 'rejected' ? [{ partition: p, error: (r.reason as Error).message }] : []));
+    if (failed.length === results.length) throw (results[0] as PromiseRejectedResult).reason;
+    if (failed.length > 0) {
+      throw new Error(
+        `level ${level} ${paused ? 'paused' : 'resumed'} in every partition but ${failed.map((f) => f.partition).join(', ')}, ` +
+          `which did not answer (${failed[0].error}): run it again once they do`,
+      );
+    }
+    return changed;
   }
 
+  /** A level counts as paused when any partition that answers has it paused. */
   async pausedLevels(): Promise<Record<Level, boolean>> {
-    return this.stores[0].pausedLevels();
+    const { answers } = await fromAnswering(this.stores, (s) => s.pausedLevels());
+    const paused = { 1: false, 2: false };
+    for (const a of answers) if (a) paused[1] ||= a[1];
+    for (const a of answers) if (a) paused[2] ||= a[2];
+    return paused;
   }
 
   /** The next waiting messages of a level (of one policy, or all three), next first, up to `limit` from each partition. */
@@ -216,14 +257,22 @@ export class Queues {
     return out;
   }
 
-  /** Live workers (each holds a lease in every partition) and what each runs, over all partitions. */
+  /**
+   * Live workers and what each runs, over the partitions that answer. A worker process holds an
+   * id of its own in each partition (worker/lease-keeper.ts: "<process id>/p<partition>.<generation>"):
+   * one entry per process, under its process id, with its shortest lease.
+   */
   async workers(): Promise<WorkerView[]> {
     const byId = new Map<string, WorkerView>();
-    for (const views of await Promise.all(this.stores.map((s) => s.workers()))) {
-      for (const view of views) {
-        const known = byId.get(view.id);
-        if (known) known.running.push(...view.running);
-        else byId.set(view.id, view);
+    const { answers } = await fromAnswering(this.stores, (s) => s.workers());
+    for (const views of answers) {
+      for (const view of views ?? []) {
+        const id = this.partitions > 1 ? view.id.replace(/\/p\d+\.\d+$/, '') : view.id;
+        const known = byId.get(id);
+        if (known) {
+          known.running.push(...view.running);
+          known.leaseLeftMs = Math.min(known.leaseLeftMs, view.leaseLeftMs);
+        } else byId.set(id, { ...view, id, running: [...view.running] });
       }
     }
     return [...byId.values()];
@@ -232,6 +281,54 @@ export class Queues {
   storeOf(run: DeliveredRun): Store {
     return this.stores[run.partition];
   }
+}
+
+/** A partition's stats, or what is known when it does not answer: zeros, and why. */
+export type PartitionStats = QueueStats & { unavailable?: string };
+
+/** How long a read of one partition may take before the others are reported without it. */
+const PARTITION_READ_MS = 2000;
+
+/**
+ * One read of every partition, each on its own: the answers (undefined where a partition erred
+ * or did not answer within PARTITION_READ_MS) and the partitions left out. Fails only when none
+ * answers; with one partition, as the read itself does.
+ */
+async function fromAnswering<T>(
+  stores: readonly Store[],
+  read: (store: Store) => Promise<T>,
+): Promise<{ answers: Array<T | undefined>; unavailable: Array<{ partition: number; error: string }> }> {
+  if (stores.length === 1) return { answers: [await read(stores[0])], unavailable: [] };
+  const results = await Promise.allSettled(
+    stores.map((store, p) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`partition ${p} did not answer within ${PARTITION_READ_MS} ms`)), PARTITION_READ_MS);
+      });
+      return Promise.race([read(store), late]).finally(() => clearTimeout(timer));
+    }),
+  );
+  if (results.every((r) => r.status === 'rejected')) throw (results[0] as PromiseRejectedResult).reason;
+  return {
+    answers: results.map((r) => (r.status === 'fulfilled' ? r.value : undefined)),
+    unavailable: results.flatMap((r, partition) => (r.status === 'rejected' ? [{ partition, error: (r.reason as Error).message }] : [])),
+  };
+}
+
+function emptyStats(): QueueStats {
+  const names = ['L1:execute', 'L1:last', 'L1:discard', 'L2:execute', 'L2:last', 'L2:discard'];
+  return {
+    queues: Object.fromEntries(names.map((n) => [n, 0])),
+    backlog: { L1: 0, L2: 0 },
+    level2Active: true,
+    paused: { 1: false, 2: false },
+    inFlight: 0,
+    workers: 0,
+    idle: 0,
+    delayed: 0,
+    dead: 0,
+    counters: {},
+  };
 }
 
 function sumStats(parts: QueueStats[]): QueueStats {
