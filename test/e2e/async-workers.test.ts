@@ -7,6 +7,7 @@ import type { RunningPart } from '../../cli/gateway';
 import { closeClients, send } from '../../client';
 import { keysFor } from '../../shared/store/keys';
 import { BIN, inProcessGateway, killAll, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
+import { expectCleanState } from '../helpers/check-state';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
@@ -53,6 +54,7 @@ async function gatewayWith(flags: string[]): Promise<RunningPart> {
 afterEach(async () => {
   await gateway.stop();
   await killAll();
+  await expectCleanState(server.url, prefix);
 });
 
 function worker(flags: string[] = []): Promise<SwitchyardProcess> {

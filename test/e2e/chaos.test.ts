@@ -11,6 +11,7 @@ import Redis from 'ioredis';
 import { closeClients, send } from '../../client';
 import { keysFor } from '../../shared/store/keys';
 import { inProcessGateway, killAll, logLines, sleep, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
+import { expectCleanState, failureOf } from '../helpers/check-state';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'chaos-app.js');
@@ -110,9 +111,12 @@ afterAll(async () => {
   closeClients();
   await gateway?.stop();
   await killAll();
+  // After a minute of chaos and the drain, the stored state holds every invariant (switchyard check).
+  const problems = await failureOf(expectCleanState(queueRedis.url, prefix));
   queue.disconnect();
   records.disconnect();
   await Promise.all([queueRedis.close(), recordRedis.close()]);
+  if (problems) throw problems;
 });
 
 const between = (min: number, max: number): number => min + Math.floor(Math.random() * (max - min + 1));

@@ -7,6 +7,7 @@ import Redis from 'ioredis';
 import { closeClients, rawCall, send } from '../../client';
 import { keysFor } from '../../shared/store/keys';
 import { inProcessGateway, killAll, logLines, sleep, startSwitchyard, type SwitchyardProcess, waitFor } from '../helpers/processes';
+import { expectCleanState } from '../helpers/check-state';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
@@ -51,6 +52,7 @@ beforeEach(async () => {
 afterEach(async () => {
   await gateway.stop();
   await killAll();
+  await expectCleanState(server.url, prefix);
 });
 
 function worker(flags: string[], env: NodeJS.ProcessEnv = {}): Promise<SwitchyardProcess> {

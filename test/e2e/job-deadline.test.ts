@@ -9,6 +9,7 @@ import { call, closeClients, rawCall, send } from '../../client';
 import { rpcServiceDefinition } from '../../shared/call/wire';
 import { keysFor } from '../../shared/store/keys';
 import { inProcessGateway, killAll, logLines, startSwitchyard, waitFor } from '../helpers/processes';
+import { expectCleanState, failureOf } from '../helpers/check-state';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
@@ -43,8 +44,10 @@ afterAll(async () => {
   closeClients();
   await gateway.stop();
   await killAll();
+  const problems = await failureOf(expectCleanState(server.url, prefix));
   redis.disconnect();
   await server.close();
+  if (problems) throw problems;
 });
 
 async function runs(): Promise<Run[]> {

@@ -10,6 +10,7 @@ import Redis from 'ioredis';
 import { call, closeClients, send } from '../../client';
 import { keysFor } from '../../shared/store/keys';
 import { BIN, inProcessGateway, killAll, logLines, startSwitchyard, waitFor } from '../helpers/processes';
+import { expectCleanState } from '../helpers/check-state';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
@@ -31,7 +32,10 @@ afterAll(async () => {
 beforeEach(() => {
   prefix = uniquePrefix('ops');
 });
-afterEach(() => killAll());
+afterEach(async () => {
+  await killAll();
+  await expectCleanState(server.url, prefix);
+});
 
 test("a thrown error's message reaches the log, never the caller; ctx.throw(409, msg) answers its message", async () => {
   const gateway = await startSwitchyard('gateway', [

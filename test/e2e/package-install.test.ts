@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../cli/free-port';
 import { ROOT, waitFor } from '../helpers/processes';
+import { expectCleanRedis, failureOf } from '../helpers/check-state';
 import { startRedis, type TestRedis } from '../helpers/redis';
 
 const NAME = '@switchyard-rpc/switchyard';
@@ -47,7 +48,9 @@ afterAll(async () => {
   client?.closeClients();
   await Promise.all(started.map(({ child }) => stop(child)));
   rmSync(tmp, { recursive: true, force: true });
+  const problems = redis ? await failureOf(expectCleanRedis(redis.url)) : null;
   await redis?.close();
+  if (problems) throw problems;
 });
 
 function stop(child: ChildProcess): Promise<void> {

@@ -7,6 +7,7 @@ import Redis from 'ioredis';
 import { call, closeClients, send } from '../../client';
 import { keysFor } from '../../shared/store/keys';
 import { killAll, sleep, startSwitchyard, waitFor } from '../helpers/processes';
+import { expectCleanRedis, failureOf } from '../helpers/check-state';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
@@ -22,7 +23,9 @@ beforeAll(async () => {
 afterAll(async () => {
   closeClients();
   await killAll();
+  const problems = await failureOf(expectCleanRedis(queueRedis.url));
   await Promise.all([queueRedis.close(), recordRedis.close()]);
+  if (problems) throw problems;
 });
 
 function rssMb(pid: number): number {
