@@ -273,9 +273,16 @@ describe('each problem is found, and repaired when that is safe', () => {
   test('an unreadable job in the dead list is where the scripts put it: counted, not a problem', async () => {
     const d = await deployment();
     await redis.lpush(d.k.dead, '{"failedAt":1,"attempts":1,"status":"500","error":"x","job":{}}');
+    // One the scripts buried with its id (jobId reads it) may have an entry, which says dead.
+    await redis.lpush(d.k.dead, '{"failedAt":1,"attempts":1,"status":null,"error":"x","job":{"id":"u1","level":7}}');
+    await redis.hset(d.k.jobs, 'u1', 'x');
     const report = await checkDeployment(d.queues);
     expect(lines(report)).toBe('');
-    expect(report.counts.deadUnreadable).toBe(1);
+    expect(report.counts.deadUnreadable).toBe(2);
+    // An entry left saying "running" (defect 2 of issue 14: `switchyard job` said running for good).
+    await redis.hset(d.k.jobs, 'u1', 'r1:1:w-main');
+    await expectFound(d, ['INDEX_WRONG'], 'repairs');
+    expect(await redis.hget(d.k.jobs, 'u1')).toBe('x');
   });
 
   test('HELD_KEY_ORPHANED: a key held for a run nobody has; the repair releases it and puts its waiting message in line', async () => {

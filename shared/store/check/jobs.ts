@@ -77,8 +77,9 @@ async function indexChunk(scan: PartitionScan, found: Found[]): Promise<void> {
       scan.seen.set(id, { place, route });
     }
     const where = entries[i];
-    // Only a routable job has an index entry for sure (the scripts index what they can route).
-    if (!route || entryMatches(where, place)) return;
+    // A job the scripts cannot route may have no entry (they index what they can route), but an
+    // entry it has must point to it (one left pointing to a run says "running" for good).
+    if (entryMatches(where, place) || (!route && where === null)) return;
     scan.suspect({
       code: where === null ? 'INDEX_MISSING' : 'INDEX_WRONG',
       message: `job ${id} is in ${describePlace(place, scan.tag)} but its index entry ${where === null ? 'is missing' : `says ${shown(where)}`}`,

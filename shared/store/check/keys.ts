@@ -138,7 +138,7 @@ function checkNewest(scan: PartitionScan): void {
       if (at && alive.has(at.place.kind) && at.route?.policy === 'last' && at.route.level === level && at.route.key === key) continue;
       scan.suspect({
         code: 'NEWEST_DANGLING',
-        message: `${scan.store.keys.newest(level)} says job ${id} is the newest of key ${shown(key)}, but ${at ? `that job is in ${describePlace(at.place, scan.tag)}${at.route?.key !== key ? ' with another key' : ''}` : 'that job is nowhere'}`,
+        message: `${scan.store.keys.newest(level)} says job ${id} is the newest of key ${shown(key)}, but ${at ? `that job is in ${describePlace(at.place, scan.tag)}${at.route ? (at.route.key === key ? '' : ' with another key') : ', its payload unreadable'}` : 'that job is nowhere'}`,
         ids: [id],
         keys: [key],
         probes: [hget(`L${level}:last:newest`, key), ['newestAlive', String(level), key, id]],
