@@ -101,15 +101,18 @@ export function createWorker(o: WorkerOptions): Worker {
       const finished = await runner.drain(graceMs);
       if (!finished) runner.abortAll('the worker is shutting down: this run is handed back to its queue');
       keeper.retire();
+      // Each partition under the id the worker holds there; one that does not answer keeps its
+      // runs until its lease runs out (recovery), the others are handed back at once.
       let handedBack = 0;
-      try {
-        for (const store of o.queues.stores) handedBack += await store.requeueWorker(keeper.id, 'shutdown', o.attempts, o.deadMax);
-      } catch (err) {
-        log.warn(
-          { event: 'handback_failed', err: { message: (err as Error).message } },
-          `could not hand jobs back (${(err as Error).message}); they return after the lease`,
-        );
-      }
+      const handBacks = await Promise.allSettled(o.queues.stores.map((store, p) => store.requeueWorker(keeper.idIn(p), 'shutdown', o.attempts, o.deadMax)));
+      handBacks.forEach((outcome, partition) => {
+        if (outcome.status === 'fulfilled') handedBack += outcome.value;
+        else
+          log.warn(
+            { event: 'handback_failed', partition, err: { message: (outcome.reason as Error).message } },
+            `could not hand jobs back${o.queues.partitions > 1 ? ` in partition ${partition}` : ''} (${(outcome.reason as Error).message}); they return after the lease`,
+          );
+      });
       await donePruner.stop();
       await retryMover.stop();
       await recoverer.stop();

@@ -197,6 +197,15 @@ export class LeaseKeeper {
     return false;
   }
 
+  /**
+   * Synchronous, no round trip: the lease of `workerId` surely holds at this moment. A run whose
+   * permission came before the event loop was blocked (by another run's handler) asks again.
+   */
+  surelyHolds(workerId: string): boolean {
+    const p = this.partitionOf(workerId);
+    return p !== -1 && this.isRegisteredIn(p) && monotonicMs() < this.slot(p, PARTITION_SLOT.validUntil);
+  }
+
   /** Called once per lost id, before the worker takes a new one in that partition. */
   onLost(listener: (workerId: string) => void): void {
     this.lostListeners.push(listener);

@@ -112,7 +112,11 @@ export class Runner {
     this.add(run);
     // A reply that sat in a frozen process may come after the lease ran out and the job was
     // recovered elsewhere: such a run must not start.
-    if (!(await this.o.keeper.mayStart(workerId).catch(() => false)) || run.abandoned) {
+    let mayStart = await this.o.keeper.mayStart(workerId).catch(() => false);
+    // The answer may be old by now: another run's handler can have blocked the event loop
+    // between it and this line (past the lease, which recovery then took back): ask again.
+    if (mayStart && !this.o.keeper.surelyHolds(workerId)) mayStart = await this.o.keeper.mayStart(workerId).catch(() => false);
+    if (!mayStart || run.abandoned) {
       run.abandoned = true;
       this.remove(run);
       return;

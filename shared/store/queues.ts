@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster } from 'ioredis';
 import type { CallRequest, Level } from '../call/params';
+import { log } from '../ops/log';
 import { deploymentKeys, type DeploymentKeys } from './keys';
 import type { RedisClient } from './redis';
 import { defineScripts, runScript } from './scripts';
@@ -73,11 +74,16 @@ export class Queues {
     }
   }
 
-  /** A `last` message by a hash of its key (one partition per key keeps coalescing and one run at a time); others in turn. */
+  /**
+   * A `last` message by a hash of its key (one partition per key keeps coalescing and one run at
+   * a time); a message with the caller's own id by a hash of the id (a retry of the call meets
+   * the first one there); others in turn.
+   */
   partitionFor(call: CallRequest): number {
     if (this.partitions === 1) return 0;
     const q = call.queue!;
-    if (q.policy === 'last') return createHash('sha1').update(`${q.level}:${q.key}`).digest().readUInt32BE(0) % this.partitions;
+    if (q.policy === 'last') return hashOf(`${q.level}:${q.key}`) % this.partitions;
+    if (q.id !== undefined) return hashOf(`id:${q.id}`) % this.partitions;
     this.turn = (this.turn + 1) % this.partitions;
     return this.turn;
   }
@@ -92,7 +98,13 @@ export class Queues {
 
   async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome; replicas?: number }> {
     const { id, outcome, wakeIdle, replicas } = await this.stores[this.partitionFor(call)].enqueue(call, this.share(limits));
-    if (wakeIdle) await this.wakeIdle(call.queue!.level);
+    // The job is queued: a failed wake-up must not turn that into an error for the caller (a
+    // worker's next claim, within its 1 s block, finds the job anyway).
+    if (wakeIdle) {
+      await this.wakeIdle(call.queue!.level).catch((err: Error) =>
+        log.warn({ event: 'wake_failed', err: { message: err.message } }, `could not wake an idle worker (${err.message}); the next claim finds the job`),
+      );
+    }
     return { id, outcome, replicas };
   }
 
@@ -281,6 +293,10 @@ export class Queues {
   storeOf(run: DeliveredRun): Store {
     return this.stores[run.partition];
   }
+}
+
+function hashOf(text: string): number {
+  return createHash('sha1').update(text).digest().readUInt32BE(0);
 }
 
 /** A partition's stats, or what is known when it does not answer: zeros, and why. */

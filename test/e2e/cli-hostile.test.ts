@@ -9,6 +9,7 @@ import { parseParams } from '../../shared/call/params';
 import { Store } from '../../shared/store/store';
 import { BIN, ROOT } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+import { expectCleanRedis, failureOf } from '../helpers/check-state';
 
 const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 };
 let server: TestRedis;
@@ -20,7 +21,9 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   redis.disconnect();
+  const problems = await failureOf(expectCleanRedis(server.url));
   await server.close();
+  if (problems) throw problems;
 });
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

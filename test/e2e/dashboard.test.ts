@@ -9,6 +9,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { closeClients, send } from '../../client';
 import { killAll, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+import { expectCleanRedis, failureOf } from '../helpers/check-state';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -65,7 +66,9 @@ afterAll(async () => {
   closeClients();
   await browser?.close();
   await killAll();
+  const problems = redis ? await failureOf(expectCleanRedis(redis.url)) : null;
   await redis?.close();
+  if (problems) throw problems;
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 

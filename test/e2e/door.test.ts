@@ -13,6 +13,7 @@ import { keysFor } from '../../shared/store/keys';
 import { startDebugRedis, type DebugRedis } from '../helpers/debug-redis';
 import { inProcessGateway, killAll, startSwitchyard, waitFor } from '../helpers/processes';
 import { uniquePrefix } from '../helpers/redis';
+import { expectCleanRedis, failureOf } from '../helpers/check-state';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
 const TOKEN = 'door-token';
@@ -25,7 +26,9 @@ beforeAll(async () => {
 afterAll(async () => {
   closeClients();
   await killAll();
+  const problems = await failureOf(expectCleanRedis(redis.url));
   await redis.close();
+  if (problems) throw problems;
 });
 
 /** A client that sends Input bytes as they are (the test builds them once, however large). */

@@ -8,6 +8,7 @@ import { call, closeClients, rawCall } from '../../client';
 import { startDebugRedis, type DebugRedis } from '../helpers/debug-redis';
 import { killAll, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
 import { uniquePrefix } from '../helpers/redis';
+import { expectCleanRedis, failureOf } from '../helpers/check-state';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
 const report = (line: string): void => void process.stderr.write(`[params-fuzz] ${line}\n`);
@@ -25,7 +26,9 @@ beforeAll(async () => {
 afterAll(async () => {
   closeClients();
   await killAll();
+  const problems = await failureOf(expectCleanRedis(redis.url));
   await redis.close();
+  if (problems) throw problems;
 });
 
 const text = fc.oneof(

@@ -8,6 +8,7 @@ import { closeClients, send } from '../../client';
 import { keysFor } from '../../shared/store/keys';
 import { inProcessGateway, killAll, sleep, startSwitchyard, waitFor } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+import { expectCleanRedis, failureOf } from '../helpers/check-state';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
 
@@ -34,9 +35,11 @@ beforeAll(async () => {
 afterAll(async () => {
   closeClients();
   await killAll();
+  const problems = await failureOf(expectCleanRedis(queueRedis.url));
   queue.disconnect();
   records.disconnect();
   await Promise.all([queueRedis.close(), recordRedis.close()]);
+  if (problems) throw problems;
 });
 
 test('a restart from an older snapshot under traffic: every run started after it has a larger fence than any before; workers carry on; what is accepted after it runs', async () => {

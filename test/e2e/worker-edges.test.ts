@@ -8,6 +8,7 @@ import { closeClients, send } from '../../client';
 import { keysFor } from '../../shared/store/keys';
 import { inProcessGateway, killAll, startSwitchyard, waitFor } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+import { expectCleanRedis } from '../helpers/check-state';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
 
@@ -32,6 +33,7 @@ beforeAll(async () => {
 afterEach(async () => {
   closeClients();
   await killAll();
+  await expectCleanRedis(server.url);
 });
 afterAll(async () => {
   redis.disconnect();
