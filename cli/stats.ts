@@ -5,7 +5,7 @@ import { Queues } from '../shared/store/queues';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import type { QueueStats } from '../shared/store/store';
 
-export function formatStats(s: QueueStats, prefix: string, partitions: QueueStats[] = [], masters: string[] = []): string {
+export function formatStats(s: QueueStats, prefix: string, partitions: Array<QueueStats & { unavailable?: string }> = [], masters: string[] = []): string {
   const lines = [`switchyard stats  {${prefix}}${partitions.length > 1 ? `  ${partitions.length} partitions` : ''}  ${new Date().toISOString()}`, ''];
   lines.push('queue            waiting');
   for (const [name, depth] of Object.entries(s.queues)) lines.push(`  ${name.padEnd(14)} ${String(depth).padStart(7)}`);
@@ -17,9 +17,15 @@ export function formatStats(s: QueueStats, prefix: string, partitions: QueueStat
   lines.push(`in flight        ${s.inFlight} on ${s.workers} worker(s), ${s.idle} idle`);
   lines.push(`retries waiting  ${s.delayed}`);
   lines.push(`dead             ${s.dead}`);
+  const down = partitions.filter((p) => p.unavailable !== undefined).length;
+  if (down > 0) lines.push(`NOT ANSWERING    ${down} of ${partitions.length} partitions: the figures above are the others'`);
   if (partitions.length > 1) {
     lines.push('', `partition        L1 waiting  L2 waiting  level 2   in flight  retries  dead${masters.length ? '  master' : ''}`);
     partitions.forEach((p, i) => {
+      if (p.unavailable !== undefined) {
+        lines.push(`  {${prefix}:${i}}`.padEnd(17) + `NOT ANSWERING (${p.unavailable})${masters[i] ? `  ${masters[i]}` : ''}`);
+        return;
+      }
       const cells = [p.backlog.L1, p.backlog.L2].map((n) => String(n).padStart(10));
       lines.push(
         `  {${prefix}:${i}}`.padEnd(17) +
