@@ -28,7 +28,7 @@ const HELP = [
   '  --partitions N       partitions to check [default: the count stored in Redis] (SWITCHYARD_PARTITIONS)',
   '  --json               print {ok, problems, repaired, counts} as JSON',
   '  --repair             repair what is safe to repair (each repair re-checks its condition first); report the rest',
-  '  --grace D            a worker whose lease ran out longer ago than this with runs left is a problem (recovery is overdue) [default: 32s]',
+  '  --recovery-grace D   a worker whose lease ran out longer ago than this with runs left is a problem (recovery is overdue) [default: 32s]',
   '',
   'exit status: 0 no problem left, 1 problems, 2 bad flags or Redis not answering',
 ].join('\n');
@@ -64,12 +64,12 @@ function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): CheckFlags
     else if (name === '--redis') flags.redis = value();
     else if (name === '--prefix') flags.prefix = value();
     else if (name === '--partitions') flags.partitions = partitions(value(), '--partitions');
-    else if (name === '--grace') {
+    else if (name === '--recovery-grace') {
       const raw = value();
       try {
         flags.graceMs = parseDuration(raw);
       } catch (err) {
-        throw new FlagError(`--grace must be ${(err as Error).message} (got ${JSON.stringify(raw)})`);
+        throw new FlagError(`--recovery-grace must be ${(err as Error).message} (got ${JSON.stringify(raw)})`);
       }
     } else throw new FlagError(`unknown ${name.startsWith('--') ? 'flag' : 'argument'} ${name} (see switchyard check --help)`);
   }

@@ -502,7 +502,10 @@ describe('switchyard check (the CLI, from dist/)', () => {
 
   test('bad flags and a Redis that does not answer: exit 2 with one line; listed in the usage', async () => {
     expect(await run('--nope')).toMatchObject({ code: 2, stderr: 'switchyard check: unknown flag --nope (see switchyard check --help)\n' });
-    expect(await run('--grace', 'soon')).toMatchObject({ code: 2, stderr: expect.stringMatching(/^switchyard check: --grace must be a duration/) });
+    expect(await run('--recovery-grace', 'soon')).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^switchyard check: --recovery-grace must be a duration/),
+    });
     expect(await run('--redis', 'redis://127.0.0.1:1')).toMatchObject({ code: 2, stderr: 'switchyard check: redis at redis://127.0.0.1:1 is not answering\n' });
     const help = await run('--help');
     expect(help.stdout).toMatch(/--repair/);
