@@ -9,7 +9,7 @@ import { scanDeployment } from './check/deployment';
 import { checkJobs } from './check/jobs';
 import { checkKeys, readKeyState } from './check/keys';
 import { shown } from './check/payload';
-import { PartitionScan, type PartitionCounts, type Suspect } from './check/scan';
+import { PartitionScan, type PartitionCounts } from './check/scan';
 import { probe, repair } from './check/state-script';
 import { checkWorkersAndCounters, readWorkers } from './check/workers';
 import type { Queues } from './queues';
@@ -26,7 +26,7 @@ export interface CheckOptions {
    * this (Redis time). Default: 32 s (the default lease, 30 s, and 2 s).
    */
   recoveryGraceMs?: number;
-  /** The most problems suspected per partition (the rest are counted in `unlisted`). Default 1,000. */
+  /** The most problems listed per partition (the rest are counted in `unlisted`). Default 1,000. */
   maxProblems?: number;
 }
 
@@ -54,8 +54,6 @@ export interface CheckReport {
 }
 
 const DEFAULT_GRACE_MS = 32_000;
-/** Suspects confirmed per atomic read. */
-const CONFIRM_BATCH = 50;
 
 async function redisNow(store: Store): Promise<number> {
   const [now] = await probe(store, [], [['now']]);
@@ -79,44 +77,26 @@ async function scanPartition(store: Store, partition: number, workerKeys: Set<st
   await readKeyState(scan);
   await checkJobs(scan);
   checkKeys(scan);
+  await scan.confirmPending();
   await checkWorkersAndCounters(scan);
   return scan;
 }
 
-/** Confirms the suspects atomically, then repairs the confirmed ones that can be. */
+/** Reports the confirmed problems of a partition; with `doRepair`, repairs those that can be. */
 async function settle(scan: PartitionScan, doRepair: boolean, report: CheckReport): Promise<void> {
-  const workers = scan.workerIds;
-  for (let i = 0; i < scan.suspects.length; i += CONFIRM_BATCH) {
-    const batch = scan.suspects.slice(i, i + CONFIRM_BATCH);
-    const answers = await probe(
-      scan.store,
-      workers,
-      batch.flatMap((s) => s.probes),
-    );
-    let at = 0;
-    for (const suspect of batch) {
-      const mine = answers.slice(at, at + suspect.probes.length);
-      at += suspect.probes.length;
-      if (!suspect.holds(mine)) {
-        scan.counts.unconfirmed += 1;
+  for (const { suspect, answers } of scan.confirmed) {
+    const fix = suspect.repair ? suspect.repair(answers) : null;
+    const keys = suspect.keys?.map((k) => JSON.parse(shown(k)) as string);
+    const problem = problemOf(suspect.code, scan.partition, suspect.message, fix !== null, { ids: suspect.ids, keys });
+    if (doRepair && fix) {
+      if (await repair(scan.store, scan.workerIds, fix.action, fix.args)) {
+        report.repaired.push(problem);
         continue;
       }
-      await report1(scan, suspect, mine, doRepair, report);
+      problem.message += ' (not repaired: it changed meanwhile; check again)';
     }
+    report.problems.push(problem);
   }
-}
-
-async function report1(scan: PartitionScan, s: Suspect, answers: Parameters<Suspect['holds']>[0], doRepair: boolean, report: CheckReport): Promise<void> {
-  const fix = s.repair ? s.repair(answers) : null;
-  const problem = problemOf(s.code, scan.partition, s.message, fix !== null, { ids: s.ids, keys: s.keys?.map((k) => JSON.parse(shown(k)) as string) });
-  if (doRepair && fix) {
-    if (await repair(scan.store, scan.workerIds, fix.action, fix.args)) {
-      report.repaired.push(problem);
-      return;
-    }
-    problem.message += ' (not repaired: it changed meanwhile; check again)';
-  }
-  report.problems.push(problem);
 }
 
 /** Checks every partition of a deployment (and the deployment's own keys). */

@@ -188,6 +188,13 @@ describe('each problem is found, and repaired when that is safe', () => {
     expect(await redis.hget(d.k.jobs, running)).toMatch(new RegExp(`^r\\d+:\\d+:${d.worker}$`));
   });
 
+  test('beyond the most problems listed per partition, the rest are counted', async () => {
+    const d = await deployment();
+    await redis.hset(d.k.jobs, 'ghost1', 'x', 'ghost2', 'x', 'ghost3', 'x');
+    const report = await checkDeployment(d.queues, { maxProblems: 2 });
+    expect({ listed: report.problems.length, unlisted: report.counts.unlisted, ok: report.ok }).toEqual({ listed: 2, unlisted: 1, ok: false });
+  });
+
   test('INDEX_WRONG: an entry pointing to another queue', async () => {
     const d = await deployment();
     await redis.hset(d.k.jobs, await idWhere(d, /^wL1:execute$/), 'wL2:discard');

@@ -89,6 +89,7 @@ async function indexChunk(scan: PartitionScan, found: Found[]): Promise<void> {
       repair: () => ({ action: 'setEntry', args: [id, where ?? '', entryFor(place, scan.now), ...placeArgs(place), holder] }),
     });
   });
+  await scan.confirmPending();
 }
 
 async function readQueues(scan: PartitionScan): Promise<void> {
@@ -215,6 +216,7 @@ async function readDone(scan: PartitionScan): Promise<void> {
         repair: () => ({ action: 'undone', args: [id] }),
       });
     });
+    await scan.confirmPending();
   }
 }
 
@@ -238,6 +240,7 @@ async function readIndex(scan: PartitionScan): Promise<void> {
         repair: () => ({ action: 'dropEntry', args: [id, where] }),
       });
     }
+    await scan.confirmPending();
   }
 }
 

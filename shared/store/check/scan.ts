@@ -6,7 +6,7 @@ import type { Store } from '../store';
 import type { ProblemCode } from './codes';
 import type { Bytes, Route } from './payload';
 import type { Place } from './place';
-import type { Answer, Probe } from './state-script';
+import { probe, type Answer, type Probe } from './state-script';
 
 export interface Suspect {
   code: ProblemCode;
@@ -53,9 +53,20 @@ export interface PartitionCounts {
   newestMarks: number;
 }
 
+/** A suspicion the atomic re-read bore out, with the answers it was confirmed on. */
+export interface Confirmed {
+  suspect: Suspect;
+  answers: Answer[];
+}
+
+/** Suspicions confirmed per atomic read. */
+const CONFIRM_BATCH = 50;
+
 export class PartitionScan {
-  readonly suspects: Suspect[] = [];
-  /** Suspicions beyond the most kept (counted, not confirmed or reported one by one). */
+  /** Suspicions not yet confirmed: at most what one chunk of reading raises. */
+  private pending: Suspect[] = [];
+  readonly confirmed: Confirmed[] = [];
+  /** Confirmed problems beyond the most listed (counted, not reported one by one). */
   dropped = 0;
   readonly seen = new Map<string, Located>();
   readonly runs = new Map<string, Run>();
@@ -96,7 +107,7 @@ export class PartitionScan {
     /** Worker ids with a hash or an inbox in this partition (found by SCAN). */
     readonly workerKeys: ReadonlySet<Bytes>,
     readonly recoveryGraceMs: number,
-    private readonly maxSuspects: number,
+    private readonly maxProblems: number,
   ) {}
 
   get tag(): string {
@@ -109,8 +120,31 @@ export class PartitionScan {
   }
 
   suspect(s: Suspect): void {
-    if (this.suspects.length < this.maxSuspects) this.suspects.push(s);
-    else this.dropped += 1;
+    this.pending.push(s);
+  }
+
+  /**
+   * Confirms what was suspected so far, each suspicion in one atomic re-read of what it rests
+   * on (called after each chunk, so memory stays bounded by a chunk). A suspicion the state no
+   * longer bears out was the reader's view of a moving state: counted, not reported.
+   */
+  async confirmPending(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, CONFIRM_BATCH);
+      const answers = await probe(
+        this.store,
+        this.workerIds,
+        batch.flatMap((s) => s.probes),
+      );
+      let at = 0;
+      for (const suspect of batch) {
+        const mine = answers.slice(at, at + suspect.probes.length);
+        at += suspect.probes.length;
+        if (!suspect.holds(mine)) this.counts.unconfirmed += 1;
+        else if (this.confirmed.length < this.maxProblems) this.confirmed.push({ suspect, answers: mine });
+        else this.dropped += 1;
+      }
+    }
   }
 
   /** A run token seen somewhere: the largest must stay at or below {p}:runs. */

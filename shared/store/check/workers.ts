@@ -40,6 +40,7 @@ async function checkWorkerKeys(scan: PartitionScan): Promise<void> {
     }
     for await (const chunk of listChunks(scan.store.redis, keys.inbox(worker))) {
       for (const entry of chunk) checkInboxEntry(scan, worker, entry);
+      await scan.confirmPending();
     }
   }
 }
@@ -109,4 +110,5 @@ export async function checkWorkersAndCounters(scan: PartitionScan): Promise<void
   await checkWorkerKeys(scan);
   await checkCounters(scan);
   await checkTokens(scan);
+  await scan.confirmPending();
 }
