@@ -9,10 +9,7 @@ const RATES = ['queued', 'done', 'retried', 'dead', 'refused', 'dropped'];
 const $ = (selector) => document.querySelector(selector);
 const tokenInput = $('#token');
 tokenInput.value = sessionStorage.getItem('switchyard-admin-token') || '';
-tokenInput.addEventListener('change', () => {
-  sessionStorage.setItem('switchyard-admin-token', tokenInput.value);
-  void refresh().catch((err) => say(`cannot read the deployment: ${err.message}`, true));
-});
+tokenInput.addEventListener('change', () => sessionStorage.setItem('switchyard-admin-token', tokenInput.value));
 
 let actions = 'read-only';
 let previous = null;
@@ -34,6 +31,16 @@ function row(cells) {
   const tr = document.createElement('tr');
   for (const c of cells) tr.append(c instanceof Node ? c : cell(String(c)));
   return tr;
+}
+
+// A table whose rows hold buttons is rebuilt only when what it shows changed: a rebuild between
+// the press and the release of a click would swallow the click.
+const drawn = new Map();
+function changed(table, what) {
+  const text = JSON.stringify(what);
+  if (drawn.get(table) === text) return false;
+  drawn.set(table, text);
+  return true;
 }
 
 function button(label, onClick) {
@@ -76,35 +83,43 @@ async function act(path, done) {
   }
 }
 
+// The rows of the queue table are made once and updated in place, so the pause/resume buttons
+// stay the same elements while depths change under them.
+const levelRows = new Map();
+function levelRow(level) {
+  if (levelRows.has(level)) return levelRows.get(level);
+  const cells = { numbers: [0, 1, 2, 3, 4].map(() => cell('', 'n')), state: document.createElement('span'), paused: false };
+  const toggle = button('Pause', () =>
+    act(`levels/${level}/${cells.paused ? 'resume' : 'pause'}`, () => `level ${level} ${cells.paused ? 'resumed' : 'paused'}`),
+  );
+  toggle.id = `toggle-level-${level}`;
+  cells.toggle = toggle;
+  const stateCell = cell('');
+  stateCell.append(cells.state);
+  const toggleCell = cell('');
+  toggleCell.append(toggle);
+  $('#queues tbody').append(row([`L${level}`, ...cells.numbers, stateCell, toggleCell]));
+  levelRows.set(level, cells);
+  return cells;
+}
+
 function drawQueues(o) {
-  const body = $('#queues tbody');
-  body.replaceChildren();
   for (const level of [1, 2]) {
+    const cells = levelRow(level);
     const paused = o.paused[level];
     const refusing = level === 2 && !o.level2.active;
-    const state = document.createElement('span');
-    state.className = `badge ${paused ? 'warn' : refusing ? 'bad' : 'ok'}`;
-    state.textContent = paused ? 'paused' : refusing ? 'refusing' : 'running';
-    const toggle = button(paused ? 'Resume' : 'Pause', () =>
-      act(`levels/${level}/${paused ? 'resume' : 'pause'}`, () => `level ${level} ${paused ? 'resumed' : 'paused'}`),
-    );
-    toggle.id = `toggle-level-${level}`;
-    const stateCell = cell('');
-    stateCell.append(state);
-    const toggleCell = cell('');
-    toggleCell.append(toggle);
-    body.append(
-      row([
-        `L${level}`,
-        cell(o.queues[`L${level}:execute`], 'n'),
-        cell(o.queues[`L${level}:last`], 'n'),
-        cell(o.queues[`L${level}:discard`], 'n'),
-        cell(o.backlog[`L${level}`], 'n'),
-        cell(ago(o.oldestAgeSeconds[level]), 'n'),
-        stateCell,
-        toggleCell,
-      ]),
-    );
+    const values = [
+      o.queues[`L${level}:execute`],
+      o.queues[`L${level}:last`],
+      o.queues[`L${level}:discard`],
+      o.backlog[`L${level}`],
+      ago(o.oldestAgeSeconds[level]),
+    ];
+    values.forEach((value, i) => (cells.numbers[i].textContent = String(value)));
+    cells.state.className = `badge ${paused ? 'warn' : refusing ? 'bad' : 'ok'}`;
+    cells.state.textContent = paused ? 'paused' : refusing ? 'refusing' : 'running';
+    cells.paused = paused;
+    cells.toggle.textContent = paused ? 'Resume' : 'Pause';
   }
 }
 
@@ -171,6 +186,7 @@ function drawWorkers(o) {
 
 async function drawDead() {
   const entries = await api('dead?limit=20');
+  if (!changed('dead', [entries, actions])) return;
   const body = $('#dead tbody');
   body.replaceChildren();
   $('#dead-count').textContent = `(${entries.total} in all; newest ${entries.items.length})`;
