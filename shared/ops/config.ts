@@ -140,7 +140,7 @@ export const FLAGS = {
     kind: 'string',
     field: 'adminToken',
     commands: DASHBOARD,
-    help: "bearer token the dashboard's actions (requeue, purge, pause, resume) need; without it the dashboard is read-only",
+    help: "bearer token the dashboard's actions (requeue, purge, pause, resume) need; without it the dashboard is read-only, and job details (error text, query strings, keys) are shown only on the machine itself",
   },
   'job-timeout': {
     kind: 'duration',
