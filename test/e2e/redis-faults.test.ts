@@ -3,9 +3,12 @@
 // while the test drops the connections of one role at a time (CLIENT KILL: the gateway's
 // enqueue, the worker's claim and settles, the blocking wait, the lease renewal), pauses the
 // clients (CLIENT PAUSE WRITE and ALL), stalls the server past the command timeout (DEBUG
-// SLEEP) and fills its memory (maxmemory, noeviction). Then the injection stops and the test
+// SLEEP) and fills its memory (maxmemory, noeviction). Some jobs fail once and are retried
+// (the fail and promote call sites), finished jobs are kept a second (the prune call site), and
+// one worker is stopped while its hand-back meets a dropped connection. Then the injection stops and the test
 // checks the promises: nothing answered 201 is lost, no job runs again after a completed run
-// unless its worker lost its lease, no `last` key runs twice at once in live workers, no 503
+// unless its worker lost its lease (or was stopped), no `last` key runs twice at once in live
+// workers, no 503
 // claims "not queued" for a job that ran, a 503 comes only while Redis is really unavailable,
 // every process is alive and the state checker finds nothing. One line of figures per fault.
 import path from 'node:path';
@@ -27,15 +30,18 @@ import {
 import { killAll, logLines, sleep, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
-const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
+const APP = path.join(__dirname, '..', 'fixtures', 'faults-app.js');
 /** Longer than any stall injected here (5.5 s at most): a lease lost under these faults is a finding. */
 const LEASE_MS = 8000;
-const WORKER_FLAGS = ['--lease', '8s', '--concurrency', '8', '--attempts', '10', '--backoff', '100ms'];
+// --grace 0: a stopped worker hands back what runs at once (the hand-back call site).
+const WORKER_FLAGS = ['--lease', '8s', '--concurrency', '8', '--attempts', '10', '--backoff', '100ms', '--keep-done', '1s', '--grace', '0'];
 const TRAFFIC_MS = 20_000;
 const MESSAGES_PER_SECOND = 30;
 const SENDERS = 6;
 const LAST_KEYS = 20;
 const EXECUTE_SHARE = 0.35;
+/** Messages whose first run fails (500): retried after the backoff. */
+const FAIL_SHARE = 0.15;
 const DRAIN_MS = 30_000;
 /** The callers' gRPC deadline. */
 const SEND_DEADLINE_S = 10;
@@ -67,7 +73,7 @@ interface Sent {
   answeredAt: number;
 }
 
-/** One handler run, as recording-app.js records it when the handler returns. */
+/** One handler run, assembled from the 'start' and 'end' entries faults-app.js writes (the fence identifies it). */
 interface Run {
   id: string;
   level: Level;
@@ -75,12 +81,21 @@ interface Run {
   key: string | null;
   attempt: number;
   fence: number;
-  body: { version?: number; seq?: number };
+  version: number | null;
+  seq: number | null;
   pid: number;
   start: number;
-  end: number;
-  /** Its signal was aborted: the run was abandoned (its worker lost the lease). */
-  aborted: boolean;
+  /** Null when its process was stopped first. */
+  end: number | null;
+  outcome: 'ok' | 'failed' | null;
+  /** Its signal was aborted when it returned: the run was abandoned (lease lost, or its worker stopping). */
+  aborted: boolean | null;
+}
+
+/** A worker the test stopped (SIGTERM) during the traffic. */
+interface Stopped {
+  pid: number;
+  at: number;
 }
 
 interface LeaseLoss {
@@ -120,8 +135,11 @@ interface Deployment {
   keys: Keys;
   recordKey: string;
   gateway: SwitchyardProcess;
+  /** Every worker started, stopped ones included. */
   workers: SwitchyardProcess[];
+  stopped: Stopped[];
   address: string;
+  addWorker(): Promise<SwitchyardProcess>;
 }
 
 async function deploy(name: string): Promise<Deployment> {
@@ -129,10 +147,14 @@ async function deploy(name: string): Promise<Deployment> {
   const recordKey = `${prefix}:runs`;
   const common = ['--app', APP, '--redis', redis.url, '--prefix', prefix];
   const gateway = await startSwitchyard('gateway', [...common, '--port', '0', '--host', '127.0.0.1']);
-  const workers = await Promise.all(
-    [0, 1].map(() => startSwitchyard('worker', [...common, ...WORKER_FLAGS], { RECORD_URL: recordRedis.url, RECORD_KEY: recordKey })),
-  );
-  return { prefix, keys: keysFor(prefix), recordKey, gateway, workers, address: `127.0.0.1:${gateway.ready.port}` };
+  const workers: SwitchyardProcess[] = [];
+  const addWorker = async (): Promise<SwitchyardProcess> => {
+    const worker = await startSwitchyard('worker', [...common, ...WORKER_FLAGS], { RECORD_URL: recordRedis.url, RECORD_KEY: recordKey });
+    workers.push(worker);
+    return worker;
+  };
+  await Promise.all([addWorker(), addWorker()]);
+  return { prefix, keys: keysFor(prefix), recordKey, gateway, workers, stopped: [], address: `127.0.0.1:${gateway.ready.port}`, addWorker };
 }
 
 // ---- traffic ----
@@ -151,6 +173,9 @@ interface KeyState {
   /** A message of this key is on its way: the next one waits, so acceptance order is version order. */
   sending: boolean;
 }
+
+/** 2 (the first run fails) for FAIL_SHARE of the messages, else 0. */
+const failUntil = (): number => (Math.random() < FAIL_SHARE ? 2 : 0);
 
 /** Paced `last` and `execute` messages through the gateway; every answer is kept. */
 class Traffic {
@@ -197,7 +222,7 @@ class Traffic {
     key.sending = true;
     try {
       const version = ++key.version;
-      await this.deliver({ policy: 'last', level: key.level, key: key.name, version, seq: null }, { version, sleep: between(10, 150) });
+      await this.deliver({ policy: 'last', level: key.level, key: key.name, version, seq: null }, { version, sleep: between(10, 150), failUntil: failUntil() });
     } finally {
       key.sending = false;
     }
@@ -205,13 +230,13 @@ class Traffic {
 
   private sendExecute(level: Level, sleepMs: number): Promise<void> {
     const seq = ++this.seq;
-    return this.deliver({ policy: 'execute', level, key: null, version: null, seq }, { seq, sleep: sleepMs });
+    return this.deliver({ policy: 'execute', level, key: null, version: null, seq }, { seq, sleep: sleepMs, failUntil: failUntil() });
   }
 
   private async deliver(message: Pick<Sent, 'policy' | 'level' | 'key' | 'version' | 'seq'>, content: Record<string, number>): Promise<void> {
     const sentAt = Date.now();
     try {
-      const answer = await send('/record', {
+      const answer = await send('/apply', {
         address: this.address,
         level: message.level,
         policy: message.policy,
@@ -243,10 +268,10 @@ async function backlog(keys: Keys): Promise<number> {
   return replies!.reduce((n, [, count]) => n + Number(count), 0);
 }
 
-/** What is still waiting, due, held or running, by place. */
+/** What is still waiting, due, held, running or kept, by place. */
 async function leftovers(keys: Keys): Promise<Record<string, number>> {
   const a = redis.admin;
-  const [l1e, l1l, l2e, l2l, delayed, running] = (await a
+  const [l1e, l1l, l2e, l2l, delayed, running, index, done] = (await a
     .pipeline()
     .llen(keys.queue(1, 'execute'))
     .hlen(keys.queue(1, 'last'))
@@ -254,6 +279,8 @@ async function leftovers(keys: Keys): Promise<Record<string, number>> {
     .hlen(keys.queue(2, 'last'))
     .zcard(keys.delayed)
     .hlen(keys.running)
+    .hlen(keys.jobs)
+    .zcard(keys.done)
     .exec())!.map(([, n]) => Number(n));
   let held = 0;
   let inbox = 0;
@@ -261,18 +288,26 @@ async function leftovers(keys: Keys): Promise<Record<string, number>> {
     if (name.endsWith(':inbox')) inbox += await a.llen(name);
     else held += await a.hlen(name);
   }
-  return { 'L1:execute': l1e, 'L1:last': l1l, 'L2:execute': l2e, 'L2:last': l2l, delayed, held, inbox, running };
+  // Finished jobs stay in the index for --keep-done (1 s), until the pruning chore forgets them.
+  return { 'L1:execute': l1e, 'L1:last': l1l, 'L2:execute': l2e, 'L2:last': l2l, delayed, held, inbox, running, index, done };
 }
 
 async function readRuns(recordKey: string): Promise<Run[]> {
-  return (await records.lrange(recordKey, 0, -1)).map((line) => JSON.parse(line) as Run);
+  const byFence = new Map<number, Run>();
+  for (const line of await records.lrange(recordKey, 0, -1)) {
+    const entry = JSON.parse(line) as Run & { phase: 'start' | 'end' };
+    const run = byFence.get(entry.fence) ?? { ...entry, end: null, outcome: null, aborted: null };
+    if (entry.phase === 'end') Object.assign(run, { end: entry.end, outcome: entry.outcome, aborted: entry.aborted });
+    byFence.set(entry.fence, run);
+  }
+  return [...byFence.values()];
 }
 
 /** Waits until the queues are empty and every run has recorded (the record count holds still). */
 async function drain(d: Deployment): Promise<{ drained: boolean; left: Record<string, number> }> {
   let left = await leftovers(d.keys);
   const drained = await waitFor(async () => Object.values((left = await leftovers(d.keys))).every((n) => n === 0), DRAIN_MS, 250);
-  // A run abandoned by a worker that lost its lease records when its handler returns (150 ms at most).
+  // A run abandoned by a worker that lost its lease records its end when its handler returns (150 ms at most).
   let count = -1;
   await waitFor(
     async () => {
@@ -320,8 +355,8 @@ async function checkerProblems(prefix: string): Promise<string[]> {
 
 /**
  * What must hold once this test's queues are drained, beyond the checker's invariants: nothing
- * left anywhere (no held key, index entry, newest mark, retry or dead job: every handler here
- * succeeds), and the counters balance.
+ * left anywhere (no held key, index entry, newest mark, retry or dead job: every job here
+ * succeeds by its second attempt), and the counters balance.
  */
 async function leftBehind(keys: Keys): Promise<string[]> {
   const a = redis.admin;
@@ -367,7 +402,7 @@ async function dump(keys: Keys): Promise<string> {
 
 // ---- the promises ----
 
-const faultLabel = (f: Fault): string => [f.kind, f.role, f.midCall && 'mid-call'].filter(Boolean).join(' ');
+const faultLabel = (f: Fault): string => [f.kind, f.role, f.midCall && 'mid-call', f.during && `during ${f.during}`].filter(Boolean).join(' ');
 /** Every fault but a kill of another role's connections leaves the gateway without Redis meanwhile. */
 const hitsGateway = (f: Fault): boolean => !f.role || f.role === 'gateway';
 /** The fault that explains a 503: the latest one that hit the gateway while the call was on ("full" only by a full Redis). */
@@ -376,7 +411,7 @@ function causeOf(s: Sent, faults: Fault[]): Fault | undefined {
     .filter((f) => hitsGateway(f) && (s.unavailable !== 'full' || f.kind === 'full') && f.from <= s.answeredAt && s.sentAt <= f.to + FAULT_SLACK_MS)
     .pop();
 }
-const messageOf = (r: Run): string => (r.policy === 'last' ? `L${r.level}:${r.key}#${r.body.version}` : `seq ${r.body.seq}`);
+const messageOf = (r: Run): string => (r.policy === 'last' ? `L${r.level}:${r.key}#${r.version}` : `seq ${r.seq}`);
 const sentMessage = (s: Sent): string => (s.policy === 'last' ? `L${s.level}:${s.key}#${s.version}` : `seq ${s.seq}`);
 
 interface Figures {
@@ -391,8 +426,10 @@ interface Figures {
   /** Answered "not queued" (or "Redis is full: not queued"), yet it ran. */
   untrue: string[];
   duplicates: string[];
-  /** Runs again after a run of a worker that lost its lease (at-least-once allows them). */
+  /** Runs again after a run of a worker that lost its lease or was stopped (at-least-once allows them). */
   allowedReruns: string[];
+  /** Runs that failed (500) and were retried: the fail and promote call sites at work. */
+  failedRuns: number;
   overlaps: string[];
   allowedOverlaps: string[];
   fenceInversions: string[];
@@ -412,31 +449,47 @@ interface Figures {
   events: Record<string, number>;
 }
 
-function analyse(sent: Sent[], runs: Run[], faults: Fault[], losses: LeaseLoss[]): Omit<Figures, 'dead' | 'checker' | 'leftBehind' | 'events'> {
-  /** The run was abandoned, or its worker logged lease_lost while it ran or settled. */
-  const leaseLostAround = (r: Run): boolean => r.aborted || losses.some((l) => l.pid === r.pid && l.at >= r.start - 1000 && l.at <= r.end + 2 * LEASE_MS);
+function analyse(
+  sent: Sent[],
+  runs: Run[],
+  faults: Fault[],
+  losses: LeaseLoss[],
+  stopped: Stopped[],
+): Omit<Figures, 'dead' | 'checker' | 'leftBehind' | 'events'> {
+  const stopOf = (r: Run): Stopped | undefined => stopped.find((x) => x.pid === r.pid);
+  /** Where a run ended: its 'end' entry, else the stop of its process, else never. */
+  const endOf = (r: Run): number => r.end ?? stopOf(r)?.at ?? Infinity;
+  /**
+   * Runs whose result may not count, by design: abandoned (signal aborted), in a worker that
+   * logged lease_lost while it ran or settled, or in flight (or just finished, its
+   * acknowledgement maybe not sent) when the test stopped its worker.
+   */
+  const abandoned = (r: Run): boolean =>
+    r.aborted === true ||
+    losses.some((l) => l.pid === r.pid && l.at >= r.start - 1000 && l.at <= endOf(r) + 2 * LEASE_MS) ||
+    (stopOf(r) !== undefined && endOf(r) >= stopOf(r)!.at - 1000);
   const describe = (r: Run): string =>
-    `${r.id} attempt ${r.attempt} fence ${r.fence} pid ${r.pid} [${r.start}–${r.end}]${r.aborted ? ' aborted' : ''}${leaseLostAround(r) ? ' (lease lost)' : ''}`;
-  const completed = runs.filter((r) => !r.aborted);
+    `${r.id} attempt ${r.attempt} fence ${r.fence} pid ${r.pid} [${r.start}–${r.end ?? 'no end'}] ${r.outcome ?? ''}${r.aborted ? ' aborted' : ''}${abandoned(r) ? ' (abandoned)' : ''}`;
+  const completed = runs.filter((r) => r.outcome === 'ok' && !r.aborted);
   const doneMessages = new Set(completed.map(messageOf));
 
-  // Nothing accepted is lost: an execute message ran; a last message ran, or a newer one of its key did.
+  // Nothing accepted is lost: an execute message ran to completion; a last message did, or a newer one of its key.
   const lost: string[] = [];
   const newestRun = new Map<string, number>();
-  for (const r of completed)
-    if (r.policy === 'last') newestRun.set(`L${r.level}:${r.key}`, Math.max(newestRun.get(`L${r.level}:${r.key}`) ?? 0, r.body.version!));
+  for (const r of completed) if (r.policy === 'last') newestRun.set(`L${r.level}:${r.key}`, Math.max(newestRun.get(`L${r.level}:${r.key}`) ?? 0, r.version!));
   for (const s of sent) {
     if (s.status !== 201) continue;
     if (s.policy === 'execute' && !doneMessages.has(sentMessage(s))) lost.push(`${sentMessage(s)} (L${s.level}, answered ${s.state})`);
     if (s.policy === 'last' && (newestRun.get(`L${s.level}:${s.key}`) ?? 0) < s.version!)
       lost.push(`${sentMessage(s)} (answered ${s.state}; newest run of the key: v${newestRun.get(`L${s.level}:${s.key}`) ?? '-'})`);
   }
-  const ran = new Set(runs.map(messageOf));
+  const started = new Set(runs.map(messageOf));
   const untrue = sent
-    .filter((s) => (s.unavailable === 'not-queued' || s.unavailable === 'full') && ran.has(sentMessage(s)))
+    .filter((s) => (s.unavailable === 'not-queued' || s.unavailable === 'full') && started.has(sentMessage(s)))
     .map((s) => `${sentMessage(s)}: "${s.message}"`);
 
-  // At least once, not more: a job runs again only after a run whose worker lost its lease.
+  // At least once, not more: a job runs again after a completed run, or beside another run of
+  // it, only when one of them was abandoned. A failed run and its retry are one after the other.
   const duplicates: string[] = [];
   const allowedReruns: string[] = [];
   const byId = new Map<string, Run[]>();
@@ -445,10 +498,10 @@ function analyse(sent: Sent[], runs: Run[], faults: Fault[], losses: LeaseLoss[]
     list.sort((a, b) => a.start - b.start);
     for (let i = 1; i < list.length; i++) {
       const later = list[i];
-      const earlier = list.slice(0, i);
-      const excused = earlier.every(leaseLostAround) || leaseLostAround(later);
-      const text = `${messageOf(later)}: ${earlier.map(describe).join(', ')} then ${describe(later)}`;
-      (excused ? allowedReruns : duplicates).push(text);
+      const before = list.slice(0, i).filter((r) => endOf(r) > later.start || r.outcome === 'ok');
+      if (before.length === 0) continue;
+      const excused = abandoned(later) || before.every(abandoned);
+      (excused ? allowedReruns : duplicates).push(`${messageOf(later)}: ${before.map(describe).join(', ')} then ${describe(later)}`);
     }
   }
 
@@ -463,7 +516,7 @@ function analyse(sent: Sent[], runs: Run[], faults: Fault[], losses: LeaseLoss[]
     for (let i = 0; i < list.length; i++) {
       for (let j = i + 1; j < list.length; j++) {
         const [a, b] = [list[i], list[j]];
-        if (b.start < a.end) (leaseLostAround(a) || leaseLostAround(b) ? allowedOverlaps : overlaps).push(`${key}: ${describe(a)} overlaps ${describe(b)}`);
+        if (b.start < endOf(a)) (abandoned(a) || abandoned(b) ? allowedOverlaps : overlaps).push(`${key}: ${describe(a)} overlaps ${describe(b)}`);
         else if (b.fence <= a.fence) fenceInversions.push(`${key}: ${describe(a)} then ${describe(b)}`);
       }
     }
@@ -506,6 +559,7 @@ function analyse(sent: Sent[], runs: Run[], faults: Fault[], losses: LeaseLoss[]
     untrue,
     duplicates,
     allowedReruns,
+    failedRuns: runs.filter((r) => r.outcome === 'failed').length,
     overlaps,
     allowedOverlaps,
     fenceInversions,
@@ -533,7 +587,6 @@ function renderTable(): string {
   return [header, '|---|---|---|---|---|---|---|---|---|', ...rows].join('\n');
 }
 
-/** Traffic for TRAFFIC_MS while `inject` runs; then the drain, the figures, and every promise checked. */
 /** Traffic for TRAFFIC_MS while `inject` runs faults that are over by `injectUntil`; then the drain, the figures, and every promise checked. */
 async function underFaults(name: string, inject: (d: Deployment, traffic: Traffic, injectUntil: number) => Promise<Fault[]>): Promise<Figures> {
   const d = await deploy(name);
@@ -543,9 +596,12 @@ async function underFaults(name: string, inject: (d: Deployment, traffic: Traffi
   const { drained, left } = await drain(d);
   const runs = await readRuns(d.recordKey);
   const processes = [d.gateway, ...d.workers];
+  const stoppedByTest = (p: SwitchyardProcess): boolean => d.stopped.some((x) => x.pid === p.child.pid);
   const figures: Figures = {
-    ...analyse(traffic.sent, runs, faults, leaseLosses(d.workers)),
-    dead: processes.filter((p) => p.child.exitCode !== null || p.child.signalCode !== null).map((p) => `pid ${p.child.pid}: ${p.output().slice(-2000)}`),
+    ...analyse(traffic.sent, runs, faults, leaseLosses(d.workers), d.stopped),
+    dead: processes
+      .filter((p) => !stoppedByTest(p) && (p.child.exitCode !== null || p.child.signalCode !== null))
+      .map((p) => `pid ${p.child.pid}: ${p.output().slice(-2000)}`),
     checker: await checkerProblems(d.prefix),
     leftBehind: drained ? await leftBehind(d.keys) : [`not drained after ${DRAIN_MS} ms: ${JSON.stringify(left)}`],
     events: loggedEvents(processes),
@@ -553,10 +609,10 @@ async function underFaults(name: string, inject: (d: Deployment, traffic: Traffi
   table.push({ name, f: figures });
   process.stdout.write(
     `[redis-faults] ${name}: faults ${JSON.stringify(figures.faultsBy)}; sent ${traffic.sent.length}, 201 ${figures.answered201}, 503 ${JSON.stringify(figures.unavailableBy)}, ` +
-      `other ${figures.otherAnswers.length}; runs ${runs.length}, jobs done ${figures.done}; lost ${figures.lost.length}, untrue "not queued" ${figures.untrue.length}, ` +
-      `duplicates beyond at-least-once ${figures.duplicates.length} (reruns after a lost lease ${figures.allowedReruns.length}), overlaps ${figures.overlaps.length} ` +
-      `(after a lost lease ${figures.allowedOverlaps.length}), fence inversions ${figures.fenceInversions.length}, unexplained 503 ${figures.unexplained503.length}, "not queued" before Redis was back ${figures.notQueuedEarly.length}; ` +
-      `lease_lost ${JSON.stringify(figures.leaseLosses)}; processes dead ${figures.dead.length}; checker problems ${figures.checker.length}, left behind ${figures.leftBehind.length}; logged ${JSON.stringify(figures.events)}\n`,
+      `other ${figures.otherAnswers.length}; runs ${runs.length} (failed and retried ${figures.failedRuns}), jobs done ${figures.done}; lost ${figures.lost.length}, untrue "not queued" ${figures.untrue.length}, ` +
+      `duplicates beyond at-least-once ${figures.duplicates.length} (reruns after an abandoned run ${figures.allowedReruns.length}), overlaps ${figures.overlaps.length} ` +
+      `(with an abandoned run ${figures.allowedOverlaps.length}), fence inversions ${figures.fenceInversions.length}, unexplained 503 ${figures.unexplained503.length}, "not queued" before Redis was back ${figures.notQueuedEarly.length}; ` +
+      `lease_lost ${JSON.stringify(figures.leaseLosses)}; workers stopped ${JSON.stringify(d.stopped)}; processes dead ${figures.dead.length}; checker problems ${figures.checker.length}, left behind ${figures.leftBehind.length}; logged ${JSON.stringify(figures.events)}\n`,
   );
   if (figures.notQueuedEarly.length > 0)
     process.stdout.write(`[redis-faults] ${name}: "not queued" before Redis was back, e.g. ${figures.notQueuedEarly.slice(0, 3).join('; ')}\n`);
@@ -596,12 +652,34 @@ async function underFaults(name: string, inject: (d: Deployment, traffic: Traffi
 
 const ROLES = ['gateway', 'worker', 'blocking', 'lease'] as const;
 
-test('CLIENT KILL of each role in turn (gateway, worker, blocking, lease), mid-call: nothing lost, no duplicate, no overlap, checker clean', async () => {
-  const figures = await underFaults('CLIENT KILL', async (_d, _traffic, injectUntil) => {
+/**
+ * Stops a worker (SIGTERM; with --grace 0 it hands its runs back at once) while the clients'
+ * writes are held, and cuts the worker connections twice while its hand-back waits (sent
+ * before the first cut, or on the connection made again after it): the hand-back is lost, and
+ * its runs come back after its lease. A replacement starts.
+ */
+async function stopWorkerMidHandBack(d: Deployment, worker: SwitchyardProcess): Promise<Fault[]> {
+  const first = await killRoleMidCall(redis.admin, 'worker', 800, {
+    what: "a stopping worker's hand-back",
+    run: () => {
+      d.stopped.push({ pid: worker.child.pid!, at: Date.now() });
+      worker.kill('SIGTERM');
+    },
+  });
+  await sleep(200);
+  const second = await killRole(redis.admin, 'worker');
+  await worker.exited;
+  await d.addWorker();
+  return [first, { ...second, midCall: true, during: first.during }];
+}
+
+test('CLIENT KILL of each role in turn (gateway, worker, blocking, lease), mid-call, and during a shutdown hand-back: nothing lost, no duplicate, no overlap, checker clean', async () => {
+  const figures = await underFaults('CLIENT KILL', async (d, _traffic, injectUntil) => {
     const faults: Fault[] = [];
     const phaseMs = (injectUntil - Date.now()) / ROLES.length;
     for (const [i, role] of ROLES.entries()) {
       const phaseEnd = injectUntil - (ROLES.length - 1 - i) * phaseMs;
+      if (role === 'worker') faults.push(...(await stopWorkerMidHandBack(d, d.workers[1])));
       // Every other kill is sure to cut a command in flight: the clients' writes are held meanwhile.
       for (let k = 0; Date.now() + 800 < phaseEnd; k++) {
         await sleep(between(150, 450));
@@ -610,9 +688,10 @@ test('CLIENT KILL of each role in turn (gateway, worker, blocking, lease), mid-c
     }
     return faults;
   });
-  // Every role was really cut, several times.
+  // Every role was really cut, several times, and the stopping worker's hand-back was lost.
   for (const role of ROLES)
     expect([figures.faultsBy[`kill ${role}`], figures.faultsBy[`kill ${role} mid-call`]]).toEqual([expect.any(Number), expect.any(Number)]);
+  expect(figures.events.handback_failed).toBe(1);
 }, 120_000);
 
 test('CLIENT PAUSE WRITE and ALL (300–1500 ms) during traffic: nothing lost, no duplicate, no overlap, checker clean', async () => {

@@ -29,6 +29,8 @@ export interface Fault {
   role?: ConnectionRole;
   /** A kill made while the role's commands surely waited for their answers. */
   midCall?: boolean;
+  /** What the test did meanwhile, when it timed the fault to meet one call (e.g. a worker's shutdown). */
+  during?: string;
   /** Date.now() before the command was sent. */
   from: number;
   /** Date.now() when Redis was available again (for a kill: when the role may have reconnected). */
@@ -118,14 +120,16 @@ export async function killRole(admin: Redis, role: ConnectionRole): Promise<Faul
 /**
  * Drops the connections of `role` while a command of theirs surely waits for its answer: the
  * clients' writes are held for `holdMs` (every script, BLPOP and renewal is a write), and the
- * connections are cut halfway through. The held commands never run.
+ * connections are cut halfway through. The held commands never run. `meanwhile` runs right
+ * after the hold begins (to make a process send the call the kill should meet).
  */
-export async function killRoleMidCall(admin: Redis, role: ConnectionRole, holdMs: number): Promise<Fault> {
+export async function killRoleMidCall(admin: Redis, role: ConnectionRole, holdMs: number, meanwhile?: { what: string; run(): void }): Promise<Fault> {
   const from = Date.now();
   await admin.call('CLIENT', 'PAUSE', String(holdMs), 'WRITE');
+  meanwhile?.run();
   await new Promise((resolve) => setTimeout(resolve, holdMs / 2));
   const killed = await killRole(admin, role);
-  return { ...killed, midCall: true, from, to: Math.max(killed.to, from + holdMs) };
+  return { ...killed, midCall: true, during: meanwhile?.what, from, to: Math.max(killed.to, from + holdMs) };
 }
 
 /** Holds the clients' writes (WRITE) or every command (ALL) for `ms`. */
