@@ -686,7 +686,10 @@ test('a minute of SIGSTOP and SIGKILL under last/execute traffic: nothing lost, 
   // A woken process learns at once that its lease is gone; a freeze shorter than the lease never
   // costs it (renewals hold it for a lease and a tenth; 100 ms allowed for the signals' delivery).
   expect(longLags.every((lag) => lag !== undefined && lag < 1000)).toBe(true);
-  expect(shortLosses.filter((f) => freezeMs(f) < LEASE_MS - 100).map((f) => `pid ${f.pid} ${t(f.stopAt)} – ${t(f.contAt)}`)).toEqual([]);
+  // A Redis client pause just before or during the freeze held the renewals back too: the two
+  // add up, and may outlast the lease (that is not a freeze shorter than the lease).
+  const pausedNear = (f: Freeze): boolean => redisFaults.some((r) => r.kind === 'pause' && r.at < f.contAt && r.at + (r.ms ?? 0) > f.stopAt - LEASE_MS);
+  expect(shortLosses.filter((f) => freezeMs(f) < LEASE_MS - 100 && !pausedNear(f)).map((f) => `pid ${f.pid} ${t(f.stopAt)} – ${t(f.contAt)}`)).toEqual([]);
   // The chaos really happened.
   expect({ short: shortFreezes.length > 0, long: longFreezes.length > 0, kills: kills.length > 0 }).toEqual({ short: true, long: true, kills: true });
   expect({
