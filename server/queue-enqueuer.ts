@@ -23,6 +23,8 @@ const REFUSED_BEFORE_RUNNING = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGA
 // Sent, then no answer: the command timeout fired, or the connection closed while the command was
 // in flight (maxRetriesPerRequest 0 flushes the sent commands with MaxRetriesPerRequestError).
 const NO_ANSWER_IN_TIME = 'Command timed out';
+/** Between two tries of a call that was never run: the connection's state may lag its socket. */
+const RETRY_PAUSE_MS = 25;
 
 /** What the caller is told when the enqueue failed with `err` (ioredis' error; classified by its text). */
 export function enqueueFailure(err: unknown): SwitchyardError {
@@ -81,16 +83,26 @@ export class QueueEnqueuer implements Enqueuer {
   }
 
   async enqueue(request: CallRequest, connectWaitMs: number): Promise<Reply> {
-    if (!this.connection.ready() && !(await this.connection.wait(connectWaitMs))) {
-      this.noteFailure(`no connection to Redis within ${Math.max(0, Math.round(connectWaitMs))} ms`);
-      return replyFor(notQueued('no connection to Redis'));
-    }
+    const until = performance.now() + connectWaitMs;
     let result;
-    try {
-      result = await this.queues.enqueue(request, this.limits);
-    } catch (err) {
-      this.noteFailure((err as Error).message);
-      return replyFor(enqueueFailure(err));
+    for (;;) {
+      const left = until - performance.now();
+      if (!this.connection.ready() && !(await this.connection.wait(left))) {
+        this.noteFailure(`no connection to Redis within ${Math.max(0, Math.round(connectWaitMs))} ms`);
+        return replyFor(notQueued('no connection to Redis'));
+      }
+      try {
+        result = await this.queues.enqueue(request, this.limits);
+        break;
+      } catch (err) {
+        this.noteFailure((err as Error).message);
+        const failure = enqueueFailure(err);
+        // Never run (a connection that dropped just before the call, a master being replaced):
+        // nothing is queued, so the call waits for the connection and goes again within its
+        // budget rather than answer "not queued" while Redis is a moment away.
+        if (failure.code !== 'QUEUE_NOT_QUEUED' || until - performance.now() < RETRY_PAUSE_MS) return replyFor(failure);
+        await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+      }
     }
     this.redisAway = false;
     const { id, outcome, replicas } = result;
