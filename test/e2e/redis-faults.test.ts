@@ -623,6 +623,8 @@ async function underFaults(name: string, inject: (d: Deployment, traffic: Traffi
     overlaps: figures.overlaps.slice(0, 20),
     fenceInversions: figures.fenceInversions.slice(0, 20),
     unexplained503: figures.unexplained503.slice(0, 20),
+    // A call Redis never ran waits for the connection within its budget and goes again.
+    notQueuedEarly: figures.notQueuedEarly.slice(0, 20),
     otherAnswers: figures.otherAnswers.slice(0, 20).map((s) => `${sentMessage(s)}: ${s.status} ${s.message}`),
     dead: figures.dead,
     checker: figures.checker,
@@ -636,6 +638,7 @@ async function underFaults(name: string, inject: (d: Deployment, traffic: Traffi
     overlaps: [],
     fenceInversions: [],
     unexplained503: [],
+    notQueuedEarly: [],
     otherAnswers: [],
     dead: [],
     checker: [],
