@@ -9,7 +9,7 @@ import { scanDeployment } from './check/deployment';
 import { checkJobs } from './check/jobs';
 import { checkKeys, readKeyState } from './check/keys';
 import { shown } from './check/payload';
-import { PartitionScan, type PartitionCounts } from './check/scan';
+import { noCounts, PartitionScan, type PartitionCounts } from './check/scan';
 import { probe, repair } from './check/state-script';
 import { checkWorkersAndCounters, readWorkers } from './check/workers';
 import type { Queues } from './queues';
@@ -107,23 +107,7 @@ export async function checkDeployment(queues: Queues, options: CheckOptions = {}
     ok: false,
     problems: [],
     repaired: [],
-    counts: {
-      partitions: queues.partitions,
-      problems: 0,
-      unlisted: 0,
-      waiting: 0,
-      running: 0,
-      delayed: 0,
-      dead: 0,
-      deadUnreadable: 0,
-      done: 0,
-      indexEntries: 0,
-      workers: 0,
-      recoveryPending: 0,
-      unconfirmed: 0,
-      heldKeys: 0,
-      newestMarks: 0,
-    },
+    counts: { partitions: queues.partitions, problems: 0, unlisted: 0, ...noCounts() },
   };
   const deployment = await scanDeployment(queues);
   for (const finding of deployment.findings) {

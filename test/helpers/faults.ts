@@ -4,19 +4,15 @@
 // SLEEP), fill the memory (maxmemory, noeviction). Each injection returns the window during
 // which Redis was really unavailable to the roles it hit, so a test can tell a 503 that Redis
 // caused from one it did not.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import Redis from 'ioredis';
-import { freePort } from '../../cli/free-port';
+import type Redis from 'ioredis';
 import type { ConnectionRole } from '../../shared/store/redis';
+import { startDebugRedis } from './debug-redis';
 
 /** A redis-server a test may stall and fill: DEBUG is enabled, memory is never evicted. */
 export interface FaultableRedis {
   url: string;
   port: number;
-  /** The injector's own connection (named so that no role's kill matches it). */
+  /** The injector's own connection (no switchyard-<role> name, so no role's kill matches it). */
   admin: Redis;
   close(): Promise<void>;
 }
@@ -39,62 +35,14 @@ export interface Fault {
   detail?: string;
 }
 
-const ADMIN_NAME = 'faults-admin';
 /** ioredis reconnects 50 ms after a drop (shared/store/redis.ts); this covers it on a loaded machine. */
 const RECONNECT_MS = 500;
 
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
-
-async function answersPing(port: number, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
-    probe.on('error', () => undefined);
-    try {
-      await probe.connect();
-      if ((await probe.ping()) === 'PONG') return true;
-    } catch {
-      // not up yet
-    } finally {
-      probe.disconnect();
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return false;
-}
-
-/** redis-server from PATH on a free loopback port, as test/helpers/redis.ts starts it, plus DEBUG and noeviction. */
+/** A redis-server with DEBUG (test/helpers/debug-redis.ts) that never evicts: a full Redis refuses writes. */
 export async function startFaultableRedis(): Promise<FaultableRedis> {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'sy-faults-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
-  const child = spawn('redis-server', [...args, '--enable-debug-command', 'yes', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
-  children.add(child);
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  void exited.then(() => children.delete(child));
-  if (!(await answersPing(port, 10_000))) {
-    child.kill('SIGKILL');
-    throw new Error(`redis-server did not answer on port ${port}`);
-  }
-  const admin = new Redis({ port, host: '127.0.0.1', connectionName: ADMIN_NAME, maxRetriesPerRequest: 1 });
-  admin.on('error', () => undefined);
-  process.stderr.write(`[faults] redis-server with DEBUG on 127.0.0.1:${port}\n`);
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    admin,
-    async close() {
-      admin.disconnect();
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const redis = await startDebugRedis(['--maxmemory-policy', 'noeviction']);
+  process.stderr.write(`[faults] redis-server with DEBUG on 127.0.0.1:${redis.port}\n`);
+  return { url: redis.url, port: redis.port, admin: redis.admin, close: () => redis.close() };
 }
 
 /** The client ids of the connections a role opened (ioredis names them switchyard-<role>). */

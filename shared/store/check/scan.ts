@@ -53,6 +53,24 @@ export interface PartitionCounts {
   newestMarks: number;
 }
 
+/** Every count at zero: one partition's before its reading, and the deployment's total. */
+export function noCounts(): PartitionCounts {
+  return {
+    waiting: 0,
+    running: 0,
+    delayed: 0,
+    dead: 0,
+    deadUnreadable: 0,
+    done: 0,
+    indexEntries: 0,
+    workers: 0,
+    recoveryPending: 0,
+    unconfirmed: 0,
+    heldKeys: 0,
+    newestMarks: 0,
+  };
+}
+
 /** A suspicion the atomic re-read bore out, with the answers it was confirmed on. */
 export interface Confirmed {
   suspect: Suspect;
@@ -84,20 +102,7 @@ export class PartitionScan {
   readonly done = new Set<string>();
   /** The largest run token in use, and where it was seen. */
   maxToken: { value: bigint; where: string } = { value: 0n, where: '' };
-  readonly counts: PartitionCounts = {
-    waiting: 0,
-    running: 0,
-    delayed: 0,
-    dead: 0,
-    deadUnreadable: 0,
-    done: 0,
-    indexEntries: 0,
-    workers: 0,
-    recoveryPending: 0,
-    unconfirmed: 0,
-    heldKeys: 0,
-    newestMarks: 0,
-  };
+  readonly counts: PartitionCounts = noCounts();
 
   constructor(
     readonly store: Store,
