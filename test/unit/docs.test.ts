@@ -18,22 +18,33 @@ test('every flag is documented in the README and the reference', () => {
   }
 });
 
-test('every Redis key is documented in the README and the reference', () => {
-  const k = keysFor('sy');
-  const keys = [
-    ...([1, 2] as const).flatMap((l) => [k.queue(l, 'execute'), k.queue(l, 'discard'), k.queue(l, 'last'), k.order(l), k.newest(l), k.idle(l), k.wake(l)]),
-    k.l2Active,
-    k.dead,
-    k.stats,
-    k.running,
-    k.runs,
-    k.sched,
-    k.workers,
-    k.delayed,
-    k.workerJobs('<id>'),
-    k.inbox('<id>'),
-    deploymentKeys('sy').partitions,
+/**
+ * Every key name keys.ts can make, read from the code itself: each string of the key sets, and
+ * each function called with every level (and policy), or with `<id>` for a worker's keys.
+ */
+function everyKey(): string[] {
+  const names = new Set<string>();
+  const sets: Array<Record<string, unknown>> = [
+    keysFor('sy') as unknown as Record<string, unknown>,
+    deploymentKeys('sy') as unknown as Record<string, unknown>,
   ];
+  for (const set of sets) {
+    for (const [field, value] of Object.entries(set)) {
+      if (field === 'tag' || field === 'common') continue;
+      if (typeof value === 'string') names.add(value);
+      if (typeof value !== 'function') continue;
+      const make = value as (...args: unknown[]) => string;
+      if (make.length === 2) for (const level of [1, 2]) for (const policy of ['execute', 'last', 'discard']) names.add(make(level, policy));
+      else if (make(1).includes(':L1')) for (const level of [1, 2]) names.add(make(level));
+      else names.add(make('<id>'));
+    }
+  }
+  return [...names];
+}
+
+test('every Redis key is documented in the README and the reference', () => {
+  const keys = everyKey();
+  expect(keys.length).toBeGreaterThan(25);
   for (const key of keys) {
     expect([key, readme.includes(`\`${key}\``)]).toEqual([key, true]);
     expect([key, reference.includes(`\`${key}\``)]).toEqual([key, true]);
