@@ -1,5 +1,6 @@
-// The only code that talks to Redis about queues. Each method is one script call (atomic)
-// or one read-only pipeline; the scripts in ./scripts document their KEYS and ARGV.
+// The only code that talks to Redis about queues. Each hot-path method is one script call
+// (atomic); the operator views read with pipelines (`workers()` one round trip per live
+// worker); the scripts in ./scripts document their KEYS and ARGV.
 import type { RedisClient } from './redis';
 import type { CallRequest, Level } from '../call/params';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
