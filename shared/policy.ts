@@ -11,3 +11,61 @@ export const DISCARD_SHARE = 0.6;
 export const RESERVE_SHARE = 0.1;
 /** The most finished jobs kept for lookup (--keep-done), the oldest pruned first. */
 export const DONE_KEPT_MAX = 10_000;
+
+// The rules themselves, stated once in TypeScript. The Lua scripts apply them inside Redis
+// (atomically, with the state they keep there); these are what tests pin without Redis, and a
+// property test drives both with the same inputs (test/integration/policy-rules.test.ts).
+
+export type LevelChoice = 1 | 2;
+
+/** Credits of the smooth weighted round robin between the levels ({p}:sched cw1, cw2). */
+export interface Credits {
+  1: number;
+  2: number;
+}
+
+/**
+ * The next level a claim takes. With work waiting in both levels: level 1 under `strict`, else
+ * smooth weighted round robin (nginx's): each level earns its weight, the richer one is taken
+ * and pays the sum of the weights — with 3:1 the picks go 1, 1, 2, 1, 1, 1, 2, 1, … An empty
+ * level earns nothing, so it cannot bank credit while idle. Null when neither has work.
+ */
+export function pickLevel(
+  credits: Credits,
+  weights: readonly [number, number],
+  has: { 1: boolean; 2: boolean },
+  strict: boolean,
+): { level: LevelChoice | null; credits: Credits } {
+  if (has[1] && has[2]) {
+    if (strict) return { level: 1, credits };
+    const next = { 1: credits[1] + weights[0], 2: credits[2] + weights[1] };
+    const level: LevelChoice = next[1] >= next[2] ? 1 : 2;
+    next[level] -= weights[0] + weights[1];
+    return { level, credits: next };
+  }
+  return { level: has[1] ? 1 : has[2] ? 2 : null, credits };
+}
+
+/**
+ * The level-2 switch at enqueue, for a message that would add to level 2's backlog (everything
+ * of level 2 that waits, delayed messages included): refused while the switch is off unless the
+ * backlog has fallen under 60 % of the capacity (which turns it on); accepted, it turns the
+ * switch off when the backlog passes 80 %.
+ */
+export function admitLevel2(active: boolean, backlog: number, capacity: number): { admitted: boolean; activeAfter: boolean } {
+  if (!active && !(backlog < capacity * LEVEL2_ON_BELOW)) return { admitted: false, activeAfter: false };
+  return { admitted: true, activeAfter: !(backlog + 1 > capacity * LEVEL2_OFF_ABOVE) };
+}
+
+/** After a claim: an off switch turns on once level 2's backlog is under 60 % of the capacity. */
+export function level2ActiveAfterClaim(active: boolean, backlog: number, capacity: number): boolean {
+  return active || backlog < capacity * LEVEL2_ON_BELOW;
+}
+
+/**
+ * How many level-2 jobs a worker may take now: never into the last `reserve` slots (they stay
+ * for level 1), never more than its free slots, none when it does not take level 2.
+ */
+export function level2Room(o: { free: number; concurrency: number; reserve: number; runningLevel2: number; takesLevel2: boolean }): number {
+  return o.takesLevel2 ? Math.max(0, Math.min(o.free, o.concurrency - o.reserve - o.runningLevel2)) : 0;
+}

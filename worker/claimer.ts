@@ -5,6 +5,7 @@
 // after a backoff) while the others are claimed as before: a shard's loss stops that shard only.
 import type { Level } from '../shared/call/params';
 import { log } from '../shared/ops/log';
+import { level2Room } from '../shared/policy';
 import type { Queues } from '../shared/store/queues';
 import type { RedisClient } from '../shared/store/redis';
 import type { Claimed, SelectionOptions } from '../shared/store/store';
@@ -134,10 +135,10 @@ export class Claimer implements Part {
         continue;
       }
       const takes = this.o.levels;
-      const level2Room = takes.includes(2) ? Math.max(0, Math.min(free, concurrency - reserve - runner.runningLevel2)) : 0;
+      const room = level2Room({ free, concurrency, reserve, runningLevel2: runner.runningLevel2, takesLevel2: takes.includes(2) });
       // The levels an idle wait listens to match the idle registration an empty claim makes.
       levels = this.levelsWithRoom(free);
-      const outcome = await this.patiently(p, this.claimFrom(p, free, level2Room));
+      const outcome = await this.patiently(p, this.claimFrom(p, free, room));
       if (outcome === undefined) continue;
       const { workerId, sentAt, claimed } = outcome;
       if (claimed === 'lost') {
@@ -158,12 +159,12 @@ export class Claimer implements Part {
   private levelsWithRoom(free: number): Level[] {
     const { concurrency, reserve, runner } = this.o;
     const takes = this.o.levels;
-    const level2Room = takes.includes(2) ? Math.max(0, Math.min(free, concurrency - reserve - runner.runningLevel2)) : 0;
-    return [...(takes.includes(1) ? [1 as const] : []), ...(level2Room > 0 ? [2 as const] : [])];
+    const room = level2Room({ free, concurrency, reserve, runningLevel2: runner.runningLevel2, takesLevel2: takes.includes(2) });
+    return [...(takes.includes(1) ? [1 as const] : []), ...(room > 0 ? [2 as const] : [])];
   }
 
   /** Registers in partition p when needed, hands back what an outage may have left there, and claims. */
-  private async claimFrom(p: number, free: number, level2Room: number): Promise<ClaimOutcome> {
+  private async claimFrom(p: number, free: number, room: number): Promise<ClaimOutcome> {
     const { queues, keeper } = this.o;
     await keeper.register(p);
     const workerId = keeper.idIn(p);
@@ -172,7 +173,7 @@ export class Claimer implements Part {
     if (this.parts[p].needsReconcile && !(queues.partitions === 1 && this.pendingWait)) await this.reconcile(p, workerId);
     const sentAt = monotonicMs();
     const selection = queues.share(this.o.selection);
-    const claimed = await queues.stores[p].claim(workerId, free, level2Room, selection, keeper.heldForMs, undefined, this.o.levels.includes(1));
+    const claimed = await queues.stores[p].claim(workerId, free, room, selection, keeper.heldForMs, undefined, this.o.levels.includes(1));
     return { workerId, sentAt, claimed };
   }
 
