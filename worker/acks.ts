@@ -21,8 +21,8 @@ export class AckBatcher {
     private readonly queues: Queues,
     /** Redis refused the acknowledgements of `workerId`: its lease had run out. */
     private readonly onLost: (workerId: string) => void,
-    /** How long finished jobs stay visible to lookup (--keep-done), and how many at most. */
-    private readonly keep: { ms: number; max: number } = { ms: 0, max: 0 },
+    /** How long finished jobs stay visible to lookup (--keep-done). */
+    private readonly keepMs = 0,
   ) {}
 
   add(workerId: string, partition: number, job: Job, outcome: Ack['outcome'], status: number): void {
@@ -77,7 +77,7 @@ export class AckBatcher {
     try {
       for (let tries = 0; ; tries++) {
         try {
-          if ((await this.queues.stores[partition].finish(workerId, acks, this.keep)) === 'lost') this.onLost(workerId);
+          if ((await this.queues.stores[partition].finish(workerId, acks, this.keepMs)) === 'lost') this.onLost(workerId);
           return;
         } catch (err) {
           if (tries === 0)

@@ -14,7 +14,6 @@ import { decodeJob, type Job } from '../shared/store/job';
 import type { Queues } from '../shared/store/queues';
 import type { DeliveredRun } from '../shared/store/store';
 import { AckBatcher } from './acks';
-import { DONE_KEPT_MAX } from '../shared/policy';
 import { retryDelayMs, verdictFor } from './backoff';
 import { monotonicMs } from './lease-clock';
 import type { LeaseKeeper } from './lease-keeper';
@@ -66,7 +65,7 @@ export class Runner {
   private slotListeners: Array<() => void> = [];
 
   constructor(private readonly o: RunnerOptions) {
-    this.acks = new AckBatcher(o.queues, (workerId) => o.keeper.lost(workerId, 'Redis refused an acknowledgement'), { ms: o.keepDoneMs, max: DONE_KEPT_MAX });
+    this.acks = new AckBatcher(o.queues, (workerId) => o.keeper.lost(workerId, 'Redis refused an acknowledgement'), o.keepDoneMs);
     o.keeper.onLost((workerId) => this.abandon(workerId));
   }
 

@@ -117,7 +117,7 @@ export class Store {
     const args = [
       q.level,
       q.policy,
-      '',
+      q.id === undefined ? '' : '1',
       id,
       encodeJob(id, call),
       limits.capacity,
@@ -192,11 +192,11 @@ export class Store {
   }
 
   /**
-   * Acknowledges finished runs, keeping them for lookup `keep.ms` (0: not at all), at most
-   * `keep.max`; 'lost' (nothing counted) when the worker's lease had run out.
+   * Acknowledges finished runs, keeping them for lookup `keepMs` (0: not at all; pruneDone
+   * forgets them); 'lost' (nothing counted) when the worker's lease had run out.
    */
-  async finish(workerId: string, acks: readonly Ack[], keep: { ms: number; max: number } = { ms: 0, max: 0 }): Promise<number | 'lost'> {
-    const args: Array<string | number> = [workerId, keep.ms, keep.max];
+  async finish(workerId: string, acks: readonly Ack[], keepMs = 0): Promise<number | 'lost'> {
+    const args: Array<string | number> = [workerId, keepMs];
     for (const { job, outcome, status } of acks) args.push(job.token, job.id, job.level, job.policy === 'last' ? (job.key ?? '') : '', outcome, status);
     const n = await runScript<number>(this.redis, 'finishJobs', [...this.keys.common, this.keys.workerJobs(workerId), this.keys.workers], args);
     return n < 0 ? 'lost' : n;

@@ -54,7 +54,7 @@ const hostile = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 20 }).map(withoutNul),
 );
 
-test('operator commands with hostile arguments: exit 0/1/2, no stack trace, one-line refusals, nothing queued is lost (40 runs)', async () => {
+test('operator commands (check included) with hostile arguments: exit 0/1/2, no stack trace, one-line refusals, nothing queued is lost (40 runs)', async () => {
   const prefix = uniquePrefix('cli');
   const store = new Store(redis, prefix);
   const limits = { capacity: 1000, discardThreshold: 600 };
@@ -74,6 +74,14 @@ test('operator commands with hostile arguments: exit 0/1/2, no stack trace, one-
     fc.tuple(fc.constantFrom('job', 'delete'), hostile).map(([c, id]) => [c, id]),
     hostile.map((id) => ['dead', 'requeue', id]),
     fc.tuple(fc.constantFrom('queue', 'pause', 'resume'), hostile).map(([c, level]) => [c, level]),
+    fc.constantFrom(
+      ['check'],
+      ['check', '--json', '--repair'],
+      ['check', '--recovery-grace', '-1'],
+      ['check', '--recovery-grace', '1e999'],
+      ['check', '--partitions', '0'],
+    ),
+    hostile.map((word) => ['check', '--prefix', word]),
     fc.constantFrom(['stats', '--json'], ['dead', 'list', '--limit', '-1'], ['dead', 'list', '--limit', '1e999'], ['queue', '1', '--limit', '0'], ['job']),
   );
   const samples = fc.sample(command, { numRuns: 40, seed: 14 });

@@ -6,19 +6,12 @@ import { parseParams } from '../../shared/call/params';
 import { decodeJob } from '../../shared/store/job';
 import { Queues } from '../../shared/store/queues';
 import { AckBatcher } from '../../worker/acks';
-import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+import { uniquePrefix } from '../helpers/redis';
+import { suiteRedis } from '../helpers/store-calls';
 
-let server: TestRedis;
+const suite = suiteRedis();
 let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-});
-afterAll(async () => {
-  redis.disconnect();
-  await server.close();
-});
+beforeAll(() => ({ redis } = suite));
 
 test.each([1, 3])('finished runs are acknowledged in Redis and forgotten here (%i partition(s))', async (partitions) => {
   const queues = new Queues(redis, uniquePrefix('acks'), partitions);

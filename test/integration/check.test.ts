@@ -6,35 +6,28 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Redis from 'ioredis';
-import { parseParams, type CallRequest } from '../../shared/call/params';
+import type { CallRequest } from '../../shared/call/params';
 import { checkDeployment, type CheckReport, type ProblemCode } from '../../shared/store/check';
 import { decodeJob, type Job } from '../../shared/store/job';
 import { deploymentKeys } from '../../shared/store/keys';
 import { Queues } from '../../shared/store/queues';
 import type { SelectionOptions, Store } from '../../shared/store/store';
-import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+import { uniquePrefix, type TestRedis } from '../helpers/redis';
+import { asyncCall as callOf, suiteRedis } from '../helpers/store-calls';
 
-const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 };
 const ADMISSION = { capacity: 1000, discardThreshold: 600 };
 const SELECTION: SelectionOptions = { weights: [3, 1], strict: false, capacity: 1000 };
 const LEASE = 60_000;
 const BIN = path.join(__dirname, '..', '..', 'bin', 'switchyard.js');
 
-function asyncCall(url: string, level: 1 | 2, policy: 'execute' | 'last' | 'discard', extra: Record<string, unknown> = {}): CallRequest {
-  return parseParams(JSON.stringify({ url, method: 'POST', reply: false, content: { url }, queue_detail: { level, limit_policy: policy, ...extra } }), LIMITS);
-}
+/** An async call whose content names its url, so the checker's lines can be read back to it. */
+const asyncCall = (url: string, level: 1 | 2, policy: 'execute' | 'last' | 'discard', detail: Record<string, unknown> = {}): CallRequest =>
+  callOf(url, level, policy, detail, { url });
 
+const suite = suiteRedis();
 let server: TestRedis;
 let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-});
-afterAll(async () => {
-  redis.disconnect();
-  await server.close();
-});
+beforeAll(() => ({ server, redis } = suite));
 
 const codes = (report: CheckReport): ProblemCode[] => [...new Set(report.problems.map((p) => p.code))].sort();
 const lines = (report: CheckReport): string => report.problems.map((p) => `${p.code}: ${p.message}`).join('\n');
@@ -65,7 +58,7 @@ async function liveState(queues: Queues): Promise<{ store: Store; running: Job[]
   const running = await claim(store, worker, 100);
   expect(running.length).toBe(8);
   const byUrl = (url: string, key?: string): Job => running.find((j) => j.url === url && (key === undefined || j.key === key))!;
-  await store.finish(worker, [{ job: byUrl('/e0'), outcome: 'done', status: 200 }], { ms: 60_000, max: 100 });
+  await store.finish(worker, [{ job: byUrl('/e0'), outcome: 'done', status: 200 }], 60_000);
   await store.finish(worker, [{ job: byUrl('/e1'), outcome: 'done', status: 200 }]);
   expect(await store.fail(worker, byUrl('/e2').token, { retryDelayMs: 60_000 }, 100)).toBe('retry');
   expect(await store.fail(worker, byUrl('/d').token, { status: 500, error: 'boom' }, 100)).toBe('dead');
@@ -150,7 +143,7 @@ describe('a deployment that runs while it is checked', () => {
         for (const [i, job] of (await claim(store, worker, 5)).entries()) {
           if (i % 4 === 1) await store.fail(worker, job.token, { retryDelayMs: 20 }, 50);
           else if (i % 4 === 2) await store.fail(worker, job.token, { status: 500, error: 'x' }, 50);
-          else await store.finish(worker, [{ job, outcome: 'done', status: 200 }], { ms: 1000, max: 100 });
+          else await store.finish(worker, [{ job, outcome: 'done', status: 200 }], 1000);
           settled += 1;
         }
         await store.promoteDue(50);

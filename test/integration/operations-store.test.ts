@@ -2,40 +2,22 @@
 // job is in every state, pause and resume, dedicated workers, per-call job options, delete,
 // and how long finished jobs are kept. The lookup index must not outlive the jobs it points to.
 import Redis from 'ioredis';
-import { parseParams, type CallRequest } from '../../shared/call/params';
+import type { CallRequest } from '../../shared/call/params';
 import { decodeJob, type Job } from '../../shared/store/job';
 import { Queues } from '../../shared/store/queues';
 import { type SelectionOptions } from '../../shared/store/store';
-import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+import { uniquePrefix } from '../helpers/redis';
+import { asyncCall, suiteRedis } from '../helpers/store-calls';
 
-const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 };
 const ADMISSION = { capacity: 1000, discardThreshold: 600 };
 const SELECTION: SelectionOptions = { weights: [3, 1], strict: false, capacity: 1000 };
 const LEASE = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function asyncCall(
-  url: string,
-  level: 1 | 2,
-  policy: 'execute' | 'last' | 'discard',
-  extra: Record<string, unknown> = {},
-  content: unknown = null,
-): CallRequest {
-  return parseParams(JSON.stringify({ url, method: 'POST', reply: false, content, queue_detail: { level, limit_policy: policy, ...extra } }), LIMITS);
-}
-
-let server: TestRedis;
+const suite = suiteRedis();
 let redis: Redis;
 let queues: Queues;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-});
-afterAll(async () => {
-  redis.disconnect();
-  await server.close();
-});
+beforeAll(() => ({ redis } = suite));
 beforeEach(() => {
   queues = new Queues(redis, uniquePrefix('ops'));
 });
@@ -76,7 +58,7 @@ describe('job lookup', () => {
     expect(await queues.lookup(b)).toMatchObject({ state: 'dead', status: '503', error: 'down for maintenance', attempt: 1, url: '/b' });
 
     const [third] = await claim('w1', 1);
-    await store().finish('w1', [{ job: third, outcome: 'done', status: 204 }], { ms: 60_000, max: 10 });
+    await store().finish('w1', [{ job: third, outcome: 'done', status: 204 }], 60_000);
     expect(await queues.lookup(c)).toMatchObject({ state: 'done', status: '204', url: '/c', method: 'POST', attempt: 1 });
     expect(await queues.lookup('nope')).toEqual({ id: 'nope', state: 'unknown' });
   });
@@ -101,13 +83,13 @@ describe('job lookup', () => {
     await store().finish(
       'w1',
       jobs.slice(0, 2).map((job) => ({ job, outcome: 'done' as const, status: 200 })),
-      { ms: 200, max: 10 },
+      200,
     );
     await sleep(250);
     await store().finish(
       'w1',
       jobs.slice(2).map((job) => ({ job, outcome: 'done' as const, status: 200 })),
-      { ms: 200, max: 2 },
+      200,
     );
     // Acknowledging prunes nothing: the workers' chore does (pruneDone).
     expect(await redis.zcard(store().keys.done)).toBe(5);

@@ -4,27 +4,17 @@
 import fc from 'fast-check';
 import Redis from 'ioredis';
 import { decodeJob } from '../../shared/store/job';
-import { parseParams } from '../../shared/call/params';
 import { admitLevel2, level2ActiveAfterClaim, pickLevel, type Credits, type LevelChoice } from '../../shared/policy';
 import { Store } from '../../shared/store/store';
-import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+import { uniquePrefix } from '../helpers/redis';
+import { asyncCall, suiteRedis } from '../helpers/store-calls';
 
-const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 };
 const LEASE = 60_000;
-let server: TestRedis;
+const suite = suiteRedis();
 let redis: Redis;
+beforeAll(() => ({ redis } = suite));
 
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-});
-afterAll(async () => {
-  redis.disconnect();
-  await server.close();
-});
-
-const call = (level: 1 | 2, i: number) =>
-  parseParams(JSON.stringify({ url: `/p${i}`, method: 'POST', reply: false, queue_detail: { level, limit_policy: 'execute' } }), LIMITS);
+const call = (level: 1 | 2, i: number) => asyncCall(`/p${i}`, level, 'execute');
 
 test('the weighted choice: a claim of one job at a time picks the level the TypeScript rule picks (40 random backlogs and weights)', async () => {
   await fc.assert(

@@ -2,33 +2,21 @@
 // the way a worker or a gateway does, against a real redis-server, and failed before the fix.
 import Redis from 'ioredis';
 import { decodeJob, type Job } from '../../shared/store/job';
-import { parseParams, type CallRequest } from '../../shared/call/params';
+import type { CallRequest } from '../../shared/call/params';
 import { Queues } from '../../shared/store/queues';
 import { Store, type SelectionOptions } from '../../shared/store/store';
-import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+import { startRedis, uniquePrefix } from '../helpers/redis';
+import { asyncCall, suiteRedis } from '../helpers/store-calls';
 
-const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 };
 const SELECTION: SelectionOptions = { weights: [3, 1], strict: false, capacity: 100 };
 const LEASE = 60_000;
 const DEAD_MAX = 100;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function asyncCall(url: string, level: 1 | 2, policy: 'execute' | 'last' | 'discard', extra: Record<string, unknown> = {}): CallRequest {
-  return parseParams(JSON.stringify({ url, method: 'POST', reply: false, queue_detail: { level, limit_policy: policy, ...extra } }), LIMITS);
-}
-
-let server: TestRedis;
+const suite = suiteRedis();
 let redis: Redis;
 let store: Store;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-});
-afterAll(async () => {
-  redis.disconnect();
-  await server.close();
-});
+beforeAll(() => ({ redis } = suite));
 beforeEach(() => {
   store = new Store(redis, uniquePrefix('edges'));
 });
@@ -104,12 +92,15 @@ test('a delayed message counts in its level backlog: delay does not bypass the l
   const discards: string[] = [];
   for (let i = 0; i < 100; i++) discards.push((await enqueue(asyncCall(`/x${i}`, 1, 'discard', { delay: 2 }), limits)).outcome);
   expect(discards.filter((o) => o === 'queued').length).toBe(60);
-  // Retries count too, and leave the count when they come due.
   expect(await redis.hget(store.keys.stats, 'L2:delayed')).toBe('81');
-  await redis.zadd(store.keys.delayed, 0, 'placeholder-never-due'); // not of any level: ignored by the count
-  await redis.zrem(store.keys.delayed, 'placeholder-never-due');
+  // A retry counts too: a failed run of a level-2 job waits in the delayed set.
+  await enqueue(asyncCall('/now', 2, 'execute'), { capacity: 1000, discardThreshold: 600 });
+  const [now] = (await claim('w1')).filter((job) => job.url === '/now');
+  expect(await store.fail('w1', now.token, { retryDelayMs: 60_000 }, DEAD_MAX)).toBe('retry');
+  expect(await redis.hget(store.keys.stats, 'L2:delayed')).toBe('82');
+  // Every entry of the set comes due: each leaves the count as it is promoted.
   await redis.zadd(store.keys.delayed, ...(await redis.zrange(store.keys.delayed, 0, -1)).flatMap((p) => [0, p]));
-  expect(await store.promoteDue(DEAD_MAX, 1000)).toBe(141);
+  expect(await store.promoteDue(DEAD_MAX, 1000)).toBe(142);
   expect(await redis.hget(store.keys.stats, 'L2:delayed')).toBe('0');
   expect(await redis.hget(store.keys.stats, 'L1:delayed')).toBe('0');
 });

@@ -4,36 +4,29 @@ import Redis from 'ioredis';
 import { decodeJob, type Job } from '../../shared/store/job';
 import { parseParams, type CallRequest } from '../../shared/call/params';
 import { Store, type DeliveredRun, type SelectionOptions } from '../../shared/store/store';
-import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+import { uniquePrefix, type TestRedis } from '../helpers/redis';
+import { asyncCall as callOf, PARAMS_LIMITS, suiteRedis } from '../helpers/store-calls';
 
-const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 };
+const LIMITS = PARAMS_LIMITS;
 const ADMISSION = { capacity: 100, discardThreshold: 60 };
 const SELECTION: SelectionOptions = { weights: [3, 1], strict: false, capacity: 100 };
 const LEASE = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function asyncCall(
+/** This file's calls carry their content before their queue_detail extras. */
+const asyncCall = (
   url: string,
   level: 1 | 2,
   policy: 'execute' | 'last' | 'discard',
   content: unknown = null,
-  extra: Record<string, unknown> = {},
-): CallRequest {
-  return parseParams(JSON.stringify({ url, method: 'POST', reply: false, content, queue_detail: { level, limit_policy: policy, ...extra } }), LIMITS);
-}
+  detail: Record<string, unknown> = {},
+): CallRequest => callOf(url, level, policy, detail, content);
 
+const suite = suiteRedis();
 let server: TestRedis;
 let redis: Redis;
 let store: Store;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-});
-afterAll(async () => {
-  redis.disconnect();
-  await server.close();
-});
+beforeAll(() => ({ server, redis } = suite));
 let registered: Set<string>;
 beforeEach(() => {
   store = new Store(redis, uniquePrefix('store'));

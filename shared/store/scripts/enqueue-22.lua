@@ -6,7 +6,8 @@
 -- KEYS[1..19]: the common layout (includes/queues.lua)
 -- KEYS[20] {p}:idle:L1   KEYS[21] {p}:idle:L2 (idle workers that can take that level -> fresh until, ms)
 -- KEYS[22] {p}:delayed (zset, due time in Redis ms)
--- ARGV[1] level (1|2)   ARGV[2] policy (execute|last|discard)   ARGV[3] unused (the key is the payload's)
+-- ARGV[1] level (1|2)   ARGV[2] policy (execute|last|discard)
+-- ARGV[3] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
 -- ARGV[4] job id        ARGV[5] payload JSON, its enqueue time written as "at":0 (stamped here)
 -- ARGV[6] level-2 capacity   ARGV[7] discard threshold
 -- ARGV[8] key prefix with its hash tag, "{p}" (to name the chosen worker's keys)
@@ -21,9 +22,9 @@
 --         6 duplicate: a job with this id is known (nothing queued)
 local level = tonumber(ARGV[1])
 local policy, id = ARGV[2], ARGV[4]
--- An id still known (a caller's queue_detail.id sent again: a retry after an unknown outcome)
--- queues nothing twice.
-if redis.call('HEXISTS', KEYS[17], id) == 1 then return 6 end
+-- A caller's id still known (the call sent again: a retry after an unknown outcome) queues
+-- nothing twice. A gateway's own ids are unique: they need no look-up.
+if ARGV[3] == '1' and redis.call('HEXISTS', KEYS[17], id) == 1 then return 6 end
 local capacity, discardAt = tonumber(ARGV[6]), tonumber(ARGV[7])
 local tag = ARGV[8]
 local offAbove, onBelow = capacity * tonumber(ARGV[9]), capacity * tonumber(ARGV[10])

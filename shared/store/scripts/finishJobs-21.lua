@@ -8,8 +8,7 @@
 -- A run no longer in the hash was taken back already: nothing is counted or released for it.
 -- KEYS[1..19]: the common layout   KEYS[20] {p}:worker:<id>   KEYS[21] {p}:workers
 -- ARGV[1] worker id  ARGV[2] keep finished jobs this long (ms; 0: not at all)
--- ARGV[3] unused
--- ARGV[4..] groups of 6: run token, job id, level, coalescing key ('' unless `last`),
+-- ARGV[3..] groups of 6: run token, job id, level, coalescing key ('' unless `last`),
 --           outcome (done|dropped), status of the answer
 -- Output: -1 when the lease has run out, else the number of runs acknowledged
 local now = redisNowMs()
@@ -28,7 +27,7 @@ local function finished(id, payload, status)
 end
 
 local acknowledged = 0
-for i = 4, #ARGV, 6 do
+for i = 3, #ARGV, 6 do
   local token, id, level, key, outcome = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
   local payload = keepMs > 0 and redis.call('HGET', KEYS[20], token)
   if redis.call('HDEL', KEYS[20], token) == 1 then
