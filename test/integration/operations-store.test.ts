@@ -210,8 +210,8 @@ describe('per-call job options', () => {
     ['attempts', 0, /^queue_detail\.attempts: at least 1$/],
     ['attempts', 1.5, /^queue_detail\.attempts: must be a whole number$/],
     ['attempts', '3', /^queue_detail\.attempts: expected a whole number of runs, got string "3"$/],
-    ['backoff', -1, /^queue_detail\.backoff: must be more than 0$/],
-    ['job_timeout', 0, /^queue_detail\.job_timeout: must be more than 0$/],
+    ['backoff', -1, /^queue_detail\.backoff: must be more than 0 /],
+    ['job_timeout', 0, /^queue_detail\.job_timeout: must be more than 0 /],
     ['delay', -2, /^queue_detail\.delay: must not be negative$/],
     ['delay', 'soon', /^queue_detail\.delay: expected a number of seconds, got string "soon"$/],
   ])('queue_detail.%s = %j is refused with a message naming it', (field, value, message) => {

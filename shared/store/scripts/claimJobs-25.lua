@@ -21,7 +21,7 @@ local worker, leaseMs, n, level2Room = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV
 local weight = { tonumber(ARGV[5]), tonumber(ARGV[6]) }
 local strict = ARGV[7] == '1'
 local capacity = tonumber(ARGV[8])
-local now = redisNowMs()
+local now, clockUs = redisClock()
 -- The levels this claim may take: not paused, and taken by this worker.
 local open = { ARGV[11] ~= '0' and not paused(1), level2Room > 0 and not paused(2) }
 
@@ -111,7 +111,7 @@ while #out < 2 * n and drops < 1000 do
   if payload and expired(payload) then
     drops = drops + 1
   elseif payload then
-    local token = newToken()
+    local token = newToken(clockUs)
     redis.call('HSET', KEYS[21], token, payload)
     if key then redis.call('HSET', KEYS[9], runningField(level, key), token) end
     setWhere(jobId(payload), 'r' .. now .. ':' .. token .. ':' .. worker)

@@ -28,7 +28,7 @@ if ARGV[3] == '1' and redis.call('HEXISTS', KEYS[17], id) == 1 then return 6 end
 local capacity, discardAt = tonumber(ARGV[6]), tonumber(ARGV[7])
 local tag = ARGV[8]
 local offAbove, onBelow = capacity * tonumber(ARGV[9]), capacity * tonumber(ARGV[10])
-local now = redisNowMs()
+local now, clockUs = redisClock()
 local delayMs = tonumber(ARGV[12]) or 0
 
 -- The enqueue time is Redis's, so a gateway's clock cannot age (or rejuvenate) a message.
@@ -41,11 +41,14 @@ payload = string.sub(payload, 1, at + 5) .. now .. string.sub(payload, at + 7)
 -- The key is read from the payload, as every later script reads it, so the copies of a key
 -- in the hash, the order list and {p}:running are the same bytes as the payload's (a key sent
 -- apart in ARGV could be encoded differently: a lone surrogate became U+FFFD there).
+-- Its literal follows the fixed routing prefix (an id holds no quote, so the first match is it),
+-- and only a literal with an escape in it is decoded.
 local key
 if policy == 'last' then
-  local route = routeOf(payload)
-  if not route or route.policy ~= 'last' then return redis.error_reply('ERR payload routing fields unreadable') end
-  key = route.key
+  local field = string.find(payload, ',"policy":"last","key":"', 1, true)
+  local close = field and jsonStringEnd(payload, field + 23)
+  key = close and jsonString(payload, field + 23, close)
+  if not key then return redis.error_reply('ERR payload has no readable "key" after "policy":"last"') end
 end
 
 -- An idle worker is blocked in BLPOP on its inbox. Recording the job in that worker's hash
@@ -71,7 +74,7 @@ local function handOff(runningKey)
   redis.call('ZREM', KEYS[20], worker)
   redis.call('ZREM', KEYS[21], worker)
   local jobs = tag .. ':worker:' .. worker
-  local token = newToken()
+  local token = newToken(clockUs)
   redis.call('HSET', jobs, token, payload)
   if runningKey then redis.call('HSET', KEYS[9], runningField(level, runningKey), token) end
   redis.call('LPUSH', jobs .. ':inbox', token .. ':' .. payload)

@@ -29,19 +29,15 @@ end
 -- Messages of a level waiting for their time (a delay or a retry) in the delayed set, which
 -- holds both levels: kept as a count in {p}:stats ("L<level>:delayed") by every script that
 -- adds to the set or takes from it, so the backlog rules see them without a scan.
-local function delayedCountKey(level)
-  return 'L' .. level .. ':delayed'
-end
-
 local function countDelayed(level, n)
-  redis.call('HINCRBY', KEYS[10], delayedCountKey(level), n)
+  redis.call('HINCRBY', KEYS[10], 'L' .. level .. ':delayed', n)
 end
 
 -- Everything of a level that waits, in line or for its time: the level-2 switch and the
 -- discard threshold count a delayed message as waiting (else a delay would bypass both).
 local function backlog(level)
   return redis.call('LLEN', qkey(level, 1)) + redis.call('LLEN', qkey(level, 2)) + redis.call('HLEN', qkey(level, 3))
-    + (tonumber(redis.call('HGET', KEYS[10], delayedCountKey(level))) or 0)
+    + (tonumber(redis.call('HGET', KEYS[10], 'L' .. level .. ':delayed')) or 0)
 end
 
 local function claimable(level)
@@ -95,18 +91,23 @@ local function runningField(level, key)
   return 'L' .. level .. ':' .. key
 end
 
+-- Redis's clock, read once by a script that hands out run tokens: milliseconds (leases, due
+-- times) and the reading in microseconds, as a decimal string, that floors the tokens.
+local function redisClock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), t[1] .. string.format('%06d', tonumber(t[2]))
+end
+
 -- Run tokens (fencing tokens) never repeat or go back, even when Redis loses its last writes
 -- (a restart from an older snapshot, a failover to a lagging replica): the counter never falls
--- behind Redis's clock in microseconds, so after such a loss it restarts above every token
--- handed out before (no script hands out a token per microsecond). Returned as a decimal
--- string: Lua would print a number this large in exponent form.
-local function newToken()
-  local t = redis.call('TIME')
-  local clock = t[1] .. string.format('%06d', tonumber(t[2]))
+-- behind Redis's clock in microseconds (`clockUs`, from redisClock), so after such a loss it
+-- restarts above every token handed out before (no script hands out a token per microsecond).
+-- Returned as a decimal string: Lua would print a number this large in exponent form.
+local function newToken(clockUs)
   local token = redis.call('INCR', KEYS[14])
-  if token < tonumber(clock) then
-    redis.call('SET', KEYS[14], clock)
-    return clock
+  if token < tonumber(clockUs) then
+    redis.call('SET', KEYS[14], clockUs)
+    return clockUs
   end
   return string.format('%.0f', token)
 end

@@ -1,0 +1,146 @@
+// The queue engine of this checkout against another build of it, side by side in one run, on one
+// redis-server: enqueue (execute and last) and drain (claim in batches, acknowledge), rounds
+// interleaved, medians. Redis time per job comes from INFO commandstats (every script call is an
+// EVALSHA), reset before each phase.
+//   npm run build && node dist/bench/store-compare.js --other /path/to/other/checkout [--jobs 20000] [--rounds 3]
+// The other checkout must be built (its dist/). Prints a markdown table.
+import path from 'node:path';
+import Redis from 'ioredis';
+import { median, startRedisServer } from './lib';
+
+interface StoreLike {
+  enqueue(call: unknown, limits: { capacity: number; discardThreshold: number }): Promise<unknown>;
+  register(workerId: string, leaseMs: number): Promise<boolean>;
+  claim(
+    workerId: string,
+    n: number,
+    level2Room: number,
+    selection: { weights: readonly [number, number]; strict: boolean; capacity: number },
+    leaseMs: number,
+  ): Promise<{ runs: Array<{ token: number; payload: string }> } | 'lost'>;
+  finish(workerId: string, acks: Array<{ job: unknown; outcome: 'done'; status: number }>): Promise<unknown>;
+}
+
+interface Engine {
+  name: string;
+  Store: new (redis: Redis, prefix: string) => StoreLike;
+  parseParams: (text: string, limits: { maxParamsBytes: number; maxBodyBytes: number }) => unknown;
+  decodeJob: (token: number, payload: string) => unknown;
+}
+
+function engineAt(root: string, name: string): Engine {
+  const dist = path.join(root, 'dist', 'shared');
+  /* eslint-disable @typescript-eslint/no-require-imports -- two builds of one module, loaded by path */
+  return {
+    name,
+    Store: require(path.join(dist, 'store', 'store.js')).Store,
+    parseParams: require(path.join(dist, 'call', 'params.js')).parseParams,
+    decodeJob: require(path.join(dist, 'store', 'job.js')).decodeJob,
+  };
+  /* eslint-enable @typescript-eslint/no-require-imports */
+}
+
+const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 };
+const ADMISSION = { capacity: 1_000_000, discardThreshold: 1_000_000 };
+const SELECTION = { weights: [3, 1] as const, strict: false, capacity: 1_000_000 };
+const LEASE = 60_000;
+const IN_FLIGHT = 256;
+
+async function scriptMicros(admin: Redis): Promise<number> {
+  const info = await admin.info('commandstats');
+  let usec = 0;
+  for (const name of ['evalsha', 'eval']) usec += Number(new RegExp(`cmdstat_${name}:calls=\\d+,usec=(\\d+)`).exec(info)?.[1] ?? 0);
+  return usec;
+}
+
+interface Round {
+  enqueuePerSecond: number;
+  enqueueMicros: number;
+  lastPerSecond: number;
+  lastMicros: number;
+  drainPerSecond: number;
+  drainMicros: number;
+}
+
+async function round(engine: Engine, url: string, admin: Redis, jobs: number): Promise<Round> {
+  await admin.flushall();
+  const redis = new Redis(url, { enableAutoPipelining: true });
+  const store = new engine.Store(redis, `cmp-${engine.name}`);
+  const body = (i: number, policy: string): string =>
+    JSON.stringify({ url: `/users/${i}`, method: 'PUT', reply: false, content: { name: 'Ada', i }, queue_detail: { level: 1, limit_policy: policy } });
+  const timed = async (work: () => Promise<void>): Promise<{ seconds: number; micros: number }> => {
+    await admin.config('RESETSTAT');
+    const started = performance.now();
+    await work();
+    const seconds = (performance.now() - started) / 1000;
+    return { seconds, micros: await scriptMicros(admin) };
+  };
+  const enqueueAll = async (policy: string, keys: number): Promise<void> => {
+    for (let from = 0; from < jobs; from += IN_FLIGHT) {
+      const batch = [];
+      for (let i = from; i < Math.min(jobs, from + IN_FLIGHT); i++) batch.push(store.enqueue(engine.parseParams(body(i % keys, policy), LIMITS), ADMISSION));
+      await Promise.all(batch);
+    }
+  };
+  const execute = await timed(() => enqueueAll('execute', jobs));
+  const drain = await timed(async () => {
+    await store.register('w', LEASE);
+    for (;;) {
+      const claimed = await store.claim('w', 50, 50, SELECTION, LEASE);
+      if (claimed === 'lost') throw new Error('lease lost');
+      if (claimed.runs.length === 0) break;
+      await store.finish(
+        'w',
+        claimed.runs.map((run) => ({ job: engine.decodeJob(run.token, run.payload), outcome: 'done' as const, status: 200 })),
+      );
+    }
+  });
+  await admin.flushall();
+  const last = await timed(() => enqueueAll('last', 1000));
+  redis.disconnect();
+  return {
+    enqueuePerSecond: jobs / execute.seconds,
+    enqueueMicros: execute.micros / jobs,
+    lastPerSecond: jobs / last.seconds,
+    lastMicros: last.micros / jobs,
+    drainPerSecond: jobs / drain.seconds,
+    drainMicros: drain.micros / jobs,
+  };
+}
+
+async function main(): Promise<void> {
+  const arg = (name: string, fallback: string): string => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
+  const other = arg('--other', '');
+  if (!other) throw new Error('--other <path of another built checkout> is required');
+  const jobs = Number(arg('--jobs', '20000'));
+  const rounds = Number(arg('--rounds', '3'));
+  const engines = [engineAt(other, 'other'), engineAt(path.join(__dirname, '..', '..'), 'this')];
+  const server = await startRedisServer();
+  const admin = new Redis(server.url);
+  const results = new Map<string, Round[]>(engines.map((e) => [e.name, []]));
+  for (let r = 0; r < rounds; r++) for (const engine of engines) results.get(engine.name)!.push(await round(engine, server.url, admin, jobs));
+  admin.disconnect();
+  server.stop();
+  const m = (name: string, field: keyof Round): number => median(results.get(name)!.map((x) => x[field]));
+  const rows: Array<[string, keyof Round, number]> = [
+    ['enqueue execute, jobs/s', 'enqueuePerSecond', 0],
+    ['enqueue execute, Redis µs per job', 'enqueueMicros', 2],
+    ['enqueue last (1,000 keys), jobs/s', 'lastPerSecond', 0],
+    ['enqueue last, Redis µs per job', 'lastMicros', 2],
+    ['drain (claim 50, finish), jobs/s', 'drainPerSecond', 0],
+    ['drain, Redis µs per job', 'drainMicros', 2],
+  ];
+  const lines = [`${jobs} jobs per phase, ${rounds} rounds interleaved, medians; this / other`, '', '| | other | this | ratio |', '|---|---|---|---|'];
+  for (const [label, field, digits] of rows) {
+    const a = m('other', field);
+    const b = m('this', field);
+    lines.push(`| ${label} | ${a.toFixed(digits)} | ${b.toFixed(digits)} | ${(b / a).toFixed(2)} |`);
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+  process.exit(0);
+}
+
+main().catch((err) => {
+  process.stderr.write(`store-compare failed: ${(err as Error).stack}\n`);
+  process.exit(1);
+});
