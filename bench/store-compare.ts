@@ -118,7 +118,9 @@ async function main(): Promise<void> {
   const server = await startRedisServer();
   const admin = new Redis(server.url);
   const results = new Map<string, Round[]>(engines.map((e) => [e.name, []]));
-  for (let r = 0; r < rounds; r++) for (const engine of engines) results.get(engine.name)!.push(await round(engine, server.url, admin, jobs));
+  // Interleaved, and in turn first: neither build always runs on a warmer or a cooler machine.
+  for (let r = 0; r < rounds; r++)
+    for (const engine of r % 2 ? [...engines].reverse() : engines) results.get(engine.name)!.push(await round(engine, server.url, admin, jobs));
   admin.disconnect();
   server.stop();
   const m = (name: string, field: keyof Round): number => median(results.get(name)!.map((x) => x[field]));
