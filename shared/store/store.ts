@@ -350,7 +350,12 @@ export class Store {
   /** Live workers, their lease and what each runs now (for the dashboard). */
   async workers(): Promise<WorkerView[]> {
     const k = this.keys;
-    const [scored, [seconds, micros]] = await Promise.all([this.redis.zrange(k.workers, 0, -1, 'WITHSCORES'), this.redis.time()]);
+    // One pipeline, so TIME is read on this partition's own node: alone, a keyless command goes to
+    // any node of a Cluster, a stopped one included, and the partition would seem not to answer.
+    const [[scoredErr, scoredReply], [timeErr, timeReply]] = (await this.redis.pipeline().zrange(k.workers, 0, -1, 'WITHSCORES').time().exec())!;
+    if (scoredErr || timeErr) throw scoredErr ?? timeErr;
+    const scored = scoredReply as string[];
+    const [seconds, micros] = timeReply as [string, string];
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const views: WorkerView[] = [];
     for (let i = 0; i < scored.length; i += 2) {
