@@ -602,7 +602,9 @@ describe('fuzzing the admin port', () => {
     const full = r.auth.valid || (peerLoopback && r.host.kind === 'loopback' && !r.forwarded);
     if (!full) for (const s of SECRETS) if (x.body.includes(s)) throw new Error(`secret "${s}" left the port: ${described}`);
     // A foreign (or missing) Host without the token gets nothing but the probes.
-    const target = r.path.split('?')[0];
+    // The target as Node's parser reads the request line: runs of spaces separate its parts, so
+    // "GET /readyz  HTTP/1.1" asks for /readyz.
+    const target = (`${r.path}${r.query}`.split(/ +/).find((part) => part !== '') ?? '').split('?')[0];
     if (
       !r.auth.valid &&
       (r.host.kind === 'foreign' || r.host.kind === 'missing') &&
