@@ -19,6 +19,9 @@ interface StoreLike {
     leaseMs: number,
   ): Promise<{ runs: Array<{ token: number; payload: string }> } | 'lost'>;
   finish(workerId: string, acks: Array<{ job: unknown; outcome: 'done'; status: number }>): Promise<unknown>;
+  renewLease(workerId: string, leaseMs: number): Promise<boolean>;
+  fail(workerId: string, token: number, plan: { retryDelayMs: number }, deadMax: number): Promise<unknown>;
+  promoteDue(deadMax: number, max?: number): Promise<number>;
 }
 
 interface Engine {
@@ -60,6 +63,13 @@ interface Round {
   lastMicros: number;
   drainPerSecond: number;
   drainMicros: number;
+  /** Redis µs per call of one script, each phase calling only that script. */
+  renewMicros: number;
+  claimOneMicros: number;
+  claimEmptyMicros: number;
+  finishOneMicros: number;
+  failMicros: number;
+  promoteMicros: number;
 }
 
 async function round(engine: Engine, url: string, admin: Redis, jobs: number): Promise<Round> {
@@ -97,8 +107,46 @@ async function round(engine: Engine, url: string, admin: Redis, jobs: number): P
   });
   await admin.flushall();
   const last = await timed(() => enqueueAll('last', 1000));
+  // One script per phase, so INFO commandstats' EVALSHA time is that script's.
+  await admin.flushall();
+  const calls = Math.min(jobs, 5000);
+  const inTurn = async (n: number, one: (i: number) => Promise<unknown>): Promise<void> => {
+    for (let from = 0; from < n; from += IN_FLIGHT) {
+      const batch = [];
+      for (let i = from; i < Math.min(n, from + IN_FLIGHT); i++) batch.push(one(i));
+      await Promise.all(batch);
+    }
+  };
+  await store.register('w', LEASE);
+  const renew = await timed(() => inTurn(calls, () => store.renewLease('w', LEASE)));
+  const claimEmpty = await timed(() => inTurn(calls, () => store.claim('w', 10, 10, SELECTION, LEASE)));
+  await enqueueAll('execute', jobs);
+  const claimedOne: Array<{ token: number; payload: string }> = [];
+  const claimOne = await timed(async () => {
+    // One claim at a time: concurrent claims by one worker would take in batches of their own.
+    for (let i = 0; i < calls; i++) {
+      const claimed = await store.claim('w', 1, 1, SELECTION, LEASE);
+      if (claimed === 'lost') throw new Error('lease lost');
+      claimedOne.push(...claimed.runs);
+    }
+  });
+  const half = claimedOne.length >> 1;
+  const finishOne = await timed(() =>
+    inTurn(half, (i) => store.finish('w', [{ job: engine.decodeJob(claimedOne[i].token, claimedOne[i].payload), outcome: 'done', status: 200 }])),
+  );
+  const fail = await timed(() => inTurn(claimedOne.length - half, (i) => store.fail('w', claimedOne[half + i].token, { retryDelayMs: 0 }, 1000)));
+  const promote = await timed(async () => {
+    while ((await store.promoteDue(1000, 200)) > 0);
+  });
+  const promoteCalls = Math.ceil((claimedOne.length - half) / 200) + 1;
   redis.disconnect();
   return {
+    renewMicros: renew.micros / calls,
+    claimEmptyMicros: claimEmpty.micros / calls,
+    claimOneMicros: claimOne.micros / calls,
+    finishOneMicros: finishOne.micros / half,
+    failMicros: fail.micros / (claimedOne.length - half),
+    promoteMicros: promote.micros / promoteCalls,
     enqueuePerSecond: jobs / execute.seconds,
     enqueueMicros: execute.micros / jobs,
     lastPerSecond: jobs / last.seconds,
@@ -131,6 +179,12 @@ async function main(): Promise<void> {
     ['enqueue last, Redis µs per job', 'lastMicros', 2],
     ['drain (claim 50, finish), jobs/s', 'drainPerSecond', 0],
     ['drain, Redis µs per job', 'drainMicros', 2],
+    ['renew a lease, Redis µs per call', 'renewMicros', 2],
+    ['claim with nothing waiting (registers idle), Redis µs per call', 'claimEmptyMicros', 2],
+    ['claim 1, Redis µs per call', 'claimOneMicros', 2],
+    ['finish 1, Redis µs per call', 'finishOneMicros', 2],
+    ['fail 1 (retry), Redis µs per call', 'failMicros', 2],
+    ['promote due retries (200 per call), Redis µs per call', 'promoteMicros', 2],
   ];
   const lines = [`${jobs} jobs per phase, ${rounds} rounds interleaved, medians; this / other`, '', '| | other | this | ratio |', '|---|---|---|---|'];
   for (const [label, field, digits] of rows) {

@@ -1,7 +1,7 @@
 // `switchyard check`: reads a deployment — every partition — and verifies every invariant of
 // its stored state (docs/design.md, "Invariants the checker verifies"). It reads with plain
 // chunked reads while the deployment runs, then confirms each suspected problem in one atomic
-// read (checkState-22.lua) before it reports it, so a running deployment gives no false alarm.
+// read (checkState.lua) before it reports it, so a running deployment gives no false alarm.
 // With `repair`, what is safe to repair is repaired by a script that re-checks the condition
 // before it writes; everything else is left to the operator, with advice.
 import { PROBLEMS, remedyOf, type ProblemCode } from './check/codes';

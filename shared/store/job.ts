@@ -1,6 +1,6 @@
 // The job payload stored in Redis: compact JSON a person can read with redis-cli. The routing
 // fields come first, always in this order, so the Lua scripts read them without decoding the
-// caller's content (includes/queues.lua, routeOf):
+// caller's content (scripts/helpers/routeOf.lua):
 //   {["attempt":N,]"id":"…","at":<ms>,"level":1|2[,"policy":"last"|"discard"][,"key":"…"]
 //    [,"ttl":<ms>][,"timeout":<ms>][,"attempts":N][,"backoff":<ms>],"method":"…","url":"…"
 //    [,"headers":{…}][,"content":…]}

@@ -29,14 +29,12 @@ export interface Keys {
   readonly runs: string;
   /** Internal: `last` key -> id of its newest accepted message, while one of its messages is alive. */
   newest(level: Level): string;
-  /** Job id -> where the job is now (a short string, see includes/queues.lua), for lookup. */
+  /** Job id -> where the job is now (a short string, see scripts/helpers/setWhere.lua), for lookup. */
   readonly jobs: string;
   /** "L1"/"L2" -> "1" while that level is paused. */
   readonly paused: string;
   /** Finished jobs kept for lookup (--keep-done): id -> finished time (Redis ms). */
   readonly done: string;
-  /** The 19 keys every script starts with (shared/store/scripts/includes/queues.lua). */
-  readonly common: readonly string[];
 }
 
 /**
@@ -68,7 +66,7 @@ export function keysFor(prefix: string, partition?: number): Keys {
     sched: `${tag}:sched`,
     workers: `${tag}:workers`,
     workerJobs: (workerId) => `${tag}:worker:${workerId}`,
-    // enqueue-22.lua and lookupJob-22.lua build this name and workerJobs' itself (the worker is chosen inside the script).
+    // enqueue.lua and lookupJob.lua build this name and workerJobs' itself (the worker is chosen inside the script).
     inbox: (workerId) => `${tag}:worker:${workerId}:inbox`,
     idle: (level) => `${tag}:idle:L${level}`,
     delayed: `${tag}:delayed`,
@@ -78,28 +76,63 @@ export function keysFor(prefix: string, partition?: number): Keys {
     jobs,
     paused,
     done,
-    common: Object.freeze([
-      queue(1, 'execute'),
-      queue(1, 'discard'),
-      queue(1, 'last'),
-      order(1),
-      queue(2, 'execute'),
-      queue(2, 'discard'),
-      queue(2, 'last'),
-      order(2),
-      running,
-      stats,
-      wake(1),
-      wake(2),
-      l2Active,
-      runs,
-      newest(1),
-      newest(2),
-      jobs,
-      paused,
-      done,
-    ]),
   };
+}
+
+/**
+ * A key by the name scripts give it in their `-- KEYS:` line: what follows the tag
+ * (`stats`, `L1:last:order`, `idle:L2` …), except `worker` and `inbox`, a worker's own hash of
+ * runs and inbox, which need its id. An unknown name throws: a script and this file disagree.
+ */
+export function keyNamed(keys: Keys, name: string, workerId?: string): string {
+  const ofWorker = (key: (id: string) => string): string => {
+    if (workerId === undefined) throw new Error(`the key ${name} is a worker's: a worker id is needed`);
+    return key(workerId);
+  };
+  const level = /^(?:L([12]):|(?:wake|idle):L([12])$)/.exec(name);
+  const l = level ? (Number(level[1] ?? level[2]) as Level) : undefined;
+  switch (name) {
+    case 'worker':
+      return ofWorker(keys.workerJobs);
+    case 'inbox':
+      return ofWorker(keys.inbox);
+    case 'L1:execute':
+    case 'L2:execute':
+      return keys.queue(l!, 'execute');
+    case 'L1:discard':
+    case 'L2:discard':
+      return keys.queue(l!, 'discard');
+    case 'L1:last':
+    case 'L2:last':
+      return keys.queue(l!, 'last');
+    case 'L1:last:order':
+    case 'L2:last:order':
+      return keys.order(l!);
+    case 'L1:last:newest':
+    case 'L2:last:newest':
+      return keys.newest(l!);
+    case 'wake:L1':
+    case 'wake:L2':
+      return keys.wake(l!);
+    case 'idle:L1':
+    case 'idle:L2':
+      return keys.idle(l!);
+    case 'L2:active':
+      return keys.l2Active;
+    case 'running':
+    case 'stats':
+    case 'dead':
+    case 'sched':
+    case 'workers':
+    case 'delayed':
+    case 'runs':
+    case 'jobs':
+    case 'paused':
+    case 'done':
+      return keys[name];
+    default:
+      throw new Error(`no key is named ${JSON.stringify(name)} (keys.ts, keyNamed)`);
+  }
 }
 
 /** Keys of the deployment as a whole, under the plain `{prefix}` tag. */

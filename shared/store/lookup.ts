@@ -1,5 +1,5 @@
-// What lookup shows of a job: its state read from the index entry (see includes/queues.lua,
-// "Where each job is"), with the call it carries.
+// What lookup shows of a job: its state read from the index entry (see scripts/helpers/setWhere.lua),
+// with the call it carries.
 import type { Level } from '../call/params';
 import type { RawLookup } from './store';
 

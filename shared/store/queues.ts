@@ -9,9 +9,9 @@ import calculateSlot from 'cluster-key-slot';
 import { Cluster } from 'ioredis';
 import type { CallRequest, Level } from '../call/params';
 import { log } from '../ops/log';
-import { deploymentKeys, type DeploymentKeys } from './keys';
+import { deploymentKeys, keyNamed, keysFor, type DeploymentKeys } from './keys';
 import type { RedisClient } from './redis';
-import { defineScripts, runScript } from './scripts';
+import { defineScripts, keyNamesOf, runScript } from './scripts';
 import { viewOf, type JobView } from './lookup';
 import {
   Store,
@@ -29,6 +29,7 @@ export class PartitionMismatch extends Error {}
 export class Queues {
   readonly stores: readonly Store[];
   readonly deployment: DeploymentKeys;
+  private readonly wakeKeys: readonly string[];
   private turn = 0;
 
   constructor(
@@ -38,6 +39,9 @@ export class Queues {
   ) {
     this.stores = partitions === 1 ? [new Store(redis, prefix)] : Array.from({ length: partitions }, (_, p) => new Store(redis, prefix, p));
     this.deployment = deploymentKeys(prefix);
+    // The deployment's wake keys sit under its plain tag {prefix}, named as a partition's are.
+    const plain = keysFor(prefix);
+    this.wakeKeys = keyNamesOf('wakeWorkers').map((name) => keyNamed(plain, name));
     defineScripts(redis);
   }
 
@@ -125,7 +129,7 @@ export class Queues {
 
   /** Several partitions: wakes an idle worker (they block on the deployment's wake keys). */
   wakeIdle(level: Level): Promise<number> {
-    return runScript<number>(this.redis, 'wakeWorkers', [this.deployment.wake(level)], []);
+    return runScript<number>(this.redis, 'wakeWorkers', this.wakeKeys, [level]);
   }
 
   /** Several partitions: blocks until a wake marker of the given levels appears, or the timeout. */

@@ -5,11 +5,11 @@ import type { RedisClient } from './redis';
 import type { CallRequest, Level } from '../call/params';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
 import { encodeJob, newJobId, type Job } from './job';
-import { keysFor, type Keys } from './keys';
-import { defineScripts, runScript, runScriptAndWait } from './scripts';
+import { keyNamed, keysFor, type Keys } from './keys';
+import { REPLY_CODES, replyOf } from './replies';
+import { defineScripts, keyNamesOf, runScript, runScriptAndWait, type ScriptName } from './scripts';
 
 export type EnqueueOutcome = 'queued' | 'replaced' | 'refused' | 'dropped' | 'duplicate';
-const ENQUEUE_OUTCOMES: Record<number, EnqueueOutcome> = { 1: 'queued', 2: 'replaced', 3: 'refused', 4: 'dropped', 5: 'queued', 6: 'duplicate' };
 
 export interface AdmissionLimits {
   capacity: number;
@@ -89,10 +89,10 @@ export interface Claimed {
  */
 export class Store {
   readonly keys: Keys;
-  /** One partition: an enqueue hands its message to an idle worker itself (see enqueue-22.lua). */
+  /** One partition: an enqueue hands its message to an idle worker itself (see enqueue.lua). */
   private readonly handOff: boolean;
-  /** The enqueue script's keys, built once: it runs on every async call. */
-  private readonly enqueueKeys: readonly string[];
+  /** The keys of the scripts that take no worker's keys, built once (the enqueue script runs on every async call). */
+  private readonly partitionKeys = new Map<ScriptName, readonly string[]>();
 
   constructor(
     readonly redis: RedisClient,
@@ -101,8 +101,15 @@ export class Store {
   ) {
     this.keys = keysFor(prefix, partition);
     this.handOff = partition === undefined;
-    this.enqueueKeys = [...this.keys.common, this.keys.idle(1), this.keys.idle(2), this.keys.delayed];
     defineScripts(redis);
+  }
+
+  /** A script's keys in this partition, in the order its `-- KEYS:` line names them; `workerId` for a worker's own. */
+  private keysOf(script: ScriptName, workerId?: string): readonly string[] {
+    if (workerId !== undefined) return keyNamesOf(script).map((name) => keyNamed(this.keys, name, workerId));
+    let keys = this.partitionKeys.get(script);
+    if (!keys) this.partitionKeys.set(script, (keys = keyNamesOf(script).map((name) => keyNamed(this.keys, name))));
+    return keys;
   }
 
   /**
@@ -113,7 +120,7 @@ export class Store {
     const q = call.queue!;
     // A caller's own id (queue_detail.id) makes a retried call safe: a known id queues nothing.
     const id = q.id ?? newJobId();
-    const keys = this.enqueueKeys;
+    const keys = this.keysOf('enqueue');
     const args = [
       q.level,
       q.policy,
@@ -130,10 +137,9 @@ export class Store {
     ];
     if (limits.replicasAck) {
       const { result, acknowledged } = await runScriptAndWait<number>(this.redis, 'enqueue', keys, args, limits.replicasAck, limits.replicasTimeoutMs ?? 100);
-      return { id, outcome: ENQUEUE_OUTCOMES[result], wakeIdle: result === 5, replicas: acknowledged };
+      return { id, ...enqueueOutcome(result), replicas: acknowledged };
     }
-    const code = await runScript<number>(this.redis, 'enqueue', keys, args);
-    return { id, outcome: ENQUEUE_OUTCOMES[code], wakeIdle: code === 5 };
+    return { id, ...enqueueOutcome(await runScript<number>(this.redis, 'enqueue', keys, args)) };
   }
 
   /** Enters a new worker id in the worker set with a lease; false when the id is already known. */
@@ -146,8 +152,9 @@ export class Store {
     return (await this.lease(workerId, leaseMs, 'renew')) > 0;
   }
 
-  private lease(workerId: string, leaseMs: number, mode: 'register' | 'renew'): Promise<number> {
-    return runScript<number>(this.redis, 'renewLease', [...this.keys.common, this.keys.workers, this.keys.workerJobs(workerId)], [workerId, leaseMs, mode]);
+  private async lease(workerId: string, leaseMs: number, mode: 'register' | 'renew'): Promise<number> {
+    const left = await runScript<number>(this.redis, 'renewLease', this.keysOf('renewLease', workerId), [workerId, leaseMs, mode]);
+    return left === REPLY_CODES.renewLease.lost ? 0 : left;
   }
 
   /**
@@ -166,26 +173,20 @@ export class Store {
     idleRegistrationMs = IDLE_REGISTRATION_MS,
     takesLevel1 = true,
   ): Promise<Claimed | 'lost'> {
-    const k = this.keys;
-    const reply = await runScript<Array<number | string> | number>(
-      this.redis,
-      'claimJobs',
-      [...k.common, k.sched, k.workerJobs(workerId), k.workers, k.idle(1), k.idle(2), k.inbox(workerId)],
-      [
-        workerId,
-        leaseMs,
-        n,
-        level2Room,
-        selection.weights[0],
-        selection.weights[1],
-        selection.strict ? '1' : '0',
-        selection.capacity,
-        idleRegistrationMs,
-        LEVEL2_ON_BELOW,
-        takesLevel1 ? '1' : '0',
-      ],
-    );
-    if (typeof reply === 'number') return 'lost';
+    const reply = await runScript<Array<number | string> | number>(this.redis, 'claimJobs', this.keysOf('claimJobs', workerId), [
+      workerId,
+      leaseMs,
+      n,
+      level2Room,
+      selection.weights[0],
+      selection.weights[1],
+      selection.strict ? '1' : '0',
+      selection.capacity,
+      idleRegistrationMs,
+      LEVEL2_ON_BELOW,
+      takesLevel1 ? '1' : '0',
+    ]);
+    if (typeof reply === 'number') return replyOf('claimJobs', reply);
     const runs: DeliveredRun[] = [];
     for (let i = 1; i < reply.length; i += 2) runs.push({ token: Number(reply[i]), payload: String(reply[i + 1]), partition: this.partition ?? 0 });
     return { runs, workLeft: Number(reply[0]) };
@@ -198,29 +199,23 @@ export class Store {
   async finish(workerId: string, acks: readonly Ack[], keepMs = 0): Promise<number | 'lost'> {
     const args: Array<string | number> = [workerId, keepMs];
     for (const { job, outcome, status } of acks) args.push(job.token, job.id, job.level, job.policy === 'last' ? (job.key ?? '') : '', outcome, status);
-    const n = await runScript<number>(this.redis, 'finishJobs', [...this.keys.common, this.keys.workerJobs(workerId), this.keys.workers], args);
-    return n < 0 ? 'lost' : n;
+    const n = await runScript<number>(this.redis, 'finishJobs', this.keysOf('finishJobs', workerId), args);
+    return n === REPLY_CODES.finishJobs.lost ? 'lost' : n;
   }
 
   /** Settles a failed run: 'gone' when it was no longer this worker's, 'lost' when the lease had run out. */
   async fail(workerId: string, token: number, plan: FailurePlan, deadMax: number): Promise<FailOutcome> {
-    const k = this.keys;
     const retry = 'retryDelayMs' in plan;
-    const code = await runScript<number>(
-      this.redis,
-      'failJob',
-      [...k.common, k.workerJobs(workerId), k.workers, k.delayed, k.dead],
-      [
-        workerId,
-        token,
-        retry ? 'retry' : 'dead',
-        retry ? plan.retryDelayMs : 0,
-        retry || plan.status === null ? '' : plan.status,
-        retry ? '' : plan.error,
-        deadMax,
-      ],
-    );
-    return code < 0 ? 'lost' : (['gone', 'retry', 'dead', 'superseded'] as const)[code];
+    const code = await runScript<number>(this.redis, 'failJob', this.keysOf('failJob', workerId), [
+      workerId,
+      token,
+      retry ? 'retry' : 'dead',
+      retry ? plan.retryDelayMs : 0,
+      retry || plan.status === null ? '' : plan.status,
+      retry ? '' : plan.error,
+      deadMax,
+    ]);
+    return replyOf('failJob', code);
   }
 
   /**
@@ -228,12 +223,12 @@ export class Store {
    * oldest beyond keepMax; at most `batch` per call. Returns how many were forgotten.
    */
   pruneDone(keepMs: number, keepMax: number, batch = 1000): Promise<number> {
-    return runScript<number>(this.redis, 'pruneDone', this.keys.common, [keepMs, keepMax, batch]);
+    return runScript<number>(this.redis, 'pruneDone', this.keysOf('pruneDone'), [keepMs, keepMax, batch]);
   }
 
   /** Moves due retries back into their queues (Redis's clock decides what is due). */
   promoteDue(deadMax: number, max = 200): Promise<number> {
-    return runScript<number>(this.redis, 'promoteDue', [...this.keys.common, this.keys.delayed, this.keys.dead], [max, deadMax]);
+    return runScript<number>(this.redis, 'promoteDue', this.keysOf('promoteDue'), [max, deadMax]);
   }
 
   /**
@@ -243,18 +238,12 @@ export class Store {
    * the run tokens in `held`.
    */
   requeueWorker(workerId: string, mode: 'expired' | 'shutdown' | 'orphans', attempts: number, deadMax: number, held: readonly number[] = []): Promise<number> {
-    const k = this.keys;
-    return runScript<number>(
-      this.redis,
-      'requeueWorker',
-      [...k.common, k.workerJobs(workerId), k.workers, k.dead, k.idle(1), k.idle(2), k.inbox(workerId)],
-      [workerId, mode, attempts, deadMax, ...held],
-    );
+    return runScript<number>(this.redis, 'requeueWorker', this.keysOf('requeueWorker', workerId), [workerId, mode, attempts, deadMax, ...held]);
   }
 
   /** Workers whose lease ran out, on Redis's clock. */
   expiredWorkers(max = 20): Promise<string[]> {
-    return runScript<string[]>(this.redis, 'expiredWorkers', [...this.keys.common, this.keys.workers], [max]);
+    return runScript<string[]>(this.redis, 'expiredWorkers', this.keysOf('expiredWorkers'), [max]);
   }
 
   /**
@@ -319,8 +308,7 @@ export class Store {
 
   /** The gauges of /metrics, read in one round trip. */
   async gauges(): Promise<QueueGauges> {
-    const k = this.keys;
-    const r = await runScript<number[]>(this.redis, 'queueGauges', [...k.common, k.workers, k.dead, k.delayed], []);
+    const r = await runScript<number[]>(this.redis, 'queueGauges', this.keysOf('queueGauges'), []);
     const age = (ms: number): number | null => (ms < 0 ? null : ms / 1000);
     return {
       backlog: { 1: { execute: r[0], last: r[1], discard: r[2] }, 2: { execute: r[3], last: r[4], discard: r[5] } },
@@ -338,13 +326,12 @@ export class Store {
 
   /** Every dead job back in line (oldest first); returns how many were requeued. */
   requeueAllDead(): Promise<number> {
-    return runScript<number>(this.redis, 'requeueDead', [...this.keys.common, this.keys.dead], ['all', '']);
+    return runScript<number>(this.redis, 'requeueDead', this.keysOf('requeueDead'), ['all', '']);
   }
 
   /** One dead job back in line: 'requeued', 'unknown' (no dead job has that id) or 'superseded' (its key has a newer message). */
   async requeueDead(id: string): Promise<'requeued' | 'unknown' | 'superseded'> {
-    const code = await runScript<number>(this.redis, 'requeueDead', [...this.keys.common, this.keys.dead], ['one', id]);
-    return (['unknown', 'requeued', 'superseded'] as const)[code];
+    return replyOf('requeueDead', await runScript<number>(this.redis, 'requeueDead', this.keysOf('requeueDead'), ['one', id]));
   }
 
   /** Live workers, their lease and what each runs now (for the dashboard). */
@@ -376,26 +363,28 @@ export class Store {
 
   /** Empties the dead list in one step; returns how many entries it held. */
   purgeDead(): Promise<number> {
-    return runScript<number>(this.redis, 'purgeDead', [...this.keys.common, this.keys.dead], []);
+    return runScript<number>(this.redis, 'purgeDead', this.keysOf('purgeDead'), []);
   }
 
   /** Where a job is and what it holds; null when this partition does not know it. */
   async lookup(id: string, scanMax = 100_000): Promise<RawLookup | null> {
     const k = this.keys;
-    const reply = await runScript<Array<string | number>>(this.redis, 'lookupJob', [...k.common, k.delayed, k.dead, k.workers], [id, k.tag, scanMax]);
+    const reply = await runScript<Array<string | number>>(this.redis, 'lookupJob', this.keysOf('lookupJob'), [id, k.tag, scanMax]);
     if (reply.length === 0) return null;
     return { where: String(reply[0]), found: String(reply[1]), position: Number(reply[2]), leaseUntil: Number(reply[3]), now: Number(reply[4]) };
   }
 
   /** Removes a waiting or retrying job. */
   async deleteJob(id: string): Promise<DeleteOutcome> {
-    const [code] = await runScript<[number, string]>(this.redis, 'deleteJob', [...this.keys.common, this.keys.delayed], [id]);
-    return (['unknown', 'deleted', 'running', 'dead', 'finished', 'unknown'] as const)[code];
+    const [code] = await runScript<[number, string]>(this.redis, 'deleteJob', this.keysOf('deleteJob'), [id]);
+    const reply = replyOf('deleteJob', code);
+    // An index entry that named the wrong place was dropped: to the operator the job is unknown.
+    return reply === 'notWhereIndexed' ? 'unknown' : reply;
   }
 
   /** Pauses (no worker claims it; calls are still accepted) or resumes a level; true when that changed its state. */
   async setPaused(level: Level, paused: boolean): Promise<boolean> {
-    return (await runScript<number>(this.redis, 'pauseLevel', [...this.keys.common], [level, paused ? 'pause' : 'resume'])) === 1;
+    return (await runScript<number>(this.redis, 'pauseLevel', this.keysOf('pauseLevel'), [level, paused ? 'pause' : 'resume'])) === 1;
   }
 
   async pausedLevels(): Promise<Record<Level, boolean>> {
@@ -413,7 +402,13 @@ export class Store {
   }
 }
 
-/** What lookupJob-22.lua answers: the index entry, and the payload or dead entry found there. */
+/** The enqueue script's answer as the gateway reports it. */
+function enqueueOutcome(code: number): { outcome: EnqueueOutcome; wakeIdle: boolean } {
+  const reply = replyOf('enqueue', code);
+  return reply === 'queuedWakeIdle' ? { outcome: 'queued', wakeIdle: true } : { outcome: reply, wakeIdle: false };
+}
+
+/** What lookupJob.lua answers: the index entry, and the payload or dead entry found there. */
 export interface RawLookup {
   where: string;
   found: string;

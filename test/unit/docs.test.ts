@@ -30,7 +30,7 @@ function everyKey(): string[] {
   ];
   for (const set of sets) {
     for (const [field, value] of Object.entries(set)) {
-      if (field === 'tag' || field === 'common') continue;
+      if (field === 'tag') continue;
       if (typeof value === 'string') names.add(value);
       if (typeof value !== 'function') continue;
       const make = value as (...args: unknown[]) => string;

@@ -1,5 +1,5 @@
 // What the Lua scripts read in a payload, a dead-letter entry and an index entry, read the same
-// way in TypeScript so the checker sees a job exactly as the scripts do (includes/queues.lua:
+// way in TypeScript so the checker sees a job exactly as the scripts do (scripts/helpers/:
 // routeOf, jobId, deadPayloadOf, and the index entry forms above setWhere).
 //
 // Everything here works on "byte strings": Redis replies read as Buffers and decoded as latin1,

@@ -18,7 +18,7 @@ export interface Suspect {
   probes: Probe[];
   /** From the probes' answers: does the problem hold? */
   holds(answers: Answer[]): boolean;
-  /** The repair (an action of checkState-22.lua and its arguments), when one is safe. */
+  /** The repair (an action of checkState.lua and its arguments), when one is safe. */
   repair?(answers: Answer[]): { action: string; args: Bytes[] } | null;
 }
 

@@ -1,5 +1,7 @@
-// Calls of checkState-22.lua: a batch of probes read in one atomic step (to confirm what the
+// Calls of checkState.lua: a batch of probes read in one atomic step (to confirm what the
 // plain reads suggested), or one repair that re-checks its condition before it writes.
+import { keyNamed } from '../keys';
+import { keyNamesOf } from '../scripts';
 import type { Store } from '../store';
 import { bytesOf, type Bytes } from './payload';
 
@@ -23,7 +25,7 @@ function call(store: Store, workers: readonly Bytes[], words: Bytes[]): Promise<
   // The loader (scripts.ts) defines every script of the folder, this one included; the Buffer
   // variant answers bytes as they are.
   const redis = store.redis as unknown as Record<'checkStateBuffer', ScriptCall>;
-  const keys = [...k.common, k.delayed, k.dead, k.workers];
+  const keys = keyNamesOf('checkState').map((name) => keyNamed(k, name));
   return redis.checkStateBuffer(...keys, ...[k.tag, workers.join('\n'), ...words].map((w) => Buffer.from(w, 'latin1')));
 }
 

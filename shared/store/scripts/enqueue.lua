@@ -3,9 +3,8 @@
 -- When a worker is blocked idle and nothing of the message's level waits, the message is
 -- handed straight to that worker instead (see handOff below). A message with a delay waits in
 -- the delayed set, as a retry does, until it is due.
--- KEYS[1..19]: the common layout (includes/queues.lua)
--- KEYS[20] {p}:idle:L1   KEYS[21] {p}:idle:L2 (idle workers that can take that level -> fresh until, ms)
--- KEYS[22] {p}:delayed (zset, due time in Redis ms)
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed
+-- USES: backlog claimable count countDelayed forgetJob jsonString jsonStringEnd newToken paused redisClock runningField setWhere wake whereWaiting
 -- ARGV[1] level (1|2)   ARGV[2] policy (execute|last|discard)
 -- ARGV[3] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
 -- ARGV[4] job id        ARGV[5] payload JSON, its enqueue time written as "at":0 (stamped here)
@@ -13,18 +12,18 @@
 -- ARGV[8] key prefix with its hash tag, "{p}" (to name the chosen worker's keys)
 -- ARGV[9] fraction of capacity above which level 2 refuses (0.8)   ARGV[10] ... under which it reopens (0.6)
 -- ARGV[11] 'handoff': give the message to an idle worker of this partition (one partition);
---          'report': answer 5 instead when an idle worker waits (several partitions: idle
+--          'report': answer queuedWakeIdle instead when an idle worker waits (several partitions: idle
 --          workers block on the deployment's wake keys, which this script cannot reach)
 -- ARGV[12] delay (ms): run no earlier than this from now (0: at once)
--- Output: 1 queued, 2 replaced (a waiting `last` message with that key was overwritten),
---         3 refused (level 2 inactive), 4 dropped (discard under load),
---         5 queued, and an idle worker should be woken (mode 'report'),
---         6 duplicate: a job with this id is known (nothing queued)
+-- Output: a code of replies.ts: queued, replaced (a waiting `last` message with that key was
+--         overwritten), refused (level 2 inactive), dropped (discard under load), queuedWakeIdle
+--         (queued, and an idle worker should be woken: mode 'report'), duplicate (a job with
+--         this id is known: nothing queued)
 local level = tonumber(ARGV[1])
 local policy, id = ARGV[2], ARGV[4]
 -- A caller's id still known (the call sent again: a retry after an unknown outcome) queues
 -- nothing twice. A gateway's own ids are unique: they need no look-up.
-if ARGV[3] == '1' and redis.call('HEXISTS', KEYS[17], id) == 1 then return 6 end
+if ARGV[3] == '1' and redis.call('HEXISTS', K.jobs, id) == 1 then return CODE.duplicate end
 local capacity, discardAt = tonumber(ARGV[6]), tonumber(ARGV[7])
 local tag = ARGV[8]
 local offAbove, onBelow = capacity * tonumber(ARGV[9]), capacity * tonumber(ARGV[10])
@@ -62,7 +61,7 @@ local handOffMode = ARGV[11] == 'handoff'
 local idleWaiting = false
 local function handOff(runningKey)
   if delayMs > 0 or paused(level) then return false end
-  local idle = KEYS[19 + level]
+  local idle = K['idle:L' .. level]
   local candidates = redis.call('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 1)
   if #candidates == 0 then return false end
   if not handOffMode then
@@ -71,12 +70,12 @@ local function handOff(runningKey)
   end
   if claimable(level) then return false end
   local worker = candidates[1]
-  redis.call('ZREM', KEYS[20], worker)
-  redis.call('ZREM', KEYS[21], worker)
+  redis.call('ZREM', K['idle:L1'], worker)
+  redis.call('ZREM', K['idle:L2'], worker)
   local jobs = tag .. ':worker:' .. worker
   local token = newToken(clockUs)
   redis.call('HSET', jobs, token, payload)
-  if runningKey then redis.call('HSET', KEYS[9], runningField(level, runningKey), token) end
+  if runningKey then redis.call('HSET', K.running, runningField(level, runningKey), token) end
   redis.call('LPUSH', jobs .. ':inbox', token .. ':' .. payload)
   setWhere(id, 'r' .. now .. ':' .. token .. ':' .. worker)
   return true
@@ -84,56 +83,56 @@ end
 
 -- The backlog is read only where a rule needs it (level 2, discard): most level-1 messages skip it.
 local waiting = (level == 2 or policy == 'discard') and backlog(level) or 0
-if level == 2 and redis.call('GET', KEYS[13]) == '0' then
+if level == 2 and redis.call('GET', K['L2:active']) == '0' then
   if waiting < onBelow then
-    redis.call('SET', KEYS[13], '1')
+    redis.call('SET', K['L2:active'], '1')
   else
     count(2, 'refused')
-    return 3
+    return CODE.refused
   end
 end
 
 if policy == 'discard' and waiting >= discardAt then
   count(level, 'dropped')
-  return 4
+  return CODE.dropped
 end
 
-local result, queued = 1, true
+local result, queued = CODE.queued, true
 if delayMs > 0 then
   -- Held like a retry; a waiting `last` message of its key is replaced by it (it is newer).
   if policy == 'last' then
-    local hash = qkey(level, 3)
+    local hash = K['L' .. level .. ':last']
     if redis.call('HEXISTS', hash, key) == 1 then
-      forgetJob(redis.call('HGET', newestKey(level), key))
+      forgetJob(redis.call('HGET', K['L' .. level .. ':last:newest'], key))
       redis.call('HDEL', hash, key)
-      redis.call('LREM', qkey(level, 4), 1, key)
-      result = 2
+      redis.call('LREM', K['L' .. level .. ':last:order'], 1, key)
+      result = CODE.replaced
     end
-    redis.call('HSET', newestKey(level), key, id)
+    redis.call('HSET', K['L' .. level .. ':last:newest'], key, id)
   end
-  redis.call('ZADD', KEYS[22], now + delayMs, payload)
+  redis.call('ZADD', K.delayed, now + delayMs, payload)
   countDelayed(level, 1)
   setWhere(id, 't' .. (now + delayMs))
   queued = false
 elseif policy == 'last' then
-  local hash = qkey(level, 3)
+  local hash = K['L' .. level .. ':last']
   if redis.call('HEXISTS', hash, key) == 1 then
     -- The message waiting for this key is its newest so far: it is overwritten, and forgotten.
-    forgetJob(redis.call('HGET', newestKey(level), key))
-    redis.call('HSET', newestKey(level), key, id)
+    forgetJob(redis.call('HGET', K['L' .. level .. ':last:newest'], key))
+    redis.call('HSET', K['L' .. level .. ':last:newest'], key, id)
     redis.call('HSET', hash, key, payload)
     setWhere(id, whereWaiting(level, policy, key))
-    result = 2 -- keeps the key's place in line
-  elseif redis.call('HEXISTS', KEYS[9], runningField(level, key)) == 1 then
-    redis.call('HSET', newestKey(level), key, id)
+    result = CODE.replaced -- keeps the key's place in line
+  elseif redis.call('HEXISTS', K.running, runningField(level, key)) == 1 then
+    redis.call('HSET', K['L' .. level .. ':last:newest'], key, id)
     redis.call('HSET', hash, key, payload) -- the key is running; its release puts it in line
     setWhere(id, whereWaiting(level, policy, key))
     queued = false
   else
-    redis.call('HSET', newestKey(level), key, id)
+    redis.call('HSET', K['L' .. level .. ':last:newest'], key, id)
     if not handOff(key) then
       redis.call('HSET', hash, key, payload)
-      redis.call('LPUSH', qkey(level, 4), key)
+      redis.call('LPUSH', K['L' .. level .. ':last:order'], key)
       setWhere(id, whereWaiting(level, policy, key))
     else
       queued = false
@@ -142,14 +141,14 @@ elseif policy == 'last' then
 elseif handOff(nil) then
   queued = false
 else
-  redis.call('LPUSH', qkey(level, policy == 'discard' and 2 or 1), payload)
+  redis.call('LPUSH', (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute']), payload)
   setWhere(id, whereWaiting(level, policy))
 end
 
-if result == 1 then
+if result == CODE.queued then
   count(level, 'queued')
-  if queued and idleWaiting then result = 5 end
-  if level == 2 and waiting + 1 > offAbove then redis.call('SET', KEYS[13], '0') end
+  if queued and idleWaiting then result = CODE.queuedWakeIdle end
+  if level == 2 and waiting + 1 > offAbove then redis.call('SET', K['L2:active'], '0') end
 else
   count(level, 'replaced')
 end

@@ -1,31 +1,32 @@
 #!lua flags=allow-oom
 -- Removes a waiting job, or one waiting for its retry (or its delay), found through the lookup
 -- index. A running, dead or finished job is not removed (dead jobs: `dead purge`).
--- KEYS[1..19]: the common layout   KEYS[20] {p}:delayed
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest stats jobs delayed
+-- USES: count countDelayed forgetJob forgetNewest jobId routeOf
 -- ARGV[1] job id
--- Output: {code, detail}: 1 deleted; 0 unknown; 2 running; 3 dead; 4 finished; 5 not found
---         where the index said (an index out of step: the entry is dropped)
+-- Output: {code, the index entry}: a code of replies.ts: deleted, unknown, running, dead,
+--         finished, notWhereIndexed (not found where the index said: the entry is dropped)
 local id = ARGV[1]
-local where = redis.call('HGET', KEYS[17], id)
-if not where then return { 0, '' } end
+local where = redis.call('HGET', K.jobs, id)
+if not where then return { CODE.unknown, '' } end
 local kind = string.sub(where, 1, 1)
-if kind == 'r' then return { 2, where } end
-if kind == 'x' then return { 3, where } end
-if kind == 'd' then return { 4, where } end
+if kind == 'r' then return { CODE.running, where } end
+if kind == 'x' then return { CODE.dead, where } end
+if kind == 'd' then return { CODE.finished, where } end
 
 local function gone(level, policy, key)
   forgetJob(id)
   if policy == 'last' then forgetNewest({ policy = 'last', level = level, key = key, id = id }) end
   count(level, 'deleted')
-  return { 1, where }
+  return { CODE.deleted, where }
 end
 
 if kind == 't' then
   local due = string.sub(where, 2)
-  for _, payload in ipairs(redis.call('ZRANGEBYSCORE', KEYS[20], due, due)) do
+  for _, payload in ipairs(redis.call('ZRANGEBYSCORE', K.delayed, due, due)) do
     local route = routeOf(payload)
     if route and route.id == id then
-      redis.call('ZREM', KEYS[20], payload)
+      redis.call('ZREM', K.delayed, payload)
       countDelayed(route.level, -1)
       return gone(route.level, route.policy, route.key)
     end
@@ -35,14 +36,14 @@ else
   level = tonumber(level)
   if policy == 'last' then
     local key = string.sub(where, string.find(where, '\n', 1, true) + 1)
-    local payload = redis.call('HGET', qkey(level, 3), key)
+    local payload = redis.call('HGET', K['L' .. level .. ':last'], key)
     if payload and jobId(payload) == id then
-      redis.call('HDEL', qkey(level, 3), key)
-      redis.call('LREM', qkey(level, 4), 1, key)
+      redis.call('HDEL', K['L' .. level .. ':last'], key)
+      redis.call('LREM', K['L' .. level .. ':last:order'], 1, key)
       return gone(level, policy, key)
     end
   else
-    local list = qkey(level, policy == 'discard' and 2 or 1)
+    local list = (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute'])
     local length = redis.call('LLEN', list)
     for from = 0, length - 1, 1000 do
       for _, payload in ipairs(redis.call('LRANGE', list, from, from + 999)) do
@@ -55,4 +56,4 @@ else
   end
 end
 forgetJob(id)
-return { 5, where }
+return { CODE.notWhereIndexed, where }

@@ -4,20 +4,21 @@
 -- them all, so nothing is left behind when a deployment stops keeping them. Run by every
 -- worker's chore, not by the acknowledgement of each job, so a deployment that stops finishing
 -- jobs still prunes. At most ARGV[3] entries per call.
--- KEYS[1..19]: the common layout
+-- KEYS: jobs done
+-- USES: redisNowMs
 -- ARGV[1] keep finished jobs this long (ms; 0: not at all)   ARGV[2] most kept   ARGV[3] most removed per call
 -- Output: the number of jobs forgotten (ARGV[3] means more may be due)
 local now = redisNowMs()
 local keepMs, keepMax, batch = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local old = redis.call('ZRANGEBYSCORE', KEYS[19], '-inf', keepMs > 0 and (now - keepMs) or '+inf', 'LIMIT', 0, batch)
-local over = redis.call('ZCARD', KEYS[19]) - #old - (keepMs > 0 and keepMax or 0)
+local old = redis.call('ZRANGEBYSCORE', K.done, '-inf', keepMs > 0 and (now - keepMs) or '+inf', 'LIMIT', 0, batch)
+local over = redis.call('ZCARD', K.done) - #old - (keepMs > 0 and keepMax or 0)
 if over > 0 and #old < batch then
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[19], #old, #old + math.min(over, batch - #old) - 1)) do old[#old + 1] = id end
+  for _, id in ipairs(redis.call('ZRANGE', K.done, #old, #old + math.min(over, batch - #old) - 1)) do old[#old + 1] = id end
 end
 for _, id in ipairs(old) do
-  redis.call('ZREM', KEYS[19], id)
+  redis.call('ZREM', K.done, id)
   -- Only while the index still says finished (the id may have been given to a new job since).
-  local where = redis.call('HGET', KEYS[17], id)
-  if where and string.sub(where, 1, 1) == 'd' then redis.call('HDEL', KEYS[17], id) end
+  local where = redis.call('HGET', K.jobs, id)
+  if where and string.sub(where, 1, 1) == 'd' then redis.call('HDEL', K.jobs, id) end
 end
 return #old

@@ -3,49 +3,50 @@
 -- them, oldest first. A `last` job is requeued only while it is still its key's
 -- newest accepted message: a newer one, waiting, running or already finished, wins.
 -- Entries that cannot be read stay in the list.
--- KEYS[1..19]: the common layout   KEYS[20] {p}:dead
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs dead
+-- USES: count deadPayloadOf forgetJob forgetNewest requeue routeOf setAttempt
 -- ARGV[1] 'all' or 'one'   ARGV[2] the job id (one): an id is never a pattern, '*' included
--- Output: for all, the number of jobs requeued; for one id, 1 requeued, 0 no such dead job,
---         2 not requeued: a newer message for its key was accepted
+-- Output: for all, the number of jobs requeued; for one id, a code of replies.ts: requeued,
+--         unknown (no such dead job), superseded (a newer message for its key was accepted)
 local all, wanted = ARGV[1] == 'all', ARGV[2]
 
--- 1 requeued, 2 superseded, nil unreadable
+-- CODE.requeued, CODE.superseded, or nil for an unreadable payload
 local function revive(payload)
   local route = routeOf(payload)
   if not route then return nil end
   -- A dead `last` message keeps its key's newest mark while it is dead (see bury): any other
   -- mark, or none, means a newer message was accepted since, and the newest wins even over the
   -- dead list (it may have run and finished already).
-  if route.policy == 'last' and redis.call('HGET', newestKey(route.level), route.key) ~= route.id then
+  if route.policy == 'last' and redis.call('HGET', K['L' .. route.level .. ':last:newest'], route.key) ~= route.id then
     count(route.level, 'superseded')
     forgetJob(route.id)
-    return 2
+    return CODE.superseded
   end
-  if requeue(setAttempt(payload, 1), route, false) then return 1 end
+  if requeue(setAttempt(payload, 1), route, false) then return CODE.requeued end
   forgetNewest(route)
-  return 2
+  return CODE.superseded
 end
 
 if all then
   -- One entry at a time from the oldest end: each leaves the list as it is requeued.
   local moved = 0
-  for _ = 1, redis.call('LLEN', KEYS[20]) do
-    local entry = redis.call('RPOP', KEYS[20])
+  for _ = 1, redis.call('LLEN', K.dead) do
+    local entry = redis.call('RPOP', K.dead)
     local payload = deadPayloadOf(entry)
     local outcome = payload and revive(payload)
-    if outcome == nil then redis.call('LPUSH', KEYS[20], entry) end
+    if outcome == nil then redis.call('LPUSH', K.dead, entry) end
     if outcome == 1 then moved = moved + 1 end
   end
   return moved
 end
 
-local entries = redis.call('LRANGE', KEYS[20], 0, -1)
+local entries = redis.call('LRANGE', K.dead, 0, -1)
 for i = #entries, 1, -1 do
   local payload = deadPayloadOf(entries[i])
   local route = payload and routeOf(payload)
   if route and route.id == wanted then
-    redis.call('LREM', KEYS[20], 1, entries[i])
+    redis.call('LREM', K.dead, 1, entries[i])
     return revive(payload)
   end
 end
-return 0
+return CODE.unknown

@@ -11,8 +11,8 @@
 -- Each run leaves the hash as it is handed back, so a pass that stopped half-way can be run
 -- again without handing anything back twice; a payload that cannot be routed goes to the dead
 -- list rather than stopping the pass.
--- KEYS[1..19]: the common layout   KEYS[20] {p}:worker:<id>   KEYS[21] {p}:workers   KEYS[22] {p}:dead
--- KEYS[23] {p}:idle:L1   KEYS[24] {p}:idle:L2   KEYS[25] {p}:worker:<id>:inbox
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs workers worker inbox idle:L1 idle:L2 dead
+-- USES: attemptOf bury buryUnreadable count deadEntry leaseHeld redisNowMs releaseKey requeue routeOf setAttempt
 -- ARGV[1] worker id  ARGV[2] expired|shutdown|orphans  ARGV[3] attempts allowed (unless the job
 -- carries its own)  ARGV[4] dead-letter cap
 -- ARGV[5..] run tokens the worker holds (orphans)
@@ -21,23 +21,23 @@ local worker, mode = ARGV[1], ARGV[2]
 local expired = mode == 'expired'
 local attempts, deadMax = tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = redisNowMs()
-if expired and leaseHeld(KEYS[21], worker, now) then return 0 end
+if expired and leaseHeld(K.workers, worker, now) then return 0 end
 local known = {}
 for i = 5, #ARGV do known[ARGV[i]] = true end
 local handedBack = 0
 
 local function handBack(token, payload)
-  redis.call('HDEL', KEYS[20], token)
+  redis.call('HDEL', K.worker, token)
   local route = routeOf(payload)
   if not route then
-    buryUnreadable(KEYS[22], payload, now, deadMax, token)
+    buryUnreadable(K.dead, payload, now, deadMax, token)
     return
   end
   if route.policy == 'last' then releaseKey(route.level, route.key, token) end
   local attempt = attemptOf(payload)
   -- The job's own attempts (queue_detail.attempts) win over the worker's --attempts.
   if expired and attempt >= (route.attempts or attempts) then
-    bury(KEYS[22], deadEntry(payload, attempt, nil, 'worker lost: lease expired', now), route.level, deadMax, route.id)
+    bury(K.dead, deadEntry(payload, attempt, nil, 'worker lost: lease expired', now), route.level, deadMax, route.id)
     return
   end
   if expired then
@@ -47,12 +47,12 @@ local function handBack(token, payload)
   if requeue(payload, route, true) then handedBack = handedBack + 1 end
 end
 
-redis.call('ZREM', KEYS[23], worker)
-redis.call('ZREM', KEYS[24], worker)
-redis.call('DEL', KEYS[25])
-local runs = redis.call('HGETALL', KEYS[20])
+redis.call('ZREM', K['idle:L1'], worker)
+redis.call('ZREM', K['idle:L2'], worker)
+redis.call('DEL', K.inbox)
+local runs = redis.call('HGETALL', K.worker)
 for i = 1, #runs, 2 do
   if mode ~= 'orphans' or not known[runs[i]] then handBack(runs[i], runs[i + 1]) end
 end
-if mode ~= 'orphans' then redis.call('ZREM', KEYS[21], worker) end
+if mode ~= 'orphans' then redis.call('ZREM', K.workers, worker) end
 return handedBack

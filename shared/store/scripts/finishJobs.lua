@@ -6,13 +6,14 @@
 -- be) taken back by recovery and run again, so counting them here would count them twice.
 -- Kept jobs are pruned by every worker's chore (pruneDone), not here.
 -- A run no longer in the hash was taken back already: nothing is counted or released for it.
--- KEYS[1..19]: the common layout   KEYS[20] {p}:worker:<id>   KEYS[21] {p}:workers
+-- KEYS: L1:last L1:last:order L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs done workers worker
+-- USES: attemptOf count forgetJob forgetNewest jsonString jsonStringEnd leaseHeld redisNowMs releaseByToken releaseKey setWhere
 -- ARGV[1] worker id  ARGV[2] keep finished jobs this long (ms; 0: not at all)
 -- ARGV[3..] groups of 6: run token, job id, level, coalescing key ('' unless `last`),
 --           outcome (done|dropped), status of the answer
--- Output: -1 when the lease has run out, else the number of runs acknowledged
+-- Output: CODE.lost (-1) when the lease has run out, else the number of runs acknowledged
 local now = redisNowMs()
-if not leaseHeld(KEYS[21], ARGV[1], now) then return -1 end
+if not leaseHeld(K.workers, ARGV[1], now) then return CODE.lost end
 local keepMs = tonumber(ARGV[2])
 
 -- What a kept job shows: when it finished and how, and the call (read from the payload's
@@ -23,14 +24,14 @@ local function finished(id, payload, status)
   local url = close and jsonString(payload, urlAt, close) or '?'
   local enqueued = string.match(payload, '^{[^{]-"at":(%d+)') or '0'
   setWhere(id, 'd' .. now .. ':' .. status .. ':' .. attemptOf(payload) .. ':' .. enqueued .. ':' .. (method or '?') .. ':' .. url)
-  redis.call('ZADD', KEYS[19], now, id)
+  redis.call('ZADD', K.done, now, id)
 end
 
 local acknowledged = 0
 for i = 3, #ARGV, 6 do
   local token, id, level, key, outcome = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
-  local payload = keepMs > 0 and redis.call('HGET', KEYS[20], token)
-  if redis.call('HDEL', KEYS[20], token) == 1 then
+  local payload = keepMs > 0 and redis.call('HGET', K.worker, token)
+  if redis.call('HDEL', K.worker, token) == 1 then
     acknowledged = acknowledged + 1
     count(level, outcome)
     if key ~= '' then

@@ -2,7 +2,8 @@
 -- partition with plain reads while the deployment runs, so every problem it suspects is
 -- confirmed here, in one atomic read, before it is reported; and every repair re-checks its
 -- condition here before it writes (a repair whose condition no longer holds writes nothing).
--- KEYS[1..19]: the common layout   KEYS[20] {p}:delayed   KEYS[21] {p}:dead   KEYS[22] {p}:workers
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 runs jobs done workers delayed dead
+-- USES: deadPayloadOf jobId redisNowMs routeOf runningField wake
 -- ARGV[1] key prefix with its hash tag, "{p}" (to name worker hashes and inboxes)
 -- ARGV[2] worker ids to search besides those in {p}:workers, separated by "\n" (hashes found
 --         by SCAN whose worker is not registered)
@@ -22,7 +23,7 @@ end
 -- Every worker id that may hold runs: registered ones, and those the caller found by SCAN.
 local function knownWorkers()
   local ids, seen = {}, {}
-  for _, w in ipairs(redis.call('ZRANGE', KEYS[22], 0, -1)) do
+  for _, w in ipairs(redis.call('ZRANGE', K.workers, 0, -1)) do
     ids[#ids + 1], seen[w] = w, true
   end
   for w in string.gmatch(extraWorkers, '[^\n]+') do
@@ -62,22 +63,22 @@ local function idsInList(key, idOf)
 end
 
 local function queueKey(level, policy)
-  return qkey(tonumber(level), policy == 'discard' and 2 or 1)
+  return (policy == 'discard' and K['L' .. tonumber(level) .. ':discard'] or K['L' .. tonumber(level) .. ':execute'])
 end
 
 -- How many times the job `id` is at a place.
 local function idAt(id, kind, a, b)
   if kind == 'queue' then return idsInList(queueKey(a, b), jobId)[id] or 0 end
-  if kind == 'dead' then return idsInList(KEYS[21], deadJobId)[id] or 0 end
-  if kind == 'done' then return redis.call('ZSCORE', KEYS[19], id) and 1 or 0 end
+  if kind == 'dead' then return idsInList(K.dead, deadJobId)[id] or 0 end
+  if kind == 'done' then return redis.call('ZSCORE', K.done, id) and 1 or 0 end
   local payload
-  if kind == 'last' then payload = redis.call('HGET', qkey(tonumber(a), 3), b) end
+  if kind == 'last' then payload = redis.call('HGET', K['L' .. tonumber(a) .. ':last'], b) end
   if kind == 'run' then payload = redis.call('HGET', workerHash(a), b) end
   if payload then return jobId(payload) == id and 1 or 0 end
   if kind == 'delayed' then
     local n = 0
     local due = a ~= '' and a or nil
-    local members = due and redis.call('ZRANGEBYSCORE', KEYS[20], due, due) or redis.call('ZRANGE', KEYS[20], 0, -1)
+    local members = due and redis.call('ZRANGEBYSCORE', K.delayed, due, due) or redis.call('ZRANGE', K.delayed, 0, -1)
     for _, member in ipairs(members) do
       if jobId(member) == id then n = n + 1 end
     end
@@ -90,11 +91,11 @@ end
 local function holds(kind, a, b, value)
   local list
   if kind == 'queue' then list = queueKey(a, b) end
-  if kind == 'dead' then list = KEYS[21] end
+  if kind == 'dead' then list = K.dead end
   if kind == 'inbox' then list = workerHash(a) .. ':inbox' end
   if list then return #redis.call('LPOS', list, value, 'COUNT', 0) end
-  if kind == 'delayed' then return redis.call('ZSCORE', KEYS[20], value) and 1 or 0 end
-  if kind == 'last' then return redis.call('HGET', qkey(tonumber(a), 3), b) == value and 1 or 0 end
+  if kind == 'delayed' then return redis.call('ZSCORE', K.delayed, value) and 1 or 0 end
+  if kind == 'last' then return redis.call('HGET', K['L' .. tonumber(a) .. ':last'], b) == value and 1 or 0 end
   if kind == 'run' then return redis.call('HGET', workerHash(a), b) == value and 1 or 0 end
   return 0
 end
@@ -137,7 +138,7 @@ local function newestAlive(level, key, id)
     local route = routeOf(payload)
     return route ~= nil and route.level == tonumber(level) and route.key == key
   end
-  local waiting = redis.call('HGET', qkey(tonumber(level), 3), key)
+  local waiting = redis.call('HGET', K['L' .. tonumber(level) .. ':last'], key)
   if waiting and ofKey(waiting) then return 'waiting' end
   for _, worker in ipairs(knownWorkers()) do
     for _, payload in ipairs(redis.call('HVALS', workerHash(worker))) do
@@ -145,9 +146,9 @@ local function newestAlive(level, key, id)
     end
   end
   local found = false
-  eachOf(KEYS[20], true, function(payload) found = found or ofKey(payload) end)
+  eachOf(K.delayed, true, function(payload) found = found or ofKey(payload) end)
   if found then return 'delayed' end
-  eachOf(KEYS[21], false, function(entry)
+  eachOf(K.dead, false, function(entry)
     local payload = deadPayloadOf(entry)
     found = found or (payload ~= nil and ofKey(payload))
   end)
@@ -158,7 +159,7 @@ end
 -- Messages of each level in the delayed set, read with the scripts' own routeOf.
 local function delayedByLevel()
   local n = { 0, 0 }
-  eachOf(KEYS[20], true, function(payload)
+  eachOf(K.delayed, true, function(payload)
     local route = routeOf(payload)
     if route then n[route.level] = n[route.level] + 1 end
   end)
@@ -174,7 +175,7 @@ end
 
 if mode == 'probe' then
   local PROBES = {
-    entry = { 1, function(id) return redis.call('HGET', KEYS[17], id) end },
+    entry = { 1, function(id) return redis.call('HGET', K.jobs, id) end },
     idAt = { 4, idAt },
     idAtEntry = { 2, idAtEntry },
     holds = { 4, holds },
@@ -187,7 +188,7 @@ if mode == 'probe' then
     },
     hget = { 2, function(suffix, field) return redis.call('HGET', tag .. ':' .. suffix, field) end },
     get = { 1, function(suffix) return redis.call('GET', tag .. ':' .. suffix) end },
-    inLine = { 2, function(level, key) return #redis.call('LPOS', qkey(tonumber(level), 4), key, 'COUNT', 0) end },
+    inLine = { 2, function(level, key) return #redis.call('LPOS', K['L' .. tonumber(level) .. ':last:order'], key, 'COUNT', 0) end },
     runOf = {
       1,
       function(token)
@@ -198,7 +199,7 @@ if mode == 'probe' then
     worker = {
       1,
       function(worker)
-        return { redis.call('HLEN', workerHash(worker)), redis.call('LLEN', workerHash(worker) .. ':inbox'), redis.call('ZSCORE', KEYS[22], worker) or '' }
+        return { redis.call('HLEN', workerHash(worker)), redis.call('LLEN', workerHash(worker) .. ':inbox'), redis.call('ZSCORE', K.workers, worker) or '' }
       end,
     },
     now = { 0, function() return redisNowMs() end },
@@ -218,11 +219,11 @@ if mode == 'probe' then
 end
 
 local function running(level, key)
-  return redis.call('HEXISTS', KEYS[9], runningField(tonumber(level), key)) == 1
+  return redis.call('HEXISTS', K.running, runningField(tonumber(level), key)) == 1
 end
 
 local function putInLine(level, key)
-  redis.call('RPUSH', qkey(tonumber(level), 4), key)
+  redis.call('RPUSH', K['L' .. tonumber(level) .. ':last:order'], key)
   wake(tonumber(level))
 end
 
@@ -230,74 +231,74 @@ local REPAIRS = {
   -- The job is at the place (these exact bytes) and the entry still reads `old` ('' none),
   -- which points to no copy of it: the entry is set to where the job is.
   setEntry = function(id, old, new, kind, a, b, payload)
-    local current = redis.call('HGET', KEYS[17], id)
+    local current = redis.call('HGET', K.jobs, id)
     if (current or '') ~= old or holds(kind, a, b, payload) == 0 then return 0 end
     if old ~= '' and idAtEntry(id, old) > 0 then return 0 end
-    redis.call('HSET', KEYS[17], id, new)
+    redis.call('HSET', K.jobs, id, new)
     return 1
   end,
   -- The entry still reads `where` and nothing is there with that id: it goes.
   dropEntry = function(id, where)
-    if redis.call('HGET', KEYS[17], id) ~= where or idAtEntry(id, where) > 0 then return 0 end
-    redis.call('HDEL', KEYS[17], id)
+    if redis.call('HGET', K.jobs, id) ~= where or idAtEntry(id, where) > 0 then return 0 end
+    redis.call('HDEL', K.jobs, id)
     return 1
   end,
   -- A held key whose run is in no worker's hash: released, and its waiting message put in line.
   release = function(level, key, token)
-    if redis.call('HGET', KEYS[9], runningField(tonumber(level), key)) ~= token or runOf(token) then return 0 end
-    redis.call('HDEL', KEYS[9], runningField(tonumber(level), key))
-    if redis.call('HEXISTS', qkey(tonumber(level), 3), key) == 1 and not redis.call('LPOS', qkey(tonumber(level), 4), key) then putInLine(level, key) end
+    if redis.call('HGET', K.running, runningField(tonumber(level), key)) ~= token or runOf(token) then return 0 end
+    redis.call('HDEL', K.running, runningField(tonumber(level), key))
+    if redis.call('HEXISTS', K['L' .. tonumber(level) .. ':last'], key) == 1 and not redis.call('LPOS', K['L' .. tonumber(level) .. ':last:order'], key) then putInLine(level, key) end
     return 1
   end,
   -- A waiting `last` message whose key is neither in line nor running: put in line, at the front.
   lineUp = function(level, key)
-    if redis.call('HEXISTS', qkey(tonumber(level), 3), key) == 0 or running(level, key) or redis.call('LPOS', qkey(tonumber(level), 4), key) then return 0 end
+    if redis.call('HEXISTS', K['L' .. tonumber(level) .. ':last'], key) == 0 or running(level, key) or redis.call('LPOS', K['L' .. tonumber(level) .. ':last:order'], key) then return 0 end
     putInLine(level, key)
     return 1
   end,
   -- A key in line more than once: the copies nearest the head go, the one nearest the tail (next to run) stays.
   dedupeLine = function(level, key)
-    local n = #redis.call('LPOS', qkey(tonumber(level), 4), key, 'COUNT', 0)
+    local n = #redis.call('LPOS', K['L' .. tonumber(level) .. ':last:order'], key, 'COUNT', 0)
     if n < 2 then return 0 end
-    redis.call('LREM', qkey(tonumber(level), 4), n - 1, key)
+    redis.call('LREM', K['L' .. tonumber(level) .. ':last:order'], n - 1, key)
     return 1
   end,
   -- A key in line with no message waiting and no run: out of the line.
   unline = function(level, key)
-    if redis.call('HEXISTS', qkey(tonumber(level), 3), key) == 1 or running(level, key) then return 0 end
-    return redis.call('LREM', qkey(tonumber(level), 4), 0, key) > 0 and 1 or 0
+    if redis.call('HEXISTS', K['L' .. tonumber(level) .. ':last'], key) == 1 or running(level, key) then return 0 end
+    return redis.call('LREM', K['L' .. tonumber(level) .. ':last:order'], 0, key) > 0 and 1 or 0
   end,
   -- A newest mark pointing to a message of that key that is nowhere: it goes.
   dropNewest = function(level, key, id)
-    if redis.call('HGET', newestKey(tonumber(level)), key) ~= id or newestAlive(level, key, id) then return 0 end
-    redis.call('HDEL', newestKey(tonumber(level)), key)
+    if redis.call('HGET', K['L' .. tonumber(level) .. ':last:newest'], key) ~= id or newestAlive(level, key, id) then return 0 end
+    redis.call('HDEL', K['L' .. tonumber(level) .. ':last:newest'], key)
     return 1
   end,
   recountDelayed = function()
     local n = delayedByLevel()
-    redis.call('HSET', KEYS[10], 'L1:delayed', n[1], 'L2:delayed', n[2])
+    redis.call('HSET', K.stats, 'L1:delayed', n[1], 'L2:delayed', n[2])
     return 1
   end,
   -- The run counter raised to the largest token in use, so the next token is above all of them.
   raiseRuns = function(max)
-    local runs = redis.call('GET', KEYS[14])
+    local runs = redis.call('GET', K.runs)
     if runs and not lessThan(runs, max) then return 0 end
-    redis.call('SET', KEYS[14], max)
+    redis.call('SET', K.runs, max)
     return 1
   end,
   -- A finished job kept for lookup whose index entry says something else: out of {p}:done.
   undone = function(id)
-    local where = redis.call('HGET', KEYS[17], id)
-    if (where and string.sub(where, 1, 1) == 'd') or not redis.call('ZSCORE', KEYS[19], id) then return 0 end
-    redis.call('ZREM', KEYS[19], id)
+    local where = redis.call('HGET', K.jobs, id)
+    if (where and string.sub(where, 1, 1) == 'd') or not redis.call('ZSCORE', K.done, id) then return 0 end
+    redis.call('ZREM', K.done, id)
     return 1
   end,
   -- Runs in the hash of a worker that is not registered: registered with a lease that ran out
   -- long ago, so the next recovery pass of any worker hands them back (attempt + 1).
   adopt = function(worker)
-    if redis.call('ZSCORE', KEYS[22], worker) then return 0 end
+    if redis.call('ZSCORE', K.workers, worker) then return 0 end
     if redis.call('EXISTS', workerHash(worker), workerHash(worker) .. ':inbox') == 0 then return 0 end
-    redis.call('ZADD', KEYS[22], 0, worker)
+    redis.call('ZADD', K.workers, 0, worker)
     return 1
   end,
 }

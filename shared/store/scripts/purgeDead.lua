@@ -1,9 +1,10 @@
 #!lua flags=allow-oom
 -- Empties the dead-letter list; its jobs leave the lookup index (and a `last` key's newest
 -- mark, which a dead message keeps) with it.
--- KEYS[1..19]: the common layout   KEYS[20] {p}:dead
+-- KEYS: L1:last:newest L2:last:newest jobs dead
+-- USES: forgetDead
 -- Output: number of entries removed
-local entries = redis.call('LRANGE', KEYS[20], 0, -1)
+local entries = redis.call('LRANGE', K.dead, 0, -1)
 for _, entry in ipairs(entries) do forgetDead(entry) end
-redis.call('DEL', KEYS[20])
+redis.call('DEL', K.dead)
 return #entries

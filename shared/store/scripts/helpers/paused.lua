@@ -1,0 +1,4 @@
+-- USES:
+local function paused(level)
+  return redis.call('HEXISTS', K.paused, 'L' .. level) == 1
+end

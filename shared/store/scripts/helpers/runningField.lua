@@ -1,0 +1,4 @@
+-- USES:
+local function runningField(level, key)
+  return 'L' .. level .. ':' .. key
+end
