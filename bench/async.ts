@@ -8,7 +8,7 @@ import { Queue } from 'bullmq';
 import BeeQueue from 'bee-queue';
 import { closeClients, send } from '../client';
 import { parseParams } from '../shared/call/params';
-import { Store } from '../shared/store/store';
+import { Queues } from '../shared/store/queues';
 import { machineClockMs } from './clock';
 import { h2load, median, percentile, sleep, startNode, startRedisServer, type Child, type LoadResult } from './lib';
 
@@ -44,10 +44,10 @@ async function usedMemory(redis: Redis): Promise<number> {
 async function prequeue(system: System, name: string, redis: Redis, n: number): Promise<number> {
   const before = await usedMemory(redis);
   if (system === 'switchyard') {
-    const store = new Store(redis, name);
+    const queues = new Queues(redis, name);
     const request = parseParams(ASYNC_PARAMS, { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 20 });
     const limits = { capacity: 1e9, discardThreshold: 1e9 };
-    for (let i = 0; i < n; i += 1000) await Promise.all(Array.from({ length: Math.min(1000, n - i) }, () => store.enqueue(request, limits)));
+    for (let i = 0; i < n; i += 1000) await Promise.all(Array.from({ length: Math.min(1000, n - i) }, () => queues.enqueue(request, limits)));
   } else if (system === 'bullmq') {
     const queue = new Queue(name, { connection: redis.options as never });
     for (let i = 0; i < n; i += 1000) {
@@ -118,10 +118,10 @@ async function wakeLatency(path: WakePath, url: string, redis: Redis, samples: n
   let enqueue: (sentAt: number) => Promise<unknown>;
   let close = async (): Promise<void> => undefined;
   if (path === 'switchyard-store') {
-    const store = new Store(redis, name);
+    const queues = new Queues(redis, name);
     const limits = { capacity: 1e9, discardThreshold: 1e9 };
     enqueue = (sentAt) =>
-      store.enqueue(
+      queues.enqueue(
         parseParams(JSON.stringify({ url: '/wake', method: 'POST', reply: false, content: { sentAt }, queue_detail: { level: 1, limit_policy: 'execute' } }), {
           maxParamsBytes: 1 << 20,
           maxBodyBytes: 1 << 20,

@@ -13,10 +13,10 @@ export async function runDead(config: Config): Promise<void> {
   if (action === 'requeue' && !target) throw new ConfigError('requeue needs a job id, or "all"');
   const redis = createRedis(config.redis, 'cli');
   if (!(await connectQuietly(redis))) throw new Error(`redis at ${redactUrl(config.redis)} is not answering`);
-  const store = await Queues.open(redis, config.prefix, config.given.has('partitions') ? config.partitions : undefined);
+  const queues = await Queues.open(redis, config.prefix, config.given.has('partitions') ? config.partitions : undefined);
   try {
     if (action === 'list') {
-      const entries = await store.listDead(config.limit);
+      const entries = await queues.listDead(config.limit);
       if (config.json) {
         process.stdout.write(`[${entries.join(',')}]\n`);
       } else if (entries.length === 0) {
@@ -25,9 +25,9 @@ export async function runDead(config: Config): Promise<void> {
         for (const text of entries) process.stdout.write(describeEntry(text) + '\n');
       }
     } else if (action === 'requeue' && target === 'all') {
-      process.stdout.write(`${await store.requeueAllDead()} job(s) requeued\n`);
+      process.stdout.write(`${await queues.requeueAllDead()} job(s) requeued\n`);
     } else if (action === 'requeue') {
-      const outcome = await store.requeueDead(target);
+      const outcome = await queues.requeueDead(target);
       if (outcome === 'requeued') process.stdout.write(`job ${target} requeued\n`);
       else {
         process.stderr.write(
@@ -36,7 +36,7 @@ export async function runDead(config: Config): Promise<void> {
         process.exitCode = 1;
       }
     } else {
-      process.stdout.write(`${await store.purgeDead()} dead job(s) purged\n`);
+      process.stdout.write(`${await queues.purgeDead()} dead job(s) purged\n`);
     }
   } finally {
     redis.disconnect();

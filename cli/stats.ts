@@ -3,7 +3,7 @@ import type { Config } from '../shared/ops/config';
 import { redactUrl } from '../shared/ops/log';
 import { Queues } from '../shared/store/queues';
 import { connectQuietly, createRedis } from '../shared/store/redis';
-import type { QueueStats } from '../shared/store/store';
+import type { QueueStats } from '../shared/store/views';
 
 export function formatStats(s: QueueStats, prefix: string, partitions: Array<QueueStats & { unavailable?: string }> = [], masters: string[] = []): string {
   const lines = [`switchyard stats  {${prefix}}${partitions.length > 1 ? `  ${partitions.length} partitions` : ''}  ${new Date().toISOString()}`, ''];

@@ -77,7 +77,7 @@ export class AckBatcher {
     try {
       for (let tries = 0; ; tries++) {
         try {
-          if ((await this.queues.stores[partition].finish(workerId, acks, this.keepMs)) === 'lost') this.onLost(workerId);
+          if ((await this.queues.finish(partition, workerId, acks, this.keepMs)) === 'lost') this.onLost(workerId);
           return;
         } catch (err) {
           if (tries === 0)

@@ -173,7 +173,7 @@ export class Claimer implements Part {
     if (this.parts[p].needsReconcile && !(queues.partitions === 1 && this.pendingWait)) await this.reconcile(p, workerId);
     const sentAt = monotonicMs();
     const selection = queues.share(this.o.selection);
-    const claimed = await queues.stores[p].claim(workerId, free, room, selection, keeper.heldForMs, undefined, this.o.levels.includes(1));
+    const claimed = await queues.claim(p, workerId, free, room, selection, keeper.heldForMs, undefined, this.o.levels.includes(1));
     return { workerId, sentAt, claimed };
   }
 
@@ -213,7 +213,7 @@ export class Claimer implements Part {
   private probe(p: number): void {
     const part = this.parts[p];
     part.inFlight = true;
-    void this.o.queues.stores[p].pausedLevels().then(
+    void this.o.queues.pausedLevels(p).then(
       () => {
         part.inFlight = false;
         this.partitionAnswers(p);
@@ -285,10 +285,7 @@ export class Claimer implements Part {
         return;
       }
       const workerId = keeper.idIn(0);
-      const wait =
-        queues.partitions > 1
-          ? queues.waitForWake(blocking, levels, IDLE_BLOCK_SECONDS)
-          : queues.stores[0].waitForWork(blocking, workerId, levels, IDLE_BLOCK_SECONDS);
+      const wait = queues.waitForWork(blocking, workerId, levels, IDLE_BLOCK_SECONDS);
       const settled = wait.then(
         (handed) => {
           if (handed) void runner.start(handed, workerId);
@@ -314,7 +311,7 @@ export class Claimer implements Part {
   /** Hands back runs Redis records for this worker in partition p that it does not hold (a claim reply lost in an outage). */
   private async reconcile(p: number, workerId: string): Promise<void> {
     const { queues, runner, attempts, deadMax } = this.o;
-    const handedBack = await queues.stores[p].requeueWorker(workerId, 'orphans', attempts, deadMax, runner.heldTokens(workerId, p));
+    const handedBack = await queues.requeueWorker(p, workerId, 'orphans', attempts, deadMax, runner.heldTokens(workerId, p));
     this.parts[p].needsReconcile = false;
     if (handedBack > 0)
       log.warn(

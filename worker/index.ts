@@ -104,7 +104,9 @@ export function createWorker(o: WorkerOptions): Worker {
       // Each partition under the id the worker holds there; one that does not answer keeps its
       // runs until its lease runs out (recovery), the others are handed back at once.
       let handedBack = 0;
-      const handBacks = await Promise.allSettled(o.queues.stores.map((store, p) => store.requeueWorker(keeper.idIn(p), 'shutdown', o.attempts, o.deadMax)));
+      const handBacks = await Promise.allSettled(
+        Array.from({ length: o.queues.partitions }, (_, p) => o.queues.requeueWorker(p, keeper.idIn(p), 'shutdown', o.attempts, o.deadMax)),
+      );
       handBacks.forEach((outcome, partition) => {
         if (outcome.status === 'fulfilled') handedBack += outcome.value;
         else

@@ -5,7 +5,6 @@
 // hangs (up to the command timeout) holds back nothing in the others.
 import { log } from '../shared/ops/log';
 import type { Queues } from '../shared/store/queues';
-import type { Store } from '../shared/store/store';
 import { periodic, type Part } from './periodic';
 
 export interface MaintenanceOptions {
@@ -21,9 +20,11 @@ export interface MaintenanceOptions {
 const PRUNE_EVERY_MS = 1000;
 const PRUNE_BATCH = 1000;
 
-/** One periodic chore per partition, started and stopped together. */
-function perPartition(name: string, queues: Queues, everyMs: number, task: (store: Store) => Promise<void>): Part {
-  const parts = queues.stores.map((store, p) => periodic(queues.partitions > 1 ? `${name} (partition ${p})` : name, everyMs, () => task(store)));
+/** One periodic chore per partition, started and stopped together; `task` is given the partition's number. */
+function perPartition(name: string, queues: Queues, everyMs: number, task: (partition: number) => Promise<void>): Part {
+  const parts = Array.from({ length: queues.partitions }, (_, p) =>
+    periodic(queues.partitions > 1 ? `${name} (partition ${p})` : name, everyMs, () => task(p)),
+  );
   return {
     start: () => parts.forEach((part) => part.start()),
     stop: async () => void (await Promise.all(parts.map((part) => part.stop()))),
@@ -32,11 +33,11 @@ function perPartition(name: string, queues: Queues, everyMs: number, task: (stor
 
 /** Each expired worker is recovered on its own: one that fails (logged) does not hold back the others. */
 export function createRecoverer(o: MaintenanceOptions): Part {
-  return perPartition('recovery', o.queues, o.everyMs, async (store) => {
-    for (const workerId of await store.expiredWorkers()) {
+  return perPartition('recovery', o.queues, o.everyMs, async (p) => {
+    for (const workerId of await o.queues.expiredWorkers(p)) {
       if (workerId === o.selfId()) continue;
       try {
-        const jobs = await store.requeueWorker(workerId, 'expired', o.attempts, o.deadMax);
+        const jobs = await o.queues.requeueWorker(p, workerId, 'expired', o.attempts, o.deadMax);
         log.warn({ event: 'jobs_recovered', worker: workerId, jobs }, `worker ${workerId} lost its lease; ${jobs} job(s) back in line`);
       } catch (err) {
         log.error(
@@ -49,7 +50,7 @@ export function createRecoverer(o: MaintenanceOptions): Part {
 }
 
 export function createRetryMover(o: MaintenanceOptions): Part {
-  return perPartition('retry promotion', o.queues, o.everyMs, async (store) => void (await store.promoteDue(o.deadMax)));
+  return perPartition('retry promotion', o.queues, o.everyMs, async (p) => void (await o.queues.promoteDue(p, o.deadMax)));
 }
 
 /**
@@ -57,7 +58,7 @@ export function createRetryMover(o: MaintenanceOptions): Part {
  * smallest --keep-done of a deployment wins). In batches, until none is due.
  */
 export function createDonePruner(o: MaintenanceOptions & { keepDoneMs: number; keepMax: number }): Part {
-  return perPartition('finished-job pruning', o.queues, PRUNE_EVERY_MS, async (store) => {
-    while ((await store.pruneDone(o.keepDoneMs, o.keepMax, PRUNE_BATCH)) === PRUNE_BATCH);
+  return perPartition('finished-job pruning', o.queues, PRUNE_EVERY_MS, async (p) => {
+    while ((await o.queues.pruneDone(p, o.keepDoneMs, o.keepMax, PRUNE_BATCH)) === PRUNE_BATCH);
   });
 }

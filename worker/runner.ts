@@ -99,10 +99,7 @@ export class Runner {
       // Not JSON: it cannot run, and retrying will not change that. The store buries it.
       const error = `unreadable payload: ${(err as Error).message}`;
       log.error({ event: 'job_dead', token: delivered.token, error }, error);
-      await this.o.queues
-        .storeOf(delivered)
-        .fail(workerId, delivered.token, { status: null, error }, this.o.deadMax)
-        .catch(() => undefined);
+      await this.o.queues.fail(delivered.partition, workerId, delivered.token, { status: null, error }, this.o.deadMax).catch(() => undefined);
       return;
     }
     const timeoutMs = job.timeoutMs ?? this.o.jobTimeoutMs;
@@ -187,7 +184,7 @@ export class Runner {
     // Sent until Redis has it: failJob is safe to repeat (a run already settled answers 'gone').
     for (let tries = 0; ; tries++) {
       try {
-        outcome = await o.queues.stores[partition].fail(workerId, job.token, plan, o.deadMax);
+        outcome = await o.queues.fail(partition, workerId, job.token, plan, o.deadMax);
         break;
       } catch (err) {
         if (tries === 0)

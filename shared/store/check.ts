@@ -12,7 +12,7 @@ import { shown } from './check/payload';
 import { noCounts, PartitionScan, type PartitionCounts } from './check/scan';
 import { probe, repair } from './check/state-script';
 import { checkWorkersAndCounters, readWorkers } from './check/workers';
-import type { Queues } from './queues';
+import { partitionStores, type Queues } from './queues';
 import type { Store } from './store';
 
 export { PROBLEMS, type ProblemCode };
@@ -116,7 +116,7 @@ export async function checkDeployment(queues: Queues, options: CheckOptions = {}
         problemOf(finding.code, null, finding.message, false, { keys: finding.keys?.slice(0, 20).map((k) => JSON.parse(shown(k)) as string) }),
       );
   }
-  for (const [partition, store] of queues.stores.entries()) {
+  for (const [partition, store] of partitionStores(queues.redis, queues.prefix, queues.partitions).entries()) {
     const scan = await scanPartition(store, partition, deployment.workerKeys[partition], grace, max);
     await settle(scan, options.repair === true, report);
     for (const [name, n] of Object.entries(scan.counts) as Array<[keyof PartitionCounts, number]>) {
@@ -131,13 +131,13 @@ export async function checkDeployment(queues: Queues, options: CheckOptions = {}
 }
 
 /** One line per problem: code, where, what, and what --repair does (or the advice). */
-export function formatProblem(p: Problem, queues: Pick<Queues, 'stores'>): string {
-  const where = p.partition === null ? 'deployment' : queues.stores[p.partition].keys.tag;
+export function formatProblem(p: Problem, queues: Pick<Queues, 'keysOf'>): string {
+  const where = p.partition === null ? 'deployment' : queues.keysOf(p.partition).tag;
   return `${p.code} ${where}: ${p.message}. ${p.remedy}`;
 }
 
 /** The report for people: the problems, the repairs, and a summary line. */
-export function formatReport(report: CheckReport, queues: Pick<Queues, 'stores'>): string {
+export function formatReport(report: CheckReport, queues: Pick<Queues, 'keysOf'>): string {
   const lines = [...report.problems.map((p) => formatProblem(p, queues)), ...report.repaired.map((p) => `repaired ${formatProblem(p, queues)}`)];
   const c = report.counts;
   const what =

@@ -4,6 +4,10 @@
 // deployment is kept per partition with that partition's share of it (docs/design.md,
 // "Partitions"): the level-2 capacity and the discard threshold are divided by N, each
 // partition has its own round robin, leases, retries and dead list.
+//
+// The only way in for the gateway, the worker and the operator's commands: the methods that
+// take a partition number are one partition's script calls (store.ts), the others cover the
+// deployment, reading each partition's views (views.ts) or running its scripts.
 import { createHash } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster } from 'ioredis';
@@ -15,19 +19,25 @@ import { defineScripts, keyNamesOf, runScript } from './scripts';
 import { viewOf, type JobView } from './lookup';
 import {
   Store,
+  type Ack,
   type AdmissionLimits,
+  type Claimed,
   type DeleteOutcome,
   type DeliveredRun,
-  type WorkerView,
   type EnqueueOutcome,
+  type FailOutcome,
+  type FailurePlan,
   type QueueGauges,
-  type QueueStats,
+  type SelectionOptions,
 } from './store';
+import type { Keys } from './keys';
+import { PartitionViews, type QueueStats, type WorkerView } from './views';
 
 export class PartitionMismatch extends Error {}
 
 export class Queues {
-  readonly stores: readonly Store[];
+  readonly #stores: readonly Store[];
+  readonly #views: readonly PartitionViews[];
   readonly deployment: DeploymentKeys;
   private readonly wakeKeys: readonly string[];
   private turn = 0;
@@ -37,7 +47,8 @@ export class Queues {
     readonly prefix: string,
     readonly partitions = 1,
   ) {
-    this.stores = partitions === 1 ? [new Store(redis, prefix)] : Array.from({ length: partitions }, (_, p) => new Store(redis, prefix, p));
+    this.#stores = partitionStores(redis, prefix, partitions);
+    this.#views = this.#stores.map((store) => new PartitionViews(redis, store.keys));
     this.deployment = deploymentKeys(prefix);
     // The deployment's wake keys sit under its plain tag {prefix}, named as a partition's are.
     const plain = keysFor(prefix);
@@ -101,7 +112,7 @@ export class Queues {
   }
 
   async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome; replicas?: number }> {
-    const { id, outcome, wakeIdle, replicas } = await this.stores[this.partitionFor(call)].enqueue(call, this.share(limits));
+    const { id, outcome, wakeIdle, replicas } = await this.#stores[this.partitionFor(call)].enqueue(call, this.share(limits));
     // The job is queued: a failed wake-up must not turn that into an error for the caller (a
     // worker's next claim, within its 1 s block, finds the job anyway).
     if (wakeIdle) {
@@ -118,13 +129,82 @@ export class Queues {
    * partition; false when the id is already known there.
    */
   async register(workerId: string, leaseMs: number, partition?: number): Promise<boolean> {
-    if (partition !== undefined) return this.stores[partition].register(workerId, leaseMs);
-    return (await Promise.all(this.stores.map((s) => s.register(workerId, leaseMs)))).every(Boolean);
+    if (partition !== undefined) return this.#stores[partition].register(workerId, leaseMs);
+    return (await Promise.all(this.#stores.map((s) => s.register(workerId, leaseMs)))).every(Boolean);
   }
 
   /** Renews the lease of a worker id in its partition; false when it had run out there (that id is dead). */
   renewLease(workerId: string, leaseMs: number, partition = 0): Promise<boolean> {
-    return this.stores[partition].renewLease(workerId, leaseMs);
+    return this.#stores[partition].renewLease(workerId, leaseMs);
+  }
+
+  /** The keys of a partition (keys.ts), for reading them directly. */
+  keysOf(partition: number): Keys {
+    return this.#stores[partition].keys;
+  }
+
+  /** A worker's claim in one partition (Store.claim): the jobs handed to it, then new runs; 'lost' when its lease there had run out. */
+  claim(
+    partition: number,
+    workerId: string,
+    n: number,
+    level2Room: number,
+    selection: SelectionOptions,
+    leaseMs: number,
+    idleRegistrationMs?: number,
+    takesLevel1?: boolean,
+  ): Promise<Claimed | 'lost'> {
+    return this.#stores[partition].claim(workerId, n, level2Room, selection, leaseMs, idleRegistrationMs, takesLevel1);
+  }
+
+  /** Acknowledges finished runs of one partition (Store.finish). */
+  finish(partition: number, workerId: string, acks: readonly Ack[], keepMs?: number): Promise<number | 'lost'> {
+    return this.#stores[partition].finish(workerId, acks, keepMs);
+  }
+
+  /** Settles a failed run of one partition (Store.fail). */
+  fail(partition: number, workerId: string, token: number, plan: FailurePlan, deadMax: number): Promise<FailOutcome> {
+    return this.#stores[partition].fail(workerId, token, plan, deadMax);
+  }
+
+  /** Hands a worker's runs in one partition back to their queues (Store.requeueWorker: expired, shutdown or orphans). */
+  requeueWorker(
+    partition: number,
+    workerId: string,
+    mode: 'expired' | 'shutdown' | 'orphans',
+    attempts: number,
+    deadMax: number,
+    held?: readonly number[],
+  ): Promise<number> {
+    return this.#stores[partition].requeueWorker(workerId, mode, attempts, deadMax, held);
+  }
+
+  /** The workers whose lease ran out in one partition (Store.expiredWorkers). */
+  expiredWorkers(partition: number, max?: number): Promise<string[]> {
+    return this.#stores[partition].expiredWorkers(max);
+  }
+
+  /** Moves one partition's due retries back into their queues (Store.promoteDue). */
+  promoteDue(partition: number, deadMax: number, max?: number): Promise<number> {
+    return this.#stores[partition].promoteDue(deadMax, max);
+  }
+
+  /** Forgets one partition's kept finished jobs that are due (Store.pruneDone). */
+  pruneDone(partition: number, keepMs: number, keepMax: number, batch?: number): Promise<number> {
+    return this.#stores[partition].pruneDone(keepMs, keepMax, batch);
+  }
+
+  /**
+   * An idle worker's wait. One partition: until a job is handed to it (returned: already its
+   * run) or a wake marker of the given levels appears (null), or the timeout (Store.waitForWork).
+   * Several: on the deployment's wake keys (waitForWake), always null.
+   */
+  async waitForWork(blocking: RedisClient, workerId: string, levels: readonly Level[], timeoutSeconds: number): Promise<DeliveredRun | null> {
+    if (this.partitions > 1) {
+      await this.waitForWake(blocking, levels, timeoutSeconds);
+      return null;
+    }
+    return this.#stores[0].waitForWork(blocking, workerId, levels, timeoutSeconds);
   }
 
   /** Several partitions: wakes an idle worker (they block on the deployment's wake keys). */
@@ -142,7 +222,7 @@ export class Queues {
    * of the total and marked, with the error, in its entry; only when none answers does this fail.
    */
   async stats(): Promise<{ total: QueueStats & { unavailablePartitions?: number[] }; partitions: PartitionStats[] }> {
-    const { answers, unavailable } = await fromAnswering(this.stores, (s) => s.stats());
+    const { answers, unavailable } = await fromAnswering(this.#views, (v) => v.stats());
     const partitions: PartitionStats[] = answers.map((a, p) => a ?? { ...emptyStats(), unavailable: unavailable.find((u) => u.partition === p)!.error });
     const total: QueueStats & { unavailablePartitions?: number[] } = { ...sumStats(answers.filter((a): a is QueueStats => a !== undefined)) };
     if (unavailable.length > 0) total.unavailablePartitions = unavailable.map((u) => u.partition);
@@ -151,7 +231,7 @@ export class Queues {
 
   /** The gauges of the partitions that answer, summed; those that do not are listed. */
   async gauges(): Promise<QueueGauges & { unavailablePartitions?: number[] }> {
-    const { answers, unavailable } = await fromAnswering(this.stores, (s) => s.gauges());
+    const { answers, unavailable } = await fromAnswering(this.#stores, (s) => s.gauges());
     const all = answers.filter((g): g is QueueGauges => g !== undefined);
     const total: QueueGauges & { unavailablePartitions?: number[] } = all[0];
     if (unavailable.length > 0) total.unavailablePartitions = unavailable.map((u) => u.partition);
@@ -172,7 +252,7 @@ export class Queues {
 
   /** The newest dead jobs of the whole deployment. */
   async listDead(limit: number): Promise<string[]> {
-    const lists = await Promise.all(this.stores.map((s) => s.listDead(limit)));
+    const lists = await Promise.all(this.#views.map((v) => v.listDead(limit)));
     if (lists.length === 1) return lists[0];
     const failedAt = (entry: string): number => Number(/^\{"failedAt":(\d+)/.exec(entry)?.[1] ?? 0);
     return lists
@@ -182,11 +262,11 @@ export class Queues {
   }
 
   async requeueAllDead(): Promise<number> {
-    return (await Promise.all(this.stores.map((s) => s.requeueAllDead()))).reduce((a, b) => a + b, 0);
+    return (await Promise.all(this.#stores.map((s) => s.requeueAllDead()))).reduce((a, b) => a + b, 0);
   }
 
   async requeueDead(id: string): Promise<'requeued' | 'unknown' | 'superseded'> {
-    for (const store of this.stores) {
+    for (const store of this.#stores) {
       const outcome = await store.requeueDead(id);
       if (outcome !== 'unknown') return outcome;
     }
@@ -194,7 +274,7 @@ export class Queues {
   }
 
   async purgeDead(): Promise<number> {
-    return (await Promise.all(this.stores.map((s) => s.purgeDead()))).reduce((a, b) => a + b, 0);
+    return (await Promise.all(this.#stores.map((s) => s.purgeDead()))).reduce((a, b) => a + b, 0);
   }
 
   /**
@@ -205,7 +285,7 @@ export class Queues {
   placement(): { partitions: Array<{ partition: number; slot: number; master: string }>; idleMasters: string[] } | null {
     if (!(this.redis instanceof Cluster) || this.redis.slots.length === 0) return null;
     const cluster = this.redis;
-    const partitions = this.stores.map((store, partition) => {
+    const partitions = this.#stores.map((store, partition) => {
       const slot = calculateSlot(store.keys.tag);
       return { partition, slot, master: cluster.slots[slot]?.[0] ?? '?' };
     });
@@ -217,13 +297,13 @@ export class Queues {
 
   /** Where a job is, in whichever partition knows it. */
   async lookup(id: string): Promise<JobView> {
-    const found = await Promise.all(this.stores.map((s) => s.lookup(id)));
+    const found = await Promise.all(this.#stores.map((s) => s.lookup(id)));
     const p = found.findIndex((raw) => raw !== null);
     return viewOf(id, p === -1 ? null : found[p], this.partitions > 1 && p !== -1 ? p : undefined);
   }
 
   async deleteJob(id: string): Promise<DeleteOutcome> {
-    for (const store of this.stores) {
+    for (const store of this.#stores) {
       const outcome = await store.deleteJob(id);
       if (outcome !== 'unknown') return outcome;
     }
@@ -237,7 +317,7 @@ export class Queues {
    * they block on the deployment's wake keys, which a partition's script cannot reach.
    */
   async setPaused(level: Level, paused: boolean): Promise<boolean> {
-    const results = await Promise.allSettled(this.stores.map((s) => s.setPaused(level, paused)));
+    const results = await Promise.allSettled(this.#stores.map((s) => s.setPaused(level, paused)));
     const changed = results.some((r) => r.status === 'fulfilled' && r.value);
     if (!paused && changed && this.partitions > 1) await this.wakeIdle(level);
     const failed = results.flatMap((r, p) => (r.status === 'rejected' ? [{ partition: p, error: (r.reason as Error).message }] : []));
@@ -251,9 +331,13 @@ export class Queues {
     return changed;
   }
 
-  /** A level counts as paused when any partition that answers has it paused. */
-  async pausedLevels(): Promise<Record<Level, boolean>> {
-    const { answers } = await fromAnswering(this.stores, (s) => s.pausedLevels());
+  /**
+   * A level counts as paused when any partition that answers has it paused. With `partition`:
+   * that partition's own (a cheap read; it fails when the partition does not answer).
+   */
+  async pausedLevels(partition?: number): Promise<Record<Level, boolean>> {
+    if (partition !== undefined) return this.#views[partition].pausedLevels();
+    const { answers } = await fromAnswering(this.#views, (v) => v.pausedLevels());
     const paused = { 1: false, 2: false };
     for (const a of answers) if (a) paused[1] ||= a[1];
     for (const a of answers) if (a) paused[2] ||= a[2];
@@ -267,8 +351,8 @@ export class Queues {
     limit: number,
   ): Promise<Array<{ policy: string; partition: number; payload: string }>> {
     const out: Array<{ policy: string; partition: number; payload: string }> = [];
-    for (const [partition, store] of this.stores.entries()) {
-      for (const policy of policies) for (const payload of await store.peek(level, policy, limit)) out.push({ policy, partition, payload });
+    for (const [partition, views] of this.#views.entries()) {
+      for (const policy of policies) for (const payload of await views.peek(level, policy, limit)) out.push({ policy, partition, payload });
     }
     return out;
   }
@@ -280,7 +364,7 @@ export class Queues {
    */
   async workers(): Promise<WorkerView[]> {
     const byId = new Map<string, WorkerView>();
-    const { answers } = await fromAnswering(this.stores, (s) => s.workers());
+    const { answers } = await fromAnswering(this.#views, (v) => v.workers());
     for (const views of answers) {
       for (const view of views ?? []) {
         const id = this.partitions > 1 ? view.id.replace(/\/p\d+\.\d+$/, '') : view.id;
@@ -293,10 +377,14 @@ export class Queues {
     }
     return [...byId.values()];
   }
+}
 
-  storeOf(run: DeliveredRun): Store {
-    return this.stores[run.partition];
-  }
+/**
+ * The Store of each partition of a deployment: `{prefix}` alone, or `{prefix:0}` …
+ * `{prefix:N-1}`. Queues holds its own; the checker (check.ts) reads the partitions with these.
+ */
+export function partitionStores(redis: RedisClient, prefix: string, partitions: number): Store[] {
+  return partitions === 1 ? [new Store(redis, prefix)] : Array.from({ length: partitions }, (_, p) => new Store(redis, prefix, p));
 }
 
 function hashOf(text: string): number {
@@ -314,18 +402,18 @@ const PARTITION_READ_MS = 2000;
  * or did not answer within PARTITION_READ_MS) and the partitions left out. Fails only when none
  * answers; with one partition, as the read itself does.
  */
-async function fromAnswering<T>(
-  stores: readonly Store[],
-  read: (store: Store) => Promise<T>,
+async function fromAnswering<P, T>(
+  parts: readonly P[],
+  read: (part: P) => Promise<T>,
 ): Promise<{ answers: Array<T | undefined>; unavailable: Array<{ partition: number; error: string }> }> {
-  if (stores.length === 1) return { answers: [await read(stores[0])], unavailable: [] };
+  if (parts.length === 1) return { answers: [await read(parts[0])], unavailable: [] };
   const results = await Promise.allSettled(
-    stores.map((store, p) => {
+    parts.map((part, p) => {
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`partition ${p} did not answer within ${PARTITION_READ_MS} ms`)), PARTITION_READ_MS);
       });
-      return Promise.race([read(store), late]).finally(() => clearTimeout(timer));
+      return Promise.race([read(part), late]).finally(() => clearTimeout(timer));
     }),
   );
   if (results.every((r) => r.status === 'rejected')) throw (results[0] as PromiseRejectedResult).reason;

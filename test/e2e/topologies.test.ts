@@ -526,9 +526,13 @@ describeIf("A partition's outage on a Cluster (3 masters, no replicas, cluster-r
         expect(sent.status).toBe(201);
         const id = (sent.data as { id: string }).id;
         // The worker is idle (blocked on the wake keys) once its empty claims registered it idle in every partition.
-        expect(await waitFor(async () => (await Promise.all(queues.stores.map((s) => reader.zcard(s.keys.idle(1))))).every((n) => n > 0), 10_000, 20)).toBe(
-          true,
-        );
+        expect(
+          await waitFor(
+            async () => (await Promise.all(Array.from({ length: queues.partitions }, (_, p) => reader.zcard(queues.keysOf(p).idle(1))))).every((n) => n > 0),
+            10_000,
+            20,
+          ),
+        ).toBe(true);
         const resumedAt = Date.now();
         expect(await queues.setPaused(1, false)).toBe(true);
         expect(await waitFor(async () => (await runs()).some((r) => r.id === id), 5000, 5)).toBe(true);

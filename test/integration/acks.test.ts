@@ -23,9 +23,9 @@ test.each([1, 3])('finished runs are acknowledged in Redis and forgotten here (%
   expect(await queues.register('w1', 60_000)).toBe(true);
   const lost: string[] = [];
   const acks = new AckBatcher(queues, (id) => lost.push(id));
-  for (const store of queues.stores) {
+  for (let p = 0; p < partitions; p++) {
     for (let round = 0; round < 10; round++) {
-      const claimed = await store.claim('w1', 30, 30, { weights: [3, 1], strict: false, capacity: 1e9 }, 60_000);
+      const claimed = await queues.claim(p, 'w1', 30, 30, { weights: [3, 1], strict: false, capacity: 1e9 }, 60_000);
       if (claimed === 'lost') throw new Error('lease lost');
       for (const run of claimed.runs) acks.add('w1', run.partition, decodeJob(run.token, run.payload), 'done', 200);
       await acks.flush();

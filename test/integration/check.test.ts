@@ -10,7 +10,7 @@ import type { CallRequest } from '../../shared/call/params';
 import { checkDeployment, type CheckReport, type ProblemCode } from '../../shared/store/check';
 import { decodeJob, type Job } from '../../shared/store/job';
 import { deploymentKeys } from '../../shared/store/keys';
-import { Queues } from '../../shared/store/queues';
+import { partitionStores, Queues } from '../../shared/store/queues';
 import type { SelectionOptions, Store } from '../../shared/store/store';
 import { uniquePrefix, type TestRedis } from '../helpers/redis';
 import { asyncCall as callOf, suiteRedis } from '../helpers/store-calls';
@@ -29,6 +29,9 @@ let server: TestRedis;
 let redis: Redis;
 beforeAll(() => ({ server, redis } = suite));
 
+/** The Store of each partition: this file makes and corrupts a partition's state script by script. */
+const storesOf = (queues: Queues): Store[] => partitionStores(queues.redis, queues.prefix, queues.partitions);
+
 const codes = (report: CheckReport): ProblemCode[] => [...new Set(report.problems.map((p) => p.code))].sort();
 const lines = (report: CheckReport): string => report.problems.map((p) => `${p.code}: ${p.message}`).join('\n');
 
@@ -44,7 +47,7 @@ async function claim(store: Store, worker: string, n: number): Promise<Job[]> {
  * behind its run, running, handed to an idle worker, delayed, retrying, dead, finished and kept.
  */
 async function liveState(queues: Queues): Promise<{ store: Store; running: Job[]; worker: string }> {
-  const store = queues.stores[0];
+  const store = storesOf(queues)[0];
   const worker = 'w-main';
   const enqueue = (call: CallRequest): Promise<unknown> => queues.enqueue(call, ADMISSION);
   for (let i = 0; i < 4; i++) await enqueue(asyncCall(`/e${i}`, 1, 'execute'));
@@ -128,7 +131,7 @@ async function expectFound(d: Deployment, expected: ProblemCode[], repair: 'repa
 describe('a deployment that runs while it is checked', () => {
   test('gives no false alarm: every suspicion from the plain reads is dropped by the atomic confirmation', async () => {
     const queues = new Queues(redis, uniquePrefix('check'));
-    const store = queues.stores[0];
+    const store = storesOf(queues)[0];
     let stop = false;
     let settled = 0;
     const produce = async (): Promise<void> => {
@@ -306,7 +309,7 @@ describe('each problem is found, and repaired when that is safe', () => {
 
   test('keys are compared byte for byte: a key decoded from an escape matches, other bytes of the same text do not', async () => {
     const queues = new Queues(redis, uniquePrefix('check'));
-    const store = queues.stores[0];
+    const store = storesOf(queues)[0];
     await queues.enqueue(asyncCall('/e', 1, 'last', { key: 'k\u00e9' }), ADMISSION);
     const [run] = await claim(store, 'w', 1);
     expect(lines(await checkDeployment(queues))).toBe('');
@@ -430,7 +433,7 @@ describe('several partitions', () => {
     await queues.agreeOnPartitions();
     for (let i = 0; i < 12; i++)
       await queues.enqueue(asyncCall(`/p${i}`, (1 + (i % 2)) as 1 | 2, i % 3 === 0 ? 'last' : 'execute', { key: `k${i}` }), ADMISSION);
-    for (const store of queues.stores) {
+    for (const store of storesOf(queues)) {
       const [run] = await claim(store, 'w', 1);
       await store.finish('w', [{ job: run, outcome: 'done', status: 200 }]);
       await claim(store, 'w', 1);

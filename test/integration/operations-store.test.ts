@@ -22,10 +22,9 @@ beforeEach(() => {
   queues = new Queues(redis, uniquePrefix('ops'));
 });
 
-const store = (): Queues['stores'][number] => queues.stores[0];
 async function claim(worker: string, n = 100, options: { level2Room?: number; takesLevel1?: boolean } = {}): Promise<Job[]> {
-  if (!(await redis.zscore(store().keys.workers, worker))) await store().register(worker, LEASE);
-  const claimed = await store().claim(worker, n, options.level2Room ?? n, SELECTION, LEASE, undefined, options.takesLevel1 ?? true);
+  if (!(await redis.zscore(queues.keysOf(0).workers, worker))) await queues.register(worker, LEASE, 0);
+  const claimed = await queues.claim(0, worker, n, options.level2Room ?? n, SELECTION, LEASE, undefined, options.takesLevel1 ?? true);
   if (claimed === 'lost') throw new Error('lost');
   return claimed.runs.map((r) => decodeJob(r.token, r.payload));
 }
@@ -49,16 +48,16 @@ describe('job lookup', () => {
     expect(view).toMatchObject({ state: 'running', worker: 'w1', fence: running.token, url: '/a' });
     expect(Date.parse(view.leaseUntil!) - Date.parse(view.since!)).toBeGreaterThan(LEASE - 5000);
 
-    expect(await store().fail('w1', running.token, { retryDelayMs: 60_000 }, 100)).toBe('retry');
+    expect(await queues.fail(0, 'w1', running.token, { retryDelayMs: 60_000 }, 100)).toBe('retry');
     expect(await queues.lookup(a)).toMatchObject({ state: 'retry', attempt: 2, url: '/a' });
     expect(Date.parse((await queues.lookup(a)).due!)).toBeGreaterThan(Date.now() + 50_000);
 
     const [second] = await claim('w1', 1);
-    await store().fail('w1', second.token, { status: 503, error: 'down for maintenance' }, 100);
+    await queues.fail(0, 'w1', second.token, { status: 503, error: 'down for maintenance' }, 100);
     expect(await queues.lookup(b)).toMatchObject({ state: 'dead', status: '503', error: 'down for maintenance', attempt: 1, url: '/b' });
 
     const [third] = await claim('w1', 1);
-    await store().finish('w1', [{ job: third, outcome: 'done', status: 204 }], 60_000);
+    await queues.finish(0, 'w1', [{ job: third, outcome: 'done', status: 204 }], 60_000);
     expect(await queues.lookup(c)).toMatchObject({ state: 'done', status: '204', url: '/c', method: 'POST', attempt: 1 });
     expect(await queues.lookup('nope')).toEqual({ id: 'nope', state: 'unknown' });
   });
@@ -66,13 +65,14 @@ describe('job lookup', () => {
   test('without --keep-done a finished job is forgotten; a replaced or superseded message too: the index holds only live jobs', async () => {
     for (let v = 0; v < 5; v++) await enqueue(asyncCall('/k', 1, 'last', { key: 'k' }, { v }));
     const ids = [await enqueue(asyncCall('/x', 1, 'execute')), await enqueue(asyncCall('/y', 2, 'discard'))];
-    expect(await redis.hlen(store().keys.jobs)).toBe(3);
+    expect(await redis.hlen(queues.keysOf(0).jobs)).toBe(3);
     const jobs = await claim('w1');
-    await store().finish(
+    await queues.finish(
+      0,
       'w1',
       jobs.map((job) => ({ job, outcome: 'done' as const, status: 200 })),
     );
-    expect(await redis.hlen(store().keys.jobs)).toBe(0);
+    expect(await redis.hlen(queues.keysOf(0).jobs)).toBe(0);
     expect(await queues.lookup(ids[0])).toMatchObject({ state: 'unknown' });
   });
 
@@ -80,41 +80,43 @@ describe('job lookup', () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push(await enqueue(asyncCall('/d', 1, 'execute')));
     const jobs = await claim('w1');
-    await store().finish(
+    await queues.finish(
+      0,
       'w1',
       jobs.slice(0, 2).map((job) => ({ job, outcome: 'done' as const, status: 200 })),
       200,
     );
     await sleep(250);
-    await store().finish(
+    await queues.finish(
+      0,
       'w1',
       jobs.slice(2).map((job) => ({ job, outcome: 'done' as const, status: 200 })),
       200,
     );
     // Acknowledging prunes nothing: the workers' chore does (pruneDone).
-    expect(await redis.zcard(store().keys.done)).toBe(5);
+    expect(await redis.zcard(queues.keysOf(0).done)).toBe(5);
     // The first two are past their age; of the last three, the cap keeps two.
-    expect(await store().pruneDone(200, 2)).toBe(3);
+    expect(await queues.pruneDone(0, 200, 2)).toBe(3);
     const states = await Promise.all(ids.map(async (id) => (await queues.lookup(id)).state));
     expect(states).toEqual(['unknown', 'unknown', 'unknown', 'done', 'done']);
-    expect(await redis.zcard(store().keys.done)).toBe(2);
-    expect(await redis.hlen(store().keys.jobs)).toBe(2);
+    expect(await redis.zcard(queues.keysOf(0).done)).toBe(2);
+    expect(await redis.hlen(queues.keysOf(0).jobs)).toBe(2);
     // A worker that keeps none forgets the rest: nothing stays after --keep-done is turned off.
-    expect(await store().pruneDone(0, 0)).toBe(2);
-    expect(await redis.zcard(store().keys.done)).toBe(0);
-    expect(await redis.hlen(store().keys.jobs)).toBe(0);
+    expect(await queues.pruneDone(0, 0, 0)).toBe(2);
+    expect(await redis.zcard(queues.keysOf(0).done)).toBe(0);
+    expect(await redis.hlen(queues.keysOf(0).jobs)).toBe(0);
   });
 
   test('pruning goes in batches: thousands of kept jobs past their age all leave, none twice', async () => {
-    const k = store().keys;
+    const k = queues.keysOf(0);
     const old = Date.now() - 60_000;
     const members: Array<string | number> = [];
     for (let i = 0; i < 2500; i++) members.push(old, `old${i}`);
     await redis.zadd(k.done, ...members);
     for (let i = 0; i < 2500; i++) await redis.hset(k.jobs, `old${i}`, `d${old}:200:1:${old}:GET:/x`);
-    expect(await store().pruneDone(1000, 10_000, 1000)).toBe(1000);
-    expect(await store().pruneDone(1000, 10_000, 1000)).toBe(1000);
-    expect(await store().pruneDone(1000, 10_000, 1000)).toBe(500);
+    expect(await queues.pruneDone(0, 1000, 10_000, 1000)).toBe(1000);
+    expect(await queues.pruneDone(0, 1000, 10_000, 1000)).toBe(1000);
+    expect(await queues.pruneDone(0, 1000, 10_000, 1000)).toBe(500);
     expect(await redis.zcard(k.done)).toBe(0);
     expect(await redis.hlen(k.jobs)).toBe(0);
   });
@@ -130,7 +132,7 @@ describe('steering', () => {
     expect(await claim('w1')).toEqual([]);
     expect((await queues.stats()).total.paused).toEqual({ 1: false, 2: true });
     expect(await queues.setPaused(2, false)).toBe(true);
-    expect(await redis.llen(store().keys.wake(2))).toBe(1);
+    expect(await redis.llen(queues.keysOf(0).wake(2))).toBe(1);
     expect((await claim('w1')).map((j) => j.id)).toEqual([l2]);
   });
 
@@ -138,8 +140,8 @@ describe('steering', () => {
     await queues.setPaused(1, true);
     expect(await claim('idle')).toEqual([]);
     await enqueue(asyncCall('/x', 1, 'execute'));
-    expect(await redis.llen(store().keys.queue(1, 'execute'))).toBe(1);
-    expect(await redis.exists(store().keys.inbox('idle'))).toBe(0);
+    expect(await redis.llen(queues.keysOf(0).queue(1, 'execute'))).toBe(1);
+    expect(await redis.exists(queues.keysOf(0).inbox('idle'))).toBe(0);
   });
 
   test('a worker dedicated to level 2 takes no level-1 job, and one dedicated to level 1 no level-2 job', async () => {
@@ -169,16 +171,16 @@ describe('steering', () => {
     ];
     expect(await queues.deleteJob(e)).toBe('deleted');
     expect(await queues.deleteJob(l)).toBe('deleted');
-    expect(await redis.hlen(store().keys.queue(1, 'last'))).toBe(0);
-    expect(await redis.llen(store().keys.order(1))).toBe(0);
+    expect(await redis.hlen(queues.keysOf(0).queue(1, 'last'))).toBe(0);
+    expect(await redis.llen(queues.keysOf(0).order(1))).toBe(0);
     const [running] = await claim('w1');
     expect(running.id).toBe(r);
     expect(await queues.deleteJob(r)).toBe('running');
-    await store().fail('w1', running.token, { retryDelayMs: 60_000 }, 100);
+    await queues.fail(0, 'w1', running.token, { retryDelayMs: 60_000 }, 100);
     expect(await queues.deleteJob(r)).toBe('deleted');
-    expect(await redis.zcard(store().keys.delayed)).toBe(0);
+    expect(await redis.zcard(queues.keysOf(0).delayed)).toBe(0);
     expect(await queues.deleteJob(r)).toBe('unknown');
-    expect(await redis.hlen(store().keys.jobs)).toBe(0);
+    expect(await redis.hlen(queues.keysOf(0).jobs)).toBe(0);
   });
 });
 
@@ -192,7 +194,7 @@ describe('per-call job options', () => {
     expect(await queues.lookup(later)).toMatchObject({ state: 'retry', url: '/later' });
     expect(await claim('w2')).toEqual([]);
     await sleep(350);
-    expect(await store().promoteDue(100)).toBe(1);
+    expect(await queues.promoteDue(0, 100)).toBe(1);
     expect((await claim('w2')).map((j) => j.id)).toEqual([later]);
   });
 
@@ -202,7 +204,7 @@ describe('per-call job options', () => {
     expect(newer.outcome).toBe('replaced');
     expect(await claim('w1')).toEqual([]);
     await sleep(250);
-    await store().promoteDue(100);
+    await queues.promoteDue(0, 100);
     expect((await claim('w1')).map((j) => j.content)).toEqual([{ v: 2 }]);
   });
 

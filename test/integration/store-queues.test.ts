@@ -4,6 +4,7 @@ import Redis from 'ioredis';
 import { decodeJob, type Job } from '../../shared/store/job';
 import { parseParams, type CallRequest } from '../../shared/call/params';
 import { Store, type DeliveredRun, type SelectionOptions } from '../../shared/store/store';
+import { PartitionViews } from '../../shared/store/views';
 import { uniquePrefix, type TestRedis } from '../helpers/redis';
 import { asyncCall as callOf, PARAMS_LIMITS, suiteRedis } from '../helpers/store-calls';
 
@@ -446,7 +447,9 @@ describe('recovery and retries', () => {
     expect(await redis.llen(store.keys.dead)).toBe(3);
     expect(await redis.hget(store.keys.stats, 'dead:trimmed')).toBe('2');
     expect(await redis.hget(store.keys.stats, 'L1:dead')).toBe('5');
-    const entries = (await store.listDead(10)).map((e) => JSON.parse(e) as { status: string; error: string; job: { content: { i: number } } });
+    const entries = (await new PartitionViews(redis, store.keys).listDead(10)).map(
+      (e) => JSON.parse(e) as { status: string; error: string; job: { content: { i: number } } },
+    );
     expect(entries.map((e) => e.job.content.i)).toEqual([4, 3, 2]);
     expect(entries[0]).toMatchObject({ status: '500', error: 'no' });
     expect(await store.requeueAllDead()).toBe(3);
@@ -496,7 +499,7 @@ describe('payloads no script can break', () => {
     expect(await store.claim('w1', 2, 2, SELECTION, 50)).toMatchObject({ runs: [{}, {}] });
     await sleep(60);
     expect(await store.requeueWorker('w1', 'expired', 5, 100)).toBe(1);
-    const [entry] = await store.listDead(10);
+    const [entry] = await new PartitionViews(redis, store.keys).listDead(10);
     expect(JSON.parse(entry)).toMatchObject({ error: expect.stringContaining('unreadable'), job: { this: 'is not ours' } });
     expect(await redis.hget(store.keys.stats, 'dead:unreadable')).toBe('1');
   });

@@ -32,7 +32,7 @@ function deploymentKeyNames(queues: Queues): Set<string> {
 
 export async function scanDeployment(queues: Queues): Promise<DeploymentScan> {
   const { redis, prefix, partitions } = queues;
-  const workerKeys = queues.stores.map(() => new Set<Bytes>());
+  const workerKeys = Array.from({ length: partitions }, () => new Set<Bytes>());
   const tagOf = new RegExp(`^\\{${regexEscaped(prefix)}(?::(\\d+))?\\}`);
   const allowedPlain = deploymentKeyNames(queues);
   const stray = new Map<string, Bytes[]>();
