@@ -2,7 +2,7 @@
 import { ConfigError, type Config } from '../shared/ops/config';
 import { redactUrl } from '../shared/ops/log';
 import { connectQuietly, createRedis } from '../shared/store/redis';
-import { readDeadEntry } from '../shared/store/lookup';
+import { readDeadEntry } from '../shared/store/format/dead-entry';
 import { Queues } from '../shared/store/queues';
 
 const ACTIONS = 'list, requeue <id>|all, purge';

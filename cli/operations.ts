@@ -5,6 +5,7 @@ import type { Level } from '../shared/call/params';
 import { dashboardRoute } from '../shared/ops/dashboard';
 import { ConfigError, type Config } from '../shared/ops/config';
 import { log, redactUrl } from '../shared/ops/log';
+import { readCall } from '../shared/store/format/job';
 import { formatJob } from '../shared/store/lookup';
 import { Queues } from '../shared/store/queues';
 import { connectQuietly, createRedis, type RedisClient } from '../shared/store/redis';
@@ -59,10 +60,10 @@ export function runQueue(config: Config): Promise<void> {
     }
     if (entries.length === 0) process.stdout.write(`nothing waits in level ${level}${config.policy ? ` ${config.policy}` : ''}\n`);
     for (const e of entries) {
-      const job = JSON.parse(e.payload) as { id: string; method: string; url: string; key?: string; attempt?: number; at?: number };
+      const job = readCall(e.payload);
       const where = queues.partitions > 1 ? `{${queues.prefix}:${e.partition}} ` : '';
       process.stdout.write(
-        `${job.id}  ${where}L${level}:${e.policy.padEnd(7)} ${job.method} ${job.url}${job.key ? `  key=${job.key}` : ''}  attempt=${job.attempt ?? 1}  since ${new Date(job.at ?? 0).toISOString()}\n`,
+        `${job.id ?? '?'}  ${where}L${level}:${e.policy.padEnd(7)} ${job.method ?? '?'} ${job.url ?? '?'}${job.key ? `  key=${job.key}` : ''}  attempt=${job.attempt}  since ${new Date(job.at ?? 0).toISOString()}\n`,
       );
     }
   });

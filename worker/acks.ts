@@ -5,7 +5,7 @@
 // (the second finds nothing to remove). Giving up earlier would strand the runs: they stay
 // recorded under a live worker, which recovery never takes back.
 import { log } from '../shared/ops/log';
-import type { Job } from '../shared/store/job';
+import type { Job } from '../shared/store/format/job';
 import type { Queues } from '../shared/store/queues';
 import type { Ack } from '../shared/store/store';
 

@@ -5,7 +5,7 @@ import type { RedisClient } from '../shared/store/redis';
 import type { LoadedApp } from '../shared/call/app';
 import type { Level } from '../shared/call/params';
 import { log } from '../shared/ops/log';
-import type { Job } from '../shared/store/job';
+import type { Job } from '../shared/store/format/job';
 import type { Queues } from '../shared/store/queues';
 import { Claimer } from './claimer';
 import { LeaseKeeper } from './lease-keeper';

@@ -10,7 +10,7 @@ import type { LoadedApp } from '../shared/call/app';
 import type { Reply } from '../shared/call/output';
 import { RunAbort } from '../shared/call/run-abort';
 import { log } from '../shared/ops/log';
-import { decodeJob, type Job } from '../shared/store/job';
+import { decodeJob, type Job } from '../shared/store/format/job';
 import type { Queues } from '../shared/store/queues';
 import type { DeliveredRun } from '../shared/store/store';
 import { AckBatcher } from './acks';

@@ -8,7 +8,7 @@ import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Level } from '../call/params';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
-import { readDeadEntry } from '../store/lookup';
+import { readDeadEntry } from '../store/format/dead-entry';
 import type { Queues } from '../store/queues';
 import { accessOf } from './admin-access';
 import type { Route } from './admin';

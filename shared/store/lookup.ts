@@ -1,6 +1,9 @@
 // What lookup shows of a job: its state read from the index entry (see scripts/helpers/setWhere.lua),
 // with the call it carries.
 import type { Level } from '../call/params';
+import { readDeadEntry } from './format/dead-entry';
+import { readIndexEntry } from './format/index-entry';
+import { readCall } from './format/job';
 import type { RawLookup } from './store';
 
 export type JobState = 'waiting' | 'running' | 'retry' | 'dead' | 'done' | 'unknown';
@@ -36,47 +39,43 @@ export interface JobView {
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
-/** The call's fields from a stored payload (or a dead entry's), as much as can be read. */
+/** The call's fields from a stored payload, as much as can be read. */
 function callOf(payload: string): Partial<JobView> {
-  try {
-    const raw = JSON.parse(payload) as { level?: Level; url?: string; method?: string; attempt?: number; at?: number; key?: string; policy?: string };
-    return {
-      level: raw.level,
-      url: raw.url,
-      method: raw.method,
-      attempt: raw.attempt ?? 1,
-      enqueuedAt: raw.at ? iso(raw.at) : undefined,
-      ...(raw.key !== undefined && { key: raw.key }),
-    };
-  } catch {
-    return {};
-  }
+  const call = readCall(payload);
+  return {
+    level: call.level,
+    url: call.url,
+    method: call.method,
+    attempt: call.attempt,
+    enqueuedAt: call.at ? iso(call.at) : undefined,
+    ...(call.key !== undefined && { key: call.key }),
+  };
 }
 
 export function viewOf(id: string, raw: RawLookup | null, partition?: number): JobView {
   if (!raw) return { id, state: 'unknown' };
   const { where, found } = raw;
   const base = { id, ...(partition !== undefined && { partition }) };
-  switch (where[0]) {
-    case 'w': {
-      const [queue, key] = where.slice(1).split('\n');
+  const entry = readIndexEntry(where);
+  switch (entry?.kind) {
+    case 'waiting': {
+      const queue = `L${entry.level}:${entry.policy}`;
+      const key = entry.policy === 'last' ? entry.key : undefined;
       return { ...base, state: 'waiting', queue, ...(key !== undefined && { key }), ...(raw.position >= 0 && { position: raw.position }), ...callOf(found) };
     }
-    case 'r': {
-      const m = /^r(\d+):(\d+):(.*)$/s.exec(where)!;
+    case 'running':
       return {
         ...base,
         state: 'running',
-        worker: m[3],
-        since: iso(Number(m[1])),
-        fence: Number(m[2]),
+        worker: entry.worker,
+        since: iso(entry.since),
+        fence: Number(entry.token),
         ...(raw.leaseUntil > 0 && { leaseUntil: iso(raw.leaseUntil) }),
         ...callOf(found),
       };
-    }
-    case 't':
-      return { ...base, state: 'retry', due: iso(Number(where.slice(1))), ...callOf(found) };
-    case 'x': {
+    case 'due':
+      return { ...base, state: 'retry', due: iso(entry.due), ...callOf(found) };
+    case 'dead': {
       const e = found ? readDeadEntry(found) : null;
       if (!e) return { ...base, state: 'dead' };
       return {
@@ -91,20 +90,18 @@ export function viewOf(id: string, raw: RawLookup | null, partition?: number): J
         attempt: e.attempts,
       };
     }
-    case 'd': {
-      const m = /^d(\d+):([^:]*):(\d+):(\d+):([^:]*):(.*)$/s.exec(where);
-      if (!m) return { ...base, state: 'done' };
+    case 'done':
+      if (entry.attempt === 0) return { ...base, state: 'done' };
       return {
         ...base,
         state: 'done',
-        finishedAt: iso(Number(m[1])),
-        status: m[2],
-        attempt: Number(m[3]),
-        enqueuedAt: iso(Number(m[4])),
-        method: m[5],
-        url: m[6],
+        finishedAt: iso(entry.at),
+        status: entry.status,
+        attempt: entry.attempt,
+        enqueuedAt: iso(entry.enqueued),
+        method: entry.method,
+        url: entry.url,
       };
-    }
     default:
       return { ...base, state: 'unknown' };
   }
@@ -135,41 +132,4 @@ export function formatJob(view: JobView): string {
   ];
   for (const field of order) if (view[field] !== undefined) lines.push(`  ${field.padEnd(11)} ${view[field]}`);
   return lines.join('\n');
-}
-
-/** A dead-letter entry as people and the dashboard read it. */
-export interface DeadView {
-  id: string;
-  level: number;
-  method: string;
-  url: string;
-  attempts: number;
-  status: string | null;
-  error: string;
-  failedAt: number;
-}
-
-/** Reads a dead-letter entry; null for one that is not of the usual form (shown as it is). */
-export function readDeadEntry(text: string): DeadView | null {
-  try {
-    const e = JSON.parse(text) as {
-      failedAt: number;
-      attempts: number;
-      status: string | null;
-      error: string;
-      job: { id: string; level: number; method: string; url: string };
-    };
-    return {
-      id: e.job.id,
-      level: e.job.level,
-      method: e.job.method,
-      url: e.job.url,
-      attempts: e.attempts,
-      status: e.status,
-      error: e.error,
-      failedAt: e.failedAt,
-    };
-  } catch {
-    return null;
-  }
 }

@@ -146,20 +146,31 @@ export function buildScript(name: string, text: string, helpers: ReadonlyMap<str
   return { lua, keys, helpers: order };
 }
 
+/**
+ * Every helper, by name: one per file, in folders by concern (format/: the stored forms of a job,
+ * its dead entry and its index entry; lines/, last/, dead/, index/, runs/). Names are unique.
+ */
+export function loadHelpers(): ReadonlyMap<string, string> {
+  const root = path.join(scriptsDir(), 'helpers');
+  const helpers = new Map<string, string>();
+  for (const file of readdirSync(root, { recursive: true }) as string[]) {
+    const m = /(?:^|[/\\])(\w+)\.lua$/.exec(file);
+    if (!m) continue;
+    const text = readFileSync(path.join(root, file), 'utf8');
+    if (!new RegExp(`^local function ${m[1]}\\(`, 'm').test(text)) throw new Error(`helpers/${file} does not define local function ${m[1]}`);
+    if (helpers.has(m[1])) throw new Error(`two helpers are called ${m[1]} (helpers/${file})`);
+    helpers.set(m[1], text);
+  }
+  return helpers;
+}
+
 let cache: Map<ScriptName, LoadedScript> | undefined;
 
 /** Every script, built and checked (once per process). */
 export function loadScripts(): ReadonlyMap<ScriptName, LoadedScript> {
   if (cache) return cache;
   const dir = scriptsDir();
-  const helpers = new Map<string, string>();
-  for (const file of readdirSync(path.join(dir, 'helpers'))) {
-    const m = /^(\w+)\.lua$/.exec(file);
-    if (!m) continue;
-    const text = readFileSync(path.join(dir, 'helpers', file), 'utf8');
-    if (!new RegExp(`^local function ${m[1]}\\(`, 'm').test(text)) throw new Error(`helpers/${file} does not define local function ${m[1]}`);
-    helpers.set(m[1], text);
-  }
+  const helpers = loadHelpers();
   const built = new Map<ScriptName, LoadedScript>();
   for (const file of readdirSync(dir)) {
     const m = /^(\w+)\.lua$/.exec(file);

@@ -5,7 +5,7 @@
 import type { RedisClient } from './redis';
 import type { CallRequest, Level } from '../call/params';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
-import { encodeJob, newJobId, type Job } from './job';
+import { encodeJob, newJobId, type Job } from './format/job';
 import { keyNamed, keysFor, type Keys } from './keys';
 import { REPLY_CODES, replyOf } from './replies';
 import { defineScripts, keyNamesOf, runScript, runScriptAndWait, type ScriptName } from './scripts';

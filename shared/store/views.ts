@@ -2,6 +2,8 @@
 // (stats, the dashboard's workers list, `peek`, `dead`, the claim loop's probe). `workers()`
 // costs one round trip per live worker. Queues reads every partition through these (queues.ts).
 import type { Level } from '../call/params';
+import { readCall } from './format/job';
+import { readIndexEntry } from './format/index-entry';
 import type { Keys } from './keys';
 import type { RedisClient } from './redis';
 
@@ -101,11 +103,13 @@ export class PartitionViews {
       const leaseLeftMs = Number(scored[i + 1]) - now;
       if (leaseLeftMs < 0) continue;
       const held = await this.redis.hgetall(k.workerJobs(id));
-      const calls = Object.values(held).map((payload) => JSON.parse(payload) as { id: string; url: string; method: string; level: Level; attempt?: number });
-      const where = calls.length > 0 ? await this.redis.hmget(k.jobs, ...calls.map((c) => c.id)) : [];
+      // A payload that cannot be read (kept for the dead list by the next settle) shows as '?'.
+      const calls = Object.values(held).map(readCall);
+      const where = calls.length > 0 ? await this.redis.hmget(k.jobs, ...calls.map((c) => c.id ?? '')) : [];
       const running = calls.map((c, j) => {
-        const since = Number(/^r(\d+):/.exec(where[j] ?? '')?.[1] ?? now);
-        return { id: c.id, url: c.url, method: c.method, level: c.level, attempt: c.attempt ?? 1, runningSeconds: (now - since) / 1000 };
+        const entry = readIndexEntry(where[j] ?? '');
+        const since = entry?.kind === 'running' ? entry.since : now;
+        return { id: c.id ?? '?', url: c.url ?? '?', method: c.method ?? '?', level: c.level ?? 1, attempt: c.attempt, runningSeconds: (now - since) / 1000 };
       });
       views.push({ id, leaseLeftMs, running });
     }

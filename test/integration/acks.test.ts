@@ -3,7 +3,7 @@
 // check reads what is still on its way; a copy kept forever once made every send slower).
 import Redis from 'ioredis';
 import { parseParams } from '../../shared/call/params';
-import { decodeJob } from '../../shared/store/job';
+import { decodeJob } from '../../shared/store/format/job';
 import { Queues } from '../../shared/store/queues';
 import { AckBatcher } from '../../worker/acks';
 import { uniquePrefix } from '../helpers/redis';

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import Redis from 'ioredis';
 import type { CallRequest } from '../../shared/call/params';
 import { checkDeployment, type CheckReport, type ProblemCode } from '../../shared/store/check';
-import { decodeJob, type Job } from '../../shared/store/job';
+import { decodeJob, type Job } from '../../shared/store/format/job';
 import { deploymentKeys } from '../../shared/store/keys';
 import { partitionStores, Queues } from '../../shared/store/queues';
 import type { SelectionOptions, Store } from '../../shared/store/store';

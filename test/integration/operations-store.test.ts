@@ -3,7 +3,7 @@
 // and how long finished jobs are kept. The lookup index must not outlive the jobs it points to.
 import Redis from 'ioredis';
 import type { CallRequest } from '../../shared/call/params';
-import { decodeJob, type Job } from '../../shared/store/job';
+import { decodeJob, type Job } from '../../shared/store/format/job';
 import { Queues } from '../../shared/store/queues';
 import { type SelectionOptions } from '../../shared/store/store';
 import { uniquePrefix } from '../helpers/redis';

@@ -3,7 +3,7 @@
 // switch of enqueue and claim. Random sequences (fast-check), each on a fresh prefix.
 import fc from 'fast-check';
 import Redis from 'ioredis';
-import { decodeJob } from '../../shared/store/job';
+import { decodeJob } from '../../shared/store/format/job';
 import { admitLevel2, level2ActiveAfterClaim, pickLevel, type Credits, type LevelChoice } from '../../shared/policy';
 import { Store } from '../../shared/store/store';
 import { uniquePrefix } from '../helpers/redis';

@@ -1,7 +1,7 @@
 // Edges of the store found by an adversarial review (issue 14): each test drives the scripts
 // the way a worker or a gateway does, against a real redis-server, and failed before the fix.
 import Redis from 'ioredis';
-import { decodeJob, type Job } from '../../shared/store/job';
+import { decodeJob, type Job } from '../../shared/store/format/job';
 import type { CallRequest } from '../../shared/call/params';
 import { Queues } from '../../shared/store/queues';
 import { Store, type SelectionOptions } from '../../shared/store/store';

@@ -1,7 +1,7 @@
 // The queue rules (levels, policies, weighted share, recovery, retries), one script call at a
 // time, against a real Redis.
 import Redis from 'ioredis';
-import { decodeJob, type Job } from '../../shared/store/job';
+import { decodeJob, type Job } from '../../shared/store/format/job';
 import { parseParams, type CallRequest } from '../../shared/call/params';
 import { Store, type DeliveredRun, type SelectionOptions } from '../../shared/store/store';
 import { PartitionViews } from '../../shared/store/views';

@@ -3,7 +3,10 @@
 // index says where it is, every index entry points to a job that is there, and every finished
 // job kept for lookup has its entry.
 import type { Level } from '../../call/params';
-import { deadPayloadOf, isJson, jobIdOf, routeOf, shown, type Bytes, type Route } from './payload';
+import { deadPayloadOf } from '../format/dead-entry';
+import { readIndexEntry } from '../format/index-entry';
+import { jobIdOf, routeOf, type Route } from '../format/job';
+import { isJson, shown, type Bytes } from './payload';
 import { describePlace, entryFor, entryMatches, placeArgs, placeOfEntry, samePlace, type Place } from './place';
 import { entriesOf, hashChunks, listChunks, zsetChunks } from './read';
 import type { PartitionScan } from './scan';
@@ -199,6 +202,8 @@ async function readDead(scan: PartitionScan): Promise<void> {
   }
 }
 
+const isDoneEntry = (where: Bytes | null | undefined): boolean => typeof where === 'string' && readIndexEntry(where)?.kind === 'done';
+
 async function readDone(scan: PartitionScan): Promise<void> {
   for await (const chunk of zsetChunks(scan.store.redis, scan.store.keys.done)) {
     const ids = chunk.map(([id]) => id);
@@ -206,13 +211,13 @@ async function readDone(scan: PartitionScan): Promise<void> {
     ids.forEach((id, i) => {
       scan.counts.done += 1;
       scan.done.add(id);
-      if (entries[i]?.startsWith('d')) return;
+      if (isDoneEntry(entries[i])) return;
       scan.suspect({
         code: 'DONE_UNINDEXED',
         message: `job ${id} is kept in ${scan.store.keys.done} but its index entry ${entries[i] === null ? 'is missing' : `says ${shown(entries[i]!)}`}`,
         ids: [id],
         probes: [idAtProbe(id, { kind: 'done' }), ['entry', id]],
-        holds: ([kept, entry]) => Number(kept) > 0 && !(typeof entry === 'string' && entry.startsWith('d')),
+        holds: ([kept, entry]) => Number(kept) > 0 && !(typeof entry === 'string' && isDoneEntry(entry)),
         repair: () => ({ action: 'undone', args: [id] }),
       });
     });

@@ -3,7 +3,8 @@
 // its key, each waiting message is in line exactly once or parked behind its key's run, and
 // the newest mark of a key agrees with what waits and points to a message that is alive.
 import type { Level } from '../../call/params';
-import { jobIdOf, routeOf, shown, type Bytes, type Route } from './payload';
+import { jobIdOf, routeOf, type Route } from '../format/job';
+import { shown, type Bytes } from './payload';
 import { describePlace, type Place } from './place';
 import { listChunks, readHash } from './read';
 import type { PartitionScan } from './scan';

@@ -1,7 +1,7 @@
-// Where a job can be, and the lookup index entry ({p}:jobs) that says so. The entry forms are
-// the scripts' (scripts/helpers/setWhere.lua):
-//   w<level>:<policy>[\n<key>]   r<since>:<token>:<worker>   t<due>   x   d<finished>:…
+// Where a job can be, and the lookup index entry ({p}:jobs) that says so (the entry's format:
+// shared/store/format/index-entry.ts).
 import type { Level } from '../../call/params';
+import { readIndexEntry, writeIndexEntry } from '../format/index-entry';
 import { shown, type Bytes } from './payload';
 
 export type Place =
@@ -14,33 +14,35 @@ export type Place =
 
 /** The place an index entry points to; null for an entry of no known form. */
 export function placeOfEntry(where: Bytes): Place | null {
-  let m = /^wL([12]):(execute|discard)$/.exec(where);
-  if (m) return { kind: 'queue', level: Number(m[1]) as Level, policy: m[2] as 'execute' | 'discard' };
-  m = /^wL([12]):last\n([\s\S]*)$/.exec(where);
-  if (m) return { kind: 'last', level: Number(m[1]) as Level, key: m[2] };
-  m = /^r\d+:(\d+):([\s\S]+)$/.exec(where);
-  if (m) return { kind: 'run', token: m[1], worker: m[2] };
-  m = /^t(\d+)$/.exec(where);
-  if (m) return { kind: 'delayed', due: Number(m[1]) };
-  if (where === 'x') return { kind: 'dead' };
-  if (/^d\d+:/.test(where)) return { kind: 'done' };
-  return null;
+  const entry = readIndexEntry(where);
+  if (entry === null) return null;
+  switch (entry.kind) {
+    case 'waiting':
+      return entry.policy === 'last' ? { kind: 'last', level: entry.level, key: entry.key } : { kind: 'queue', level: entry.level, policy: entry.policy };
+    case 'running':
+      return { kind: 'run', token: entry.token, worker: entry.worker };
+    case 'due':
+      return { kind: 'delayed', due: entry.due };
+    default:
+      return { kind: entry.kind };
+  }
 }
 
 /** The entry a job at this place has (a run's: with `since`, the time it started, unknown here: Redis now). */
 export function entryFor(place: Place, now: number): Bytes {
   switch (place.kind) {
     case 'queue':
-      return `wL${place.level}:${place.policy}`;
+      return writeIndexEntry({ kind: 'waiting', level: place.level, policy: place.policy });
     case 'last':
-      return `wL${place.level}:last\n${place.key}`;
+      return writeIndexEntry({ kind: 'waiting', level: place.level, policy: 'last', key: place.key });
     case 'run':
-      return `r${now}:${place.token}:${place.worker}`;
+      return writeIndexEntry({ kind: 'running', since: now, token: place.token, worker: place.worker });
     case 'delayed':
-      return `t${place.due}`;
+      return writeIndexEntry({ kind: 'due', due: place.due });
     case 'dead':
-      return 'x';
+      return writeIndexEntry({ kind: 'dead' });
     case 'done':
+      // The finished job's details are gone with it: what can be said is that it finished.
       return `d${now}:`;
   }
 }

@@ -4,7 +4,8 @@
 import type { Level } from '../../call/params';
 import type { Store } from '../store';
 import type { ProblemCode } from './codes';
-import type { Bytes, Route } from './payload';
+import type { Route } from '../format/job';
+import type { Bytes } from './payload';
 import type { Place } from './place';
 import { probe, type Answer, type Probe } from './state-script';
 

@@ -3,7 +3,7 @@
 -- confirmed here, in one atomic read, before it is reported; and every repair re-checks its
 -- condition here before it writes (a repair whose condition no longer holds writes nothing).
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 runs jobs done workers delayed dead
--- USES: deadPayloadOf jobId redisNowMs routeOf runningField wake
+-- USES: deadPayloadOf jobId placeOf redisNowMs routeOf runningField wake
 -- ARGV[1] key prefix with its hash tag, "{p}" (to name worker hashes and inboxes)
 -- ARGV[2] worker ids to search besides those in {p}:workers, separated by "\n" (hashes found
 --         by SCAN whose worker is not registered)
@@ -102,17 +102,13 @@ end
 
 -- The place an index entry points to, as three words (nil for an entry of no known form).
 local function placeOfEntry(where)
-  local level, policy = string.match(where, '^wL([12]):(%a+)$')
-  if level and (policy == 'execute' or policy == 'discard') then return 'queue', level, policy end
-  local lastLevel, key = string.match(where, '^wL([12]):last\n(.*)$')
-  if lastLevel then return 'last', lastLevel, key end
-  local token, worker = string.match(where, '^r%d+:(%d+):(.+)$')
-  if token then return 'run', worker, token end
-  local due = string.match(where, '^t(%d+)$')
-  if due then return 'delayed', due, '' end
-  if where == 'x' then return 'dead', '', '' end
-  if string.match(where, '^d%d+:') then return 'done', '', '' end
-  return nil
+  local place = placeOf(where)
+  if not place then return nil end
+  if place.kind == 'waiting' and place.policy == 'last' then return 'last', tostring(place.level), place.key end
+  if place.kind == 'waiting' then return 'queue', tostring(place.level), place.policy end
+  if place.kind == 'running' then return 'run', place.worker, place.token end
+  if place.kind == 'due' then return 'delayed', place.due, '' end
+  return place.kind, '', ''
 end
 
 local function idAtEntry(id, where)
@@ -289,7 +285,8 @@ local REPAIRS = {
   -- A finished job kept for lookup whose index entry says something else: out of {p}:done.
   undone = function(id)
     local where = redis.call('HGET', K.jobs, id)
-    if (where and string.sub(where, 1, 1) == 'd') or not redis.call('ZSCORE', K.done, id) then return 0 end
+    local place = where and placeOf(where)
+    if (place and place.kind == 'done') or not redis.call('ZSCORE', K.done, id) then return 0 end
     redis.call('ZREM', K.done, id)
     return 1
   end,

@@ -6,7 +6,7 @@
 -- handed to this worker (its inbox). A worker that gets nothing is about to block: it is
 -- registered idle, so enqueue can hand it the next job.
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused sched workers worker inbox idle:L1 idle:L2
--- USES: backlog claimable count forgetJob forgetNewest jobId leaseHeld newToken redisClock routeOf runningField setWhere wake
+-- USES: backlog claimable count forgetJob forgetNewest jobId leaseHeld newToken redisClock routeOf runningField setWhere wake whereRunning
 -- ARGV[1] worker id  ARGV[2] lease (ms)  ARGV[3] n  ARGV[4] most level-2 jobs allowed
 -- ARGV[5] weight L1  ARGV[6] weight L2  ARGV[7] strict ('1'|'0')  ARGV[8] level-2 capacity
 -- ARGV[9] how long an idle registration stays fresh (ms; longer than the worker's block timeout)
@@ -116,7 +116,7 @@ while #out < 2 * n and drops < 1000 do
     local token = newToken(clockUs)
     redis.call('HSET', K.worker, token, payload)
     if key then redis.call('HSET', K.running, runningField(level, key), token) end
-    setWhere(jobId(payload), 'r' .. now .. ':' .. token .. ':' .. worker)
+    setWhere(jobId(payload), whereRunning(now, token, worker))
     if level == 2 then level2Taken = level2Taken + 1 end
     out[#out + 1] = token
     out[#out + 1] = payload

@@ -2,17 +2,17 @@
 -- Removes a waiting job, or one waiting for its retry (or its delay), found through the lookup
 -- index. A running, dead or finished job is not removed (dead jobs: `dead purge`).
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest stats jobs delayed
--- USES: count countDelayed forgetJob forgetNewest jobId routeOf
+-- USES: count countDelayed forgetJob forgetNewest jobId placeOf routeOf
 -- ARGV[1] job id
 -- Output: {code, the index entry}: a code of replies.ts: deleted, unknown, running, dead,
 --         finished, notWhereIndexed (not found where the index said: the entry is dropped)
 local id = ARGV[1]
 local where = redis.call('HGET', K.jobs, id)
 if not where then return { CODE.unknown, '' } end
-local kind = string.sub(where, 1, 1)
-if kind == 'r' then return { CODE.running, where } end
-if kind == 'x' then return { CODE.dead, where } end
-if kind == 'd' then return { CODE.finished, where } end
+local place = placeOf(where) or { kind = 'unreadable' }
+if place.kind == 'running' then return { CODE.running, where } end
+if place.kind == 'dead' then return { CODE.dead, where } end
+if place.kind == 'done' then return { CODE.finished, where } end
 
 local function gone(level, policy, key)
   forgetJob(id)
@@ -21,8 +21,8 @@ local function gone(level, policy, key)
   return { CODE.deleted, where }
 end
 
-if kind == 't' then
-  local due = string.sub(where, 2)
+if place.kind == 'due' then
+  local due = place.due
   for _, payload in ipairs(redis.call('ZRANGEBYSCORE', K.delayed, due, due)) do
     local route = routeOf(payload)
     if route and route.id == id then
@@ -31,11 +31,10 @@ if kind == 't' then
       return gone(route.level, route.policy, route.key)
     end
   end
-else
-  local level, policy = string.match(where, '^wL(%d):(%a+)')
-  level = tonumber(level)
+elseif place.kind == 'waiting' then
+  local level, policy = place.level, place.policy
   if policy == 'last' then
-    local key = string.sub(where, string.find(where, '\n', 1, true) + 1)
+    local key = place.key
     local payload = redis.call('HGET', K['L' .. level .. ':last'], key)
     if payload and jobId(payload) == id then
       redis.call('HDEL', K['L' .. level .. ':last'], key)

@@ -4,7 +4,7 @@
 -- handed straight to that worker instead (see handOff below). A message with a delay waits in
 -- the delayed set, as a retry does, until it is due.
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed
--- USES: backlog claimable count countDelayed forgetJob jsonString jsonStringEnd newToken paused redisClock runningField setWhere wake whereWaiting
+-- USES: backlog claimable count countDelayed forgetJob jsonString jsonStringEnd newToken paused redisClock runningField setWhere wake whereDue whereRunning whereWaiting
 -- ARGV[1] level (1|2)   ARGV[2] policy (execute|last|discard)
 -- ARGV[3] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
 -- ARGV[4] job id        ARGV[5] payload JSON, its enqueue time written as "at":0 (stamped here)
@@ -77,7 +77,7 @@ local function handOff(runningKey)
   redis.call('HSET', jobs, token, payload)
   if runningKey then redis.call('HSET', K.running, runningField(level, runningKey), token) end
   redis.call('LPUSH', jobs .. ':inbox', token .. ':' .. payload)
-  setWhere(id, 'r' .. now .. ':' .. token .. ':' .. worker)
+  setWhere(id, whereRunning(now, token, worker))
   return true
 end
 
@@ -112,7 +112,7 @@ if delayMs > 0 then
   end
   redis.call('ZADD', K.delayed, now + delayMs, payload)
   countDelayed(level, 1)
-  setWhere(id, 't' .. (now + delayMs))
+  setWhere(id, whereDue(now + delayMs))
   queued = false
 elseif policy == 'last' then
   local hash = K['L' .. level .. ':last']

@@ -2,7 +2,7 @@
 -- Settles a run that failed: schedules the job's retry, or buries it in the dead-letter list.
 -- The retry payload and the dead-letter entry are written here, from the stored payload.
 -- KEYS: L1:last L1:last:order L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs workers worker delayed dead
--- USES: attemptOf bury buryUnreadable count countDelayed deadEntry forgetJob isNewest leaseHeld redisNowMs releaseKey routeOf setAttempt setWhere
+-- USES: attemptOf bury buryUnreadable count countDelayed deadEntry forgetJob isNewest leaseHeld redisNowMs releaseKey routeOf setAttempt setWhere whereDue
 -- ARGV[1] worker id  ARGV[2] run token  ARGV[3] retry|dead  ARGV[4] retry delay (ms)
 -- ARGV[5] status of the failed run ('' when none)  ARGV[6] error text  ARGV[7] dead-letter cap
 -- Output: a code of replies.ts: lost (the lease has run out: nothing done), gone (not this
@@ -30,7 +30,7 @@ if action == 'retry' then
   local due = now + tonumber(ARGV[4])
   redis.call('ZADD', K.delayed, due, setAttempt(payload, attemptOf(payload) + 1))
   countDelayed(route.level, 1)
-  setWhere(route.id, 't' .. due)
+  setWhere(route.id, whereDue(due))
   count(route.level, 'retried')
   return CODE.retry
 end

@@ -7,7 +7,7 @@
 -- Kept jobs are pruned by every worker's chore (pruneDone), not here.
 -- A run no longer in the hash was taken back already: nothing is counted or released for it.
 -- KEYS: L1:last L1:last:order L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs done workers worker
--- USES: attemptOf count forgetJob forgetNewest jsonString jsonStringEnd leaseHeld redisNowMs releaseByToken releaseKey setWhere
+-- USES: attemptOf count forgetJob forgetNewest jsonString jsonStringEnd leaseHeld redisNowMs releaseByToken releaseKey setWhere whereDone
 -- ARGV[1] worker id  ARGV[2] keep finished jobs this long (ms; 0: not at all)
 -- ARGV[3..] groups of 6: run token, job id, level, coalescing key ('' unless `last`),
 --           outcome (done|dropped), status of the answer
@@ -23,7 +23,7 @@ local function finished(id, payload, status)
   local close = urlAt and jsonStringEnd(payload, urlAt)
   local url = close and jsonString(payload, urlAt, close) or '?'
   local enqueued = string.match(payload, '^{[^{]-"at":(%d+)') or '0'
-  setWhere(id, 'd' .. now .. ':' .. status .. ':' .. attemptOf(payload) .. ':' .. enqueued .. ':' .. (method or '?') .. ':' .. url)
+  setWhere(id, whereDone(now, status, attemptOf(payload), enqueued, method or '?', url))
   redis.call('ZADD', K.done, now, id)
 end
 

@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 -- Where a job is and what it holds, for `switchyard job <id>` and the dashboard (read-only).
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order jobs workers delayed dead
--- USES: deadJobOf jobId redisNowMs
+-- USES: deadJobOf jobId placeOf redisNowMs
 -- ARGV[1] job id  ARGV[2] key prefix with its hash tag, "{p}" (to name a worker's hash)
 -- ARGV[3] most queue entries read to find a waiting job's position
 -- Output: {} for an unknown id, else { where (the index entry, see helpers/setWhere.lua),
@@ -11,14 +11,13 @@ local id, tag, scanMax = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local where = redis.call('HGET', K.jobs, id)
 if not where then return {} end
 local now = redisNowMs()
-local kind = string.sub(where, 1, 1)
+local place = placeOf(where) or { kind = 'unreadable' }
 local found, position, leaseUntil = '', -1, 0
 
-if kind == 'w' then
-  local level, policy = string.match(where, '^wL(%d):(%a+)')
-  level = tonumber(level)
+if place.kind == 'waiting' then
+  local level, policy = place.level, place.policy
   if policy == 'last' then
-    local key = string.sub(where, string.find(where, '\n', 1, true) + 1)
+    local key = place.key
     found = redis.call('HGET', K['L' .. level .. ':last'], key) or ''
     local at = redis.call('LPOS', K['L' .. level .. ':last:order'], key, 'RANK', -1)
     if at then position = redis.call('LLEN', K['L' .. level .. ':last:order']) - 1 - at end
@@ -37,16 +36,16 @@ if kind == 'w' then
       if found ~= '' then break end
     end
   end
-elseif kind == 'r' then
-  local token, worker = string.match(where, '^r%d+:(%d+):(.*)$')
+elseif place.kind == 'running' then
+  local token, worker = place.token, place.worker
   found = redis.call('HGET', tag .. ':worker:' .. worker, token) or ''
   leaseUntil = tonumber(redis.call('ZSCORE', K.workers, worker) or 0)
-elseif kind == 't' then
-  local due = string.sub(where, 2)
+elseif place.kind == 'due' then
+  local due = place.due
   for _, payload in ipairs(redis.call('ZRANGEBYSCORE', K.delayed, due, due)) do
     if jobId(payload) == id then found = payload end
   end
-elseif kind == 'x' then
+elseif place.kind == 'dead' then
   for _, entry in ipairs(redis.call('LRANGE', K.dead, 0, -1)) do
     if (deadJobOf(entry) or {}).id == id then
       found = entry

@@ -5,7 +5,7 @@
 -- worker's chore, not by the acknowledgement of each job, so a deployment that stops finishing
 -- jobs still prunes. At most ARGV[3] entries per call.
 -- KEYS: jobs done
--- USES: redisNowMs
+-- USES: placeOf redisNowMs
 -- ARGV[1] keep finished jobs this long (ms; 0: not at all)   ARGV[2] most kept   ARGV[3] most removed per call
 -- Output: the number of jobs forgotten (ARGV[3] means more may be due)
 local now = redisNowMs()
@@ -19,6 +19,7 @@ for _, id in ipairs(old) do
   redis.call('ZREM', K.done, id)
   -- Only while the index still says finished (the id may have been given to a new job since).
   local where = redis.call('HGET', K.jobs, id)
-  if where and string.sub(where, 1, 1) == 'd' then redis.call('HDEL', K.jobs, id) end
+  local place = where and placeOf(where)
+  if place and place.kind == 'done' then redis.call('HDEL', K.jobs, id) end
 end
 return #old
