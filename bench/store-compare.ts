@@ -4,6 +4,7 @@
 // EVALSHA), reset before each phase.
 //   npm run build && node dist/bench/store-compare.js --other /path/to/other/checkout [--jobs 20000] [--rounds 3]
 // The other checkout must be built (its dist/). Prints a markdown table.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { median, startRedisServer } from './lib';
@@ -38,7 +39,10 @@ function engineAt(root: string, name: string): Engine {
     name,
     Store: require(path.join(dist, 'store', 'store.js')).Store,
     parseParams: require(path.join(dist, 'call', 'params.js')).parseParams,
-    decodeJob: require(path.join(dist, 'store', 'job.js')).decodeJob,
+    // The job's format moved to store/format/ (older builds: store/job.js).
+    decodeJob: require(
+      existsSync(path.join(dist, 'store', 'format', 'job.js')) ? path.join(dist, 'store', 'format', 'job.js') : path.join(dist, 'store', 'job.js'),
+    ).decodeJob,
   };
   /* eslint-enable @typescript-eslint/no-require-imports */
 }

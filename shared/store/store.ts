@@ -107,11 +107,9 @@ export class Store {
     // A caller's own id (queue_detail.id) makes a retried call safe: a known id queues nothing.
     const id = q.id ?? newJobId();
     const keys = this.keysOf('enqueue');
+    // The job's id, level, policy and key travel once, in the payload: the script reads them there.
     const args = [
-      q.level,
-      q.policy,
       q.id === undefined ? '' : '1',
-      id,
       encodeJob(id, call),
       limits.capacity,
       limits.discardThreshold,

@@ -5,50 +5,52 @@
 -- the delayed set, as a retry does, until it is due.
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed
 -- USES: backlog claimable count countDelayed forgetJob jsonString jsonStringEnd newToken paused redisClock runningField setWhere wake whereDue whereRunning whereWaiting
--- ARGV[1] level (1|2)   ARGV[2] policy (execute|last|discard)
--- ARGV[3] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
--- ARGV[4] job id        ARGV[5] payload JSON, its enqueue time written as "at":0 (stamped here)
--- ARGV[6] level-2 capacity   ARGV[7] discard threshold
--- ARGV[8] key prefix with its hash tag, "{p}" (to name the chosen worker's keys)
--- ARGV[9] fraction of capacity above which level 2 refuses (0.8)   ARGV[10] ... under which it reopens (0.6)
--- ARGV[11] 'handoff': give the message to an idle worker of this partition (one partition);
---          'report': answer queuedWakeIdle instead when an idle worker waits (several partitions: idle
---          workers block on the deployment's wake keys, which this script cannot reach)
--- ARGV[12] delay (ms): run no earlier than this from now (0: at once)
+-- ARGV[1] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
+-- ARGV[2] payload JSON (format/job.ts), its enqueue time written as "at":0 (stamped here): the
+--         job's id, level, policy and key are read from it, the one place they are written
+-- ARGV[3] level-2 capacity   ARGV[4] discard threshold
+-- ARGV[5] key prefix with its hash tag, "{p}" (to name the chosen worker's keys)
+-- ARGV[6] fraction of capacity above which level 2 refuses (0.8)   ARGV[7] ... under which it reopens (0.6)
+-- ARGV[8] 'handoff': give the message to an idle worker of this partition (one partition);
+--         'report': answer queuedWakeIdle instead when an idle worker waits (several partitions:
+--         idle workers block on the deployment's wake keys, which this script cannot reach)
+-- ARGV[9] delay (ms): run no earlier than this from now (0: at once)
 -- Output: a code of replies.ts: queued, replaced (a waiting `last` message with that key was
 --         overwritten), refused (level 2 inactive), dropped (discard under load), queuedWakeIdle
 --         (queued, and an idle worker should be woken: mode 'report'), duplicate (a job with
 --         this id is known: nothing queued)
-local level = tonumber(ARGV[1])
-local policy, id = ARGV[2], ARGV[4]
--- A caller's id still known (the call sent again: a retry after an unknown outcome) queues
--- nothing twice. A gateway's own ids are unique: they need no look-up.
-if ARGV[3] == '1' and redis.call('HEXISTS', K.jobs, id) == 1 then return CODE.duplicate end
-local capacity, discardAt = tonumber(ARGV[6]), tonumber(ARGV[7])
-local tag = ARGV[8]
-local offAbove, onBelow = capacity * tonumber(ARGV[9]), capacity * tonumber(ARGV[10])
-local now, clockUs = redisClock()
-local delayMs = tonumber(ARGV[12]) or 0
-
--- The enqueue time is Redis's, so a gateway's clock cannot age (or rejuvenate) a message.
--- The placeholder sits right after the id, which holds no quote: the first match is it.
-local payload = ARGV[5]
-local at = string.find(payload, ',"at":0,', 1, true)
-if not at then return redis.error_reply('ERR payload has no "at":0 placeholder') end
-payload = string.sub(payload, 1, at + 5) .. now .. string.sub(payload, at + 7)
-
--- The key is read from the payload, as every later script reads it, so the copies of a key
--- in the hash, the order list and {p}:running are the same bytes as the payload's (a key sent
--- apart in ARGV could be encoded differently: a lone surrogate became U+FFFD there).
--- Its literal follows the fixed routing prefix (an id holds no quote, so the first match is it),
--- and only a literal with an escape in it is decoded.
+-- The routing fields open the payload in a fixed order (routeOf); the gateway has just written
+-- them, so they are read here without a full route parse: the id, level and policy at fixed
+-- places, and for `last` the key's literal right after the policy (only a literal with an
+-- escape in it is decoded). So the copies of a key in the hash, the order list and {p}:running
+-- are the same bytes as the payload's, as every later script reads them.
+local payload = ARGV[2]
+local id, level, afterLevel = string.match(payload, '^{"id":"([%w_-]+)","at":0,"level":([12])()')
+if not id then return redis.error_reply('ERR payload does not open with "id", "at":0 and "level"') end
+level = tonumber(level)
+local policy = 'execute'
+local named, afterPolicy = string.match(payload, '^,"policy":"(%a+)"()', afterLevel)
+if named then policy = named end
+if policy ~= 'execute' and policy ~= 'last' and policy ~= 'discard' then return redis.error_reply('ERR payload has an unknown "policy"') end
 local key
 if policy == 'last' then
-  local field = string.find(payload, ',"policy":"last","key":"', 1, true)
-  local close = field and jsonStringEnd(payload, field + 23)
-  key = close and jsonString(payload, field + 23, close)
+  local close = string.sub(payload, afterPolicy, afterPolicy + 6) == ',"key":' and jsonStringEnd(payload, afterPolicy + 7)
+  key = close and jsonString(payload, afterPolicy + 7, close)
   if not key then return redis.error_reply('ERR payload has no readable "key" after "policy":"last"') end
 end
+
+-- A caller's id still known (the call sent again: a retry after an unknown outcome) queues
+-- nothing twice. A gateway's own ids are unique: they need no look-up.
+if ARGV[1] == '1' and redis.call('HEXISTS', K.jobs, id) == 1 then return CODE.duplicate end
+local capacity, discardAt = tonumber(ARGV[3]), tonumber(ARGV[4])
+local tag = ARGV[5]
+local offAbove, onBelow = capacity * tonumber(ARGV[6]), capacity * tonumber(ARGV[7])
+local now, clockUs = redisClock()
+local delayMs = tonumber(ARGV[9]) or 0
+
+-- The enqueue time is Redis's, so a gateway's clock cannot age (or rejuvenate) a message.
+local atEnd = #id + 15 -- '{"id":"' .. id .. '","at":0' ends here
+payload = string.sub(payload, 1, atEnd - 1) .. now .. string.sub(payload, atEnd + 1)
 
 -- An idle worker is blocked in BLPOP on its inbox. Recording the job in that worker's hash
 -- under a new run token (as a claim would) and pushing token and payload to its inbox saves
@@ -57,7 +59,7 @@ end
 -- are unchanged. Only to a fresh registration (renewed by every empty claim, at least once a
 -- second while the worker blocks): a worker killed while idle can take at most one job with
 -- it, and that job comes back after its lease like any job of a dead worker.
-local handOffMode = ARGV[11] == 'handoff'
+local handOffMode = ARGV[8] == 'handoff'
 local idleWaiting = false
 local function handOff(runningKey)
   if delayMs > 0 or paused(level) then return false end
