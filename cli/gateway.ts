@@ -4,7 +4,7 @@ import { QueueEnqueuer } from '../server/queue-enqueuer';
 import type { RpcServiceOptions } from '../server/rpc-service';
 import type { LoadedApp } from '../shared/call/app';
 import type { Config } from '../shared/ops/config';
-import { log, redactUrl } from '../shared/ops/log';
+import { log, redactUrl } from '../shared/log';
 import { dashboardRoute } from '../shared/ops/dashboard';
 import { recorders, registerQueueGauges, type Metrics } from '../shared/ops/metrics';
 import { connectQuietly, createRedis } from '../shared/store/redis';

@@ -4,7 +4,7 @@
 import type { Level } from '../shared/call/params';
 import { dashboardRoute } from '../shared/ops/dashboard';
 import { ConfigError, type Config } from '../shared/ops/config';
-import { log, redactUrl } from '../shared/ops/log';
+import { log, redactUrl } from '../shared/log';
 import { formatJob } from '../shared/store/lookup';
 import { Queues } from '../shared/store/queues';
 import { connectQuietly, createRedis, type RedisClient } from '../shared/store/redis';

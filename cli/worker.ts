@@ -1,7 +1,7 @@
 // `switchyard worker`: wires the worker engine, its two Redis connections and its admin port.
 import type { LoadedApp } from '../shared/call/app';
 import type { Config } from '../shared/ops/config';
-import { log, redactUrl } from '../shared/ops/log';
+import { log, redactUrl } from '../shared/log';
 import { recorders } from '../shared/ops/metrics';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Queues } from '../shared/store/queues';

@@ -4,7 +4,7 @@
 import type { Reply } from '../shared/call/output';
 import type { CallRequest } from '../shared/call/params';
 import { discardDropped, level2Refused, notQueued, notReplicated, outcomeUnknown, queueFull, replyFor, type SwitchyardError } from '../shared/errors';
-import { log } from '../shared/ops/log';
+import { log } from '../shared/log';
 import type { Queues } from '../shared/store/queues';
 import type { RedisClient } from '../shared/store/redis';
 import type { AdmissionLimits } from '../shared/store/store';

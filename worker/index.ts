@@ -4,7 +4,7 @@
 import type { RedisClient } from '../shared/store/redis';
 import type { LoadedApp } from '../shared/call/app';
 import type { Level } from '../shared/call/params';
-import { log } from '../shared/ops/log';
+import { log } from '../shared/log';
 import type { Job } from '../shared/store/job';
 import type { Queues } from '../shared/store/queues';
 import { Claimer } from './claimer';

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { Worker as Thread } from 'node:worker_threads';
-import { log } from '../shared/ops/log';
+import { log } from '../shared/log';
 import type { Queues } from '../shared/store/queues';
 import { LeaseClock, leaseTiming, monotonicMs, PARTITION_SLOT, partitionWorkerId, SLOT, TROUBLE } from './lease-clock';
 import type { LeaseLostMessage, LeaseThreadData } from './lease-thread';

@@ -9,7 +9,7 @@ import { dispatch } from '../shared/call/dispatch';
 import type { LoadedApp } from '../shared/call/app';
 import type { Reply } from '../shared/call/output';
 import { RunAbort } from '../shared/call/run-abort';
-import { log } from '../shared/ops/log';
+import { log } from '../shared/log';
 import { decodeJob, type Job } from '../shared/store/job';
 import type { Queues } from '../shared/store/queues';
 import type { DeliveredRun } from '../shared/store/store';

@@ -4,7 +4,7 @@
 import { DISCARD_SHARE, RESERVE_SHARE } from '../policy';
 import { parseRedisUrl } from '../store/redis';
 import type { Level, Policy } from '../call/params';
-import { LOG_LEVELS, redactUrl, type LogLevel } from './log';
+import { LOG_LEVELS, redactUrl, type LogLevel } from '../log';
 
 export type CommandName = 'gateway' | 'worker' | 'dev' | 'stats' | 'dead' | 'job' | 'queue' | 'pause' | 'resume' | 'delete' | 'dashboard';
 

@@ -13,7 +13,7 @@ import type { Queues } from '../store/queues';
 import { accessOf } from './admin-access';
 import type { Route } from './admin';
 import { redactJob, redactWorkers } from './admin-redaction';
-import { log } from './log';
+import { log } from '../log';
 
 export interface DashboardOptions {
   queues: Queues;

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster } from 'ioredis';
 import type { CallRequest, Level } from '../call/params';
-import { log } from '../ops/log';
+import { log } from '../log';
 import { deploymentKeys, keyNamed, keysFor, type DeploymentKeys } from './keys';
 import type { RedisClient } from './redis';
 import { defineScripts, keyNamesOf, runScript } from './scripts';
