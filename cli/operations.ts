@@ -1,7 +1,7 @@
 // The operator's commands: `job <id>`, `queue <level>`, `pause <level>`, `resume <level>`,
 // `delete <id>`, and `dashboard` (the dashboard on a port of its own, for a deployment without
 // a gateway at hand).
-import type { Level } from '../shared/call/params';
+import type { Level } from '../shared/levels';
 import { dashboardRoute } from '../shared/ops/dashboard';
 import { ConfigError, type Config } from '../shared/ops/config';
 import { log, redactUrl } from '../shared/log';

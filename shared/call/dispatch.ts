@@ -9,7 +9,8 @@ import { methodNotAllowed, noRoute, replyFor, syncDeadline, type SwitchyardError
 import { log } from '../log';
 import type { LoadedApp } from './app';
 import type { Reply } from './output';
-import type { CallRequest, Level, Policy } from './params';
+import type { CallRequest } from './params';
+import type { Level, Policy } from '../levels';
 import type { RpcState } from './rpc-state';
 import { RunAbort } from './run-abort';
 

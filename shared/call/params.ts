@@ -2,9 +2,7 @@
 import { METHODS } from 'node:http';
 import { z } from 'zod';
 import { badParams } from '../errors';
-
-export type Level = 1 | 2;
-export type Policy = 'execute' | 'last' | 'discard';
+import type { Level, Policy } from '../levels';
 
 export interface QueueDetail {
   level: Level;

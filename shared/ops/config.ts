@@ -3,7 +3,7 @@
 // The only defaults not written in the table are the derived ones, computed in derive().
 import { DISCARD_SHARE, RESERVE_SHARE } from '../policy';
 import { parseRedisUrl } from '../store/redis';
-import type { Level, Policy } from '../call/params';
+import type { Level, Policy } from '../levels';
 import { LOG_LEVELS, redactUrl, type LogLevel } from '../log';
 
 export type CommandName = 'gateway' | 'worker' | 'dev' | 'stats' | 'dead' | 'job' | 'queue' | 'pause' | 'resume' | 'delete' | 'dashboard';

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
-import type { Level } from '../call/params';
+import type { Level } from '../levels';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
 import { readDeadEntry } from '../store/lookup';
 import type { Queues } from '../store/queues';

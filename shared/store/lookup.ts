@@ -1,6 +1,6 @@
 // What lookup shows of a job: its state read from the index entry (see scripts/helpers/setWhere.lua),
 // with the call it carries.
-import type { Level } from '../call/params';
+import type { Level } from '../levels';
 import type { RawLookup } from './store';
 
 export type JobState = 'waiting' | 'running' | 'retry' | 'dead' | 'done' | 'unknown';

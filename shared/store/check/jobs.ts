@@ -2,7 +2,7 @@
 // one place, its payload is what the scripts can read and agrees with that place, the lookup
 // index says where it is, every index entry points to a job that is there, and every finished
 // job kept for lookup has its entry.
-import type { Level } from '../../call/params';
+import type { Level } from '../../levels';
 import { deadPayloadOf, isJson, jobIdOf, routeOf, shown, type Bytes, type Route } from './payload';
 import { describePlace, entryFor, entryMatches, placeArgs, placeOfEntry, samePlace, type Place } from './place';
 import { entriesOf, hashChunks, listChunks, zsetChunks } from './read';

@@ -6,7 +6,7 @@
 // one character per byte. A key is compared byte for byte, as Redis compares it; decoding
 // replies as UTF-8 would turn invalid bytes into U+FFFD and hide the very mismatches (a lone
 // surrogate's key stored as two different byte sequences) the checker is for.
-import type { Level } from '../../call/params';
+import type { Level } from '../../levels';
 
 /** A byte string: each character is one byte (latin1). */
 export type Bytes = string;

@@ -1,7 +1,7 @@
 // Where a job can be, and the lookup index entry ({p}:jobs) that says so. The entry forms are
 // the scripts' (scripts/helpers/setWhere.lua):
 //   w<level>:<policy>[\n<key>]   r<since>:<token>:<worker>   t<due>   x   d<finished>:…
-import type { Level } from '../../call/params';
+import type { Level } from '../../levels';
 import { shown, type Bytes } from './payload';
 
 export type Place =
