@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
-import { methodNotAllowed, noRoute, replyFor, syncDeadline, type SwitchyardError } from '../errors';
+import { methodNotAllowed, noRoute, replyFor, syncDeadline, type SwitchyardError } from './errors';
 import { log } from '../log';
 import type { LoadedApp } from './app';
 import type { Reply } from './output';

@@ -1,7 +1,7 @@
 // Input.params: JSON text → a validated CallRequest, or a 400 naming the offending field.
 import { METHODS } from 'node:http';
 import { z } from 'zod';
-import { badParams } from '../errors';
+import { badParams } from './errors';
 import type { Level, Policy } from '../levels';
 
 export interface QueueDetail {
