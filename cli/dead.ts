@@ -1,5 +1,5 @@
 // `switchyard dead [list] | requeue <id>|all | purge`: read and act on the dead-letter list.
-import { ConfigError, type Config } from '../shared/ops/config';
+import { ConfigError, type Config } from './config';
 import { redactUrl } from '../shared/log';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import { readDeadEntry } from '../shared/store/lookup';

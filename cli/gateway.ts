@@ -3,7 +3,7 @@ import { createGateway } from '../server/gateway';
 import { QueueEnqueuer } from '../server/queue-enqueuer';
 import type { RpcServiceOptions } from '../server/rpc-service';
 import type { LoadedApp } from '../shared/call/app';
-import type { Config } from '../shared/ops/config';
+import type { Config } from './config';
 import { log, redactUrl } from '../shared/log';
 import { dashboardRoute } from '../shared/ops/dashboard';
 import { recorders, registerQueueGauges, type Metrics } from '../shared/ops/metrics';

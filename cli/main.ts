@@ -1,6 +1,6 @@
 // The `switchyard` executable: one command word, then flags.
 import { loadApp } from '../shared/call/app';
-import { ConfigError, configSummary, helpText, parseConfig, type CommandName, type Config } from '../shared/ops/config';
+import { ConfigError, configSummary, helpText, parseConfig, type CommandName, type Config } from './config';
 import { log, redactUrl, setLogLevel } from '../shared/log';
 import { CHECK_SUMMARY, runCheck } from './check';
 import { runDead } from './dead';

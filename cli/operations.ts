@@ -3,7 +3,7 @@
 // a gateway at hand).
 import type { Level } from '../shared/levels';
 import { dashboardRoute } from '../shared/ops/dashboard';
-import { ConfigError, type Config } from '../shared/ops/config';
+import { ConfigError, type Config } from './config';
 import { log, redactUrl } from '../shared/log';
 import { formatJob } from '../shared/store/lookup';
 import { Queues } from '../shared/store/queues';

@@ -1,5 +1,5 @@
 // Every process of a deployment must use the partition count stored in Redis.
-import { ConfigError } from '../shared/ops/config';
+import { ConfigError } from './config';
 import { log } from '../shared/log';
 import { PartitionMismatch, type Queues } from '../shared/store/queues';
 

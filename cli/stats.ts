@@ -1,5 +1,5 @@
 // `switchyard stats`: queue depths, level-2 state, in flight, idle workers, dead, counters.
-import type { Config } from '../shared/ops/config';
+import type { Config } from './config';
 import { redactUrl } from '../shared/log';
 import { Queues } from '../shared/store/queues';
 import { connectQuietly, createRedis } from '../shared/store/redis';

@@ -1,6 +1,6 @@
 // `switchyard worker`: wires the worker engine, its two Redis connections and its admin port.
 import type { LoadedApp } from '../shared/call/app';
-import type { Config } from '../shared/ops/config';
+import type { Config } from './config';
 import { log, redactUrl } from '../shared/log';
 import { recorders } from '../shared/ops/metrics';
 import { connectQuietly, createRedis } from '../shared/store/redis';

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { startGateway, type RunningPart } from '../../cli/gateway';
 import { loadApp } from '../../shared/call/app';
-import { parseConfig } from '../../shared/ops/config';
+import { parseConfig } from '../../cli/config';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'switchyard.js');
