@@ -3,10 +3,11 @@
 // is refused (DNS rebinding), job details are redacted except with the admin token or to
 // loopback, and every action that changes state needs the token (without one configured the
 // dashboard is read-only). No secret of the process, and no text of Redis's, is part of an answer.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Level } from '../levels';
+import { fromSource } from '../package-root';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
 import { readDeadEntry } from '../store/lookup';
 import type { Queues } from '../store/queues';
@@ -25,18 +26,10 @@ export interface DashboardOptions {
 /** `/api/dead?limit=N`: how many of the newest dead entries (docs/protocol.md). */
 export const DEAD_LIMIT = { min: 1, max: 200, default: 20 } as const;
 
-function assetsDir(): string {
-  // From dist/shared/ops the sources are three levels up; under ts-jest they are beside us.
-  for (const dir of [path.join(__dirname, 'dashboard'), path.join(__dirname, '..', '..', '..', 'shared', 'ops', 'dashboard')]) {
-    if (existsSync(path.join(dir, 'index.html'))) return dir;
-  }
-  throw new Error(`dashboard assets not found near ${__dirname}`);
-}
-
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
 
 function assets(): Map<string, { body: Buffer; type: string }> {
-  const dir = assetsDir();
+  const dir = fromSource('shared', 'ops', 'dashboard');
   const files: Array<[string, string]> = [
     ['/', path.join(dir, 'index.html')],
     ['/assets/dashboard.js', path.join(dir, 'dashboard.js')],
