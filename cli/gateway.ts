@@ -5,7 +5,7 @@ import type { RpcServiceOptions } from '../server/rpc-service';
 import type { LoadedApp } from '../shared/call/app';
 import type { Config } from './config';
 import { log, redactUrl } from '../shared/log';
-import { dashboardRoute } from '../shared/ops/dashboard';
+import { dashboardRoute } from '../server/dashboard/route';
 import { recorders, registerQueueGauges, type Metrics } from '../shared/ops/metrics';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Queues } from '../shared/store/queues';

@@ -2,7 +2,7 @@
 // `delete <id>`, and `dashboard` (the dashboard on a port of its own, for a deployment without
 // a gateway at hand).
 import type { Level } from '../shared/levels';
-import { dashboardRoute } from '../shared/ops/dashboard';
+import { dashboardRoute } from '../server/dashboard/route';
 import { ConfigError, type Config } from './config';
 import { log, redactUrl } from '../shared/log';
 import { formatJob } from '../shared/store/lookup';
