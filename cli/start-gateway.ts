@@ -11,12 +11,7 @@ import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Queues } from '../shared/store/queues';
 import { agreeOrExit, agreeOrStop } from './partitions';
 import { isAddressInUse, portTaken, startAdmin, type StartedAdmin } from './ports';
-
-export interface RunningPart {
-  port: number;
-  adminPort: number;
-  stop(): Promise<void>;
-}
+import type { RunningPart } from './running-part';
 
 /** Binds the gRPC port (after the admin port), then serves. Without `admin`, starts its own admin port. */
 export async function startGateway(config: Config, app: LoadedApp, admin?: StartedAdmin): Promise<RunningPart> {
