@@ -110,33 +110,6 @@ export function viewOf(id: string, raw: RawLookup | null, partition?: number): J
   }
 }
 
-/** One line per field, for people. */
-export function formatJob(view: JobView): string {
-  const lines = [`job ${view.id}: ${view.state}`];
-  const order: Array<keyof JobView> = [
-    'queue',
-    'key',
-    'position',
-    'worker',
-    'since',
-    'leaseUntil',
-    'fence',
-    'due',
-    'status',
-    'error',
-    'failedAt',
-    'finishedAt',
-    'method',
-    'url',
-    'level',
-    'attempt',
-    'enqueuedAt',
-    'partition',
-  ];
-  for (const field of order) if (view[field] !== undefined) lines.push(`  ${field.padEnd(11)} ${view[field]}`);
-  return lines.join('\n');
-}
-
 /** A dead-letter entry as people and the dashboard read it. */
 export interface DeadView {
   id: string;
