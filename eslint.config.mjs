@@ -42,7 +42,7 @@ export default defineConfig(
 
   {
     // The dashboard page's script: a classic browser script, with uPlot loaded before it.
-    files: ['shared/ops/dashboard/**/*.js'],
+    files: ['server/dashboard/assets/**/*.js'],
     languageOptions: { sourceType: 'script', globals: { ...globals.browser, uPlot: 'readonly' } },
   },
 

@@ -2,4 +2,4 @@
 // the client and the wire codec only (grpc-js), never the gateway or the worker.
 export { call, send, rawCall, closeClients, type Answer, type CallOptions, type QueuedAnswer, type SendOptions } from './client';
 export type { RpcState } from './shared/call/rpc-state';
-export type { Level, Policy } from './shared/call/params';
+export type { Level, Policy } from './shared/levels';

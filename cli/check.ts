@@ -1,8 +1,8 @@
 // `switchyard check`: verifies every invariant of a deployment's stored state (the work is
 // shared/store/check.ts's); prints one line per problem and a summary, or JSON; exit 1 when a
 // problem is left, 0 when the state is clean (or every problem found was repaired).
-import { envName, parseDuration } from '../shared/ops/config';
-import { redactUrl } from '../shared/ops/log';
+import { envName, parseDuration } from './config';
+import { redactUrl } from '../shared/log';
 import { checkDeployment, formatReport } from '../shared/store/check';
 import { deploymentKeys } from '../shared/store/keys';
 import { Queues } from '../shared/store/queues';

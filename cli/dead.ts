@@ -1,6 +1,6 @@
 // `switchyard dead [list] | requeue <id>|all | purge`: read and act on the dead-letter list.
-import { ConfigError, type Config } from '../shared/ops/config';
-import { redactUrl } from '../shared/ops/log';
+import { ConfigError, type Config } from './config';
+import { redactUrl } from '../shared/log';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import { readDeadEntry } from '../shared/store/format/dead-entry';
 import { Queues } from '../shared/store/queues';

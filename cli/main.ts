@@ -1,16 +1,17 @@
 // The `switchyard` executable: one command word, then flags.
 import { loadApp } from '../shared/call/app';
-import { ConfigError, configSummary, helpText, parseConfig, type CommandName, type Config } from '../shared/ops/config';
-import { log, redactUrl, setLogLevel } from '../shared/ops/log';
+import { ConfigError, configSummary, helpText, parseConfig, type CommandName, type Config } from './config';
+import { log, redactUrl, setLogLevel } from '../shared/log';
 import { CHECK_SUMMARY, runCheck } from './check';
 import { runDead } from './dead';
 import { runDashboard, runDelete, runJob, runPause, runQueue } from './operations';
-import { startGateway, type RunningPart } from './gateway';
+import { startGateway } from './start-gateway';
 import { startAdmin } from './ports';
 import { redisAnswers, startPrivateRedis } from './private-redis';
 import { onShutdownSignal } from './signals';
 import { runStats } from './stats';
-import { startWorker } from './worker';
+import type { RunningPart } from './running-part';
+import { startWorker } from './start-worker';
 
 // `check` reads its own few flags (cli/check.ts), so it is not one of config.ts's commands.
 const COMMANDS: Record<CommandName | 'check', string> = {

@@ -1,17 +1,44 @@
 // The operator's commands: `job <id>`, `queue <level>`, `pause <level>`, `resume <level>`,
 // `delete <id>`, and `dashboard` (the dashboard on a port of its own, for a deployment without
 // a gateway at hand).
-import type { Level } from '../shared/call/params';
-import { dashboardRoute } from '../shared/ops/dashboard';
-import { ConfigError, type Config } from '../shared/ops/config';
-import { log, redactUrl } from '../shared/ops/log';
+import type { Level } from '../shared/levels';
+import { dashboardRoute } from '../server/dashboard/route';
+import { ConfigError, type Config } from './config';
+import { log, redactUrl } from '../shared/log';
+import type { JobView } from '../shared/store/lookup';
 import { readCall } from '../shared/store/format/job';
-import { formatJob } from '../shared/store/lookup';
 import { Queues } from '../shared/store/queues';
 import { connectQuietly, createRedis, type RedisClient } from '../shared/store/redis';
 import { createAdminServer } from '../shared/ops/admin';
 import { isAddressInUse, portTaken } from './ports';
 import { onShutdownSignal } from './signals';
+
+/** One line per field, for people. */
+export function formatJob(view: JobView): string {
+  const lines = [`job ${view.id}: ${view.state}`];
+  const order: Array<keyof JobView> = [
+    'queue',
+    'key',
+    'position',
+    'worker',
+    'since',
+    'leaseUntil',
+    'fence',
+    'due',
+    'status',
+    'error',
+    'failedAt',
+    'finishedAt',
+    'method',
+    'url',
+    'level',
+    'attempt',
+    'enqueuedAt',
+    'partition',
+  ];
+  for (const field of order) if (view[field] !== undefined) lines.push(`  ${field.padEnd(11)} ${view[field]}`);
+  return lines.join('\n');
+}
 
 async function open(config: Config, role: 'cli' | 'gateway' = 'cli'): Promise<{ redis: RedisClient; queues: Queues }> {
   const redis = createRedis(config.redis, role);

@@ -1,6 +1,6 @@
 // Every process of a deployment must use the partition count stored in Redis.
-import { ConfigError } from '../shared/ops/config';
-import { log } from '../shared/ops/log';
+import { ConfigError } from './config';
+import { log } from '../shared/log';
 import { PartitionMismatch, type Queues } from '../shared/store/queues';
 
 /** How long a check that could not be made (Redis away again, or refusing) waits before the next. */

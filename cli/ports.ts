@@ -1,7 +1,7 @@
 // The ports a process listens on are taken first, before it connects or registers anywhere;
 // a port that is taken stops the process with one line naming the flag.
 import { createAdminServer, type AdminServer } from '../shared/ops/admin';
-import { ConfigError, type Config } from '../shared/ops/config';
+import { ConfigError, type Config } from './config';
 
 export interface StartedAdmin {
   server: AdminServer;

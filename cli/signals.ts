@@ -1,5 +1,5 @@
 // SIGTERM/SIGINT: the first stops gracefully (the caller's stop), a second exits at once.
-import { log } from '../shared/ops/log';
+import { log } from '../shared/log';
 
 export function onShutdownSignal(name: string, stop: () => Promise<void>): void {
   let stopping = false;

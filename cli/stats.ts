@@ -1,6 +1,6 @@
 // `switchyard stats`: queue depths, level-2 state, in flight, idle workers, dead, counters.
-import type { Config } from '../shared/ops/config';
-import { redactUrl } from '../shared/ops/log';
+import type { Config } from './config';
+import { redactUrl } from '../shared/log';
 import { Queues } from '../shared/store/queues';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import type { QueueStats } from '../shared/store/views';

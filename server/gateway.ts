@@ -4,7 +4,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { log } from '../shared/ops/log';
+import { log } from '../shared/log';
 import { rpcServiceDefinition } from '../shared/call/wire';
 import { createRpcHandler, type RpcServiceOptions } from './rpc-service';
 

@@ -3,8 +3,8 @@
 // sent (not queued), sent without an answer (outcome unknown), or refused by a full Redis.
 import type { Reply } from '../shared/call/output';
 import type { CallRequest } from '../shared/call/params';
-import { discardDropped, level2Refused, notQueued, notReplicated, outcomeUnknown, queueFull, replyFor, type SwitchyardError } from '../shared/errors';
-import { log } from '../shared/ops/log';
+import { discardDropped, level2Refused, notQueued, notReplicated, outcomeUnknown, queueFull, replyFor, type SwitchyardError } from '../shared/call/errors';
+import { log } from '../shared/log';
 import type { Queues } from '../shared/store/queues';
 import type { RedisClient } from '../shared/store/redis';
 import type { AdmissionLimits } from '../shared/store/store';

@@ -3,7 +3,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { LoadedApp } from '../shared/call/app';
 import { dispatch } from '../shared/call/dispatch';
 import { encodeReply, type Reply } from '../shared/call/output';
-import { noQueueConfigured, replyFor } from '../shared/errors';
+import { noQueueConfigured, replyFor } from '../shared/call/errors';
 import { RunAbort } from '../shared/call/run-abort';
 import { parseParams, type CallRequest, type ParamsLimits } from '../shared/call/params';
 import { type Input, type Output } from '../shared/call/wire';

@@ -4,7 +4,7 @@
 // worker stops (then its runs are handed back and run again); acknowledging twice is harmless
 // (the second finds nothing to remove). Giving up earlier would strand the runs: they stay
 // recorded under a live worker, which recovery never takes back.
-import { log } from '../shared/ops/log';
+import { log } from '../shared/log';
 import type { Job } from '../shared/store/format/job';
 import type { Queues } from '../shared/store/queues';
 import type { Ack } from '../shared/store/store';

@@ -3,8 +3,8 @@
 // wake marker appears. With several partitions it claims from each in turn, starting one
 // further each round; a partition whose Redis errors or hangs is left out (and tried again
 // after a backoff) while the others are claimed as before: a shard's loss stops that shard only.
-import type { Level } from '../shared/call/params';
-import { log } from '../shared/ops/log';
+import type { Level } from '../shared/levels';
+import { log } from '../shared/log';
 import { level2Room } from '../shared/policy';
 import type { Queues } from '../shared/store/queues';
 import type { RedisClient } from '../shared/store/redis';

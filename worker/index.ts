@@ -3,8 +3,8 @@
 // loop that feeds the runner. Stopped in the reverse order.
 import type { RedisClient } from '../shared/store/redis';
 import type { LoadedApp } from '../shared/call/app';
-import type { Level } from '../shared/call/params';
-import { log } from '../shared/ops/log';
+import type { Level } from '../shared/levels';
+import { log } from '../shared/log';
 import type { Job } from '../shared/store/format/job';
 import type { Queues } from '../shared/store/queues';
 import { Claimer } from './claimer';

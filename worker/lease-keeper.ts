@@ -8,11 +8,10 @@
 // (recovery gives them to other workers) and the worker carries on in that partition under
 // the next generation's id.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import path from 'node:path';
 import { Worker as Thread } from 'node:worker_threads';
-import { log } from '../shared/ops/log';
+import { log } from '../shared/log';
+import { fromBuild } from '../shared/package-root';
 import type { Queues } from '../shared/store/queues';
 import { LeaseClock, leaseTiming, monotonicMs, PARTITION_SLOT, partitionWorkerId, SLOT, TROUBLE } from './lease-clock';
 import type { LeaseLostMessage, LeaseThreadData } from './lease-thread';
@@ -29,11 +28,9 @@ function newBaseId(): string {
   return `${hostname().replace(/[^\w.-]/g, '')}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
-/** The thread's compiled file: beside this one in dist/, or in dist/ when this runs from sources (ts-jest). */
+/** The thread's compiled file, in dist/ also when this runs from sources (ts-jest). */
 function threadFile(): string {
-  const beside = path.join(__dirname, 'lease-thread.js');
-  if (existsSync(beside)) return beside;
-  return path.join(__dirname, '..', 'dist', 'worker', 'lease-thread.js');
+  return fromBuild('worker', 'lease-thread.js');
 }
 
 export class LeaseKeeper {

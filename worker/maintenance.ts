@@ -3,7 +3,7 @@
 // moving retries that are due back into their queues, and forgetting finished jobs kept for
 // lookup once their time is up. Each partition has a chore of its own: a partition whose Redis
 // hangs (up to the command timeout) holds back nothing in the others.
-import { log } from '../shared/ops/log';
+import { log } from '../shared/log';
 import type { Queues } from '../shared/store/queues';
 import { periodic, type Part } from './periodic';
 

@@ -1,7 +1,7 @@
 // A chore run every `everyMs` while started: never two at once; a failure is logged (once per
 // spell of failures, e.g. a Redis outage) and the next round runs as usual: a failing round
 // must not stop the chore for the whole deployment.
-import { log } from '../shared/ops/log';
+import { log } from '../shared/log';
 
 export interface Part {
   start(): void;

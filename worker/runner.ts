@@ -4,12 +4,12 @@
 // frozen) are two different runs, and each settles only its own record in Redis. A settle is
 // sent again until Redis has it (or the run's lease is gone): a run whose settle was lost
 // would stay recorded under this live worker, its `last` key held, for good.
-import { jobDeadline } from '../shared/errors';
+import { jobDeadline } from '../shared/call/errors';
 import { dispatch } from '../shared/call/dispatch';
 import type { LoadedApp } from '../shared/call/app';
 import type { Reply } from '../shared/call/output';
 import { RunAbort } from '../shared/call/run-abort';
-import { log } from '../shared/ops/log';
+import { log } from '../shared/log';
 import { decodeJob, type Job } from '../shared/store/format/job';
 import type { Queues } from '../shared/store/queues';
 import type { DeliveredRun } from '../shared/store/store';

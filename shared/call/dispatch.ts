@@ -5,11 +5,12 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
-import { methodNotAllowed, noRoute, replyFor, syncDeadline, type SwitchyardError } from '../errors';
-import { log } from '../ops/log';
+import { methodNotAllowed, noRoute, replyFor, syncDeadline, type SwitchyardError } from './errors';
+import { log } from '../log';
 import type { LoadedApp } from './app';
 import type { Reply } from './output';
-import type { CallRequest, Level, Policy } from './params';
+import type { CallRequest } from './params';
+import type { Level, Policy } from '../levels';
 import type { RpcState } from './rpc-state';
 import { RunAbort } from './run-abort';
 

@@ -1,10 +1,8 @@
 // Input.params: JSON text → a validated CallRequest, or a 400 naming the offending field.
 import { METHODS } from 'node:http';
 import { z } from 'zod';
-import { badParams } from '../errors';
-
-export type Level = 1 | 2;
-export type Policy = 'execute' | 'last' | 'discard';
+import { badParams } from './errors';
+import type { Level, Policy } from '../levels';
 
 export interface QueueDetail {
   level: Level;

@@ -1,5 +1,5 @@
 // What a route finds in `ctx.state.rpc`: how it was called, and for a job, which run this is.
-import type { Level, Policy } from './params';
+import type { Level, Policy } from '../levels';
 
 export interface RpcState {
   /** true: a sync call (the caller waits for the answer); false: an async job run by a worker. */

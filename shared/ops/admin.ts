@@ -5,7 +5,7 @@
 // answered 400 by the server itself.
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { log } from './log';
+import { log } from '../log';
 import { Metrics } from './metrics';
 
 export interface Readiness {

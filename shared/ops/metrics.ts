@@ -1,7 +1,7 @@
 // Prometheus metrics of a process: counters and histograms of calls and jobs (recorded on the
 // hot path), the worker's running jobs, and on a gateway the queue gauges read from Redis.
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Level } from '../call/params';
+import type { Level } from '../levels';
 import type { QueueGauges } from '../store/store';
 
 type Labels = Record<string, string>;

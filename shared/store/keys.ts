@@ -1,6 +1,6 @@
 // Every Redis key of one deployment, in one place. All share the hash tag {prefix}, so one
 // deployment lives in one Cluster slot. docs/protocol.md (section 6) documents them all.
-import type { Level, Policy } from '../call/params';
+import type { Level, Policy } from '../levels';
 
 export interface Keys {
   readonly tag: string;

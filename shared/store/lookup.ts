@@ -1,6 +1,6 @@
 // What lookup shows of a job: its state read from the index entry (see scripts/helpers/setWhere.lua),
 // with the call it carries.
-import type { Level } from '../call/params';
+import type { Level } from '../levels';
 import { readDeadEntry } from './format/dead-entry';
 import { readIndexEntry } from './format/index-entry';
 import { readCall } from './format/job';
@@ -105,31 +105,4 @@ export function viewOf(id: string, raw: RawLookup | null, partition?: number): J
     default:
       return { ...base, state: 'unknown' };
   }
-}
-
-/** One line per field, for people. */
-export function formatJob(view: JobView): string {
-  const lines = [`job ${view.id}: ${view.state}`];
-  const order: Array<keyof JobView> = [
-    'queue',
-    'key',
-    'position',
-    'worker',
-    'since',
-    'leaseUntil',
-    'fence',
-    'due',
-    'status',
-    'error',
-    'failedAt',
-    'finishedAt',
-    'method',
-    'url',
-    'level',
-    'attempt',
-    'enqueuedAt',
-    'partition',
-  ];
-  for (const field of order) if (view[field] !== undefined) lines.push(`  ${field.padEnd(11)} ${view[field]}`);
-  return lines.join('\n');
 }

@@ -11,8 +11,9 @@
 import { createHash } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster } from 'ioredis';
-import type { CallRequest, Level } from '../call/params';
-import { log } from '../ops/log';
+import type { CallRequest } from '../call/params';
+import type { Level } from '../levels';
+import { log } from '../log';
 import { deploymentKeys, keyNamed, keysFor, type DeploymentKeys } from './keys';
 import type { RedisClient } from './redis';
 import { defineScripts, keyNamesOf, runScript } from './scripts';

@@ -3,7 +3,7 @@
 // (no unbounded buffering): they fail at once, and the caller answers 503 or waits and tries
 // again; the connection finds the master again by itself after a failover.
 import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { log } from '../ops/log';
+import { log } from '../log';
 
 /** A connection to one deployment's Redis, whatever its topology. */
 export type RedisClient = Redis | Cluster;

@@ -16,8 +16,9 @@
 // Each script's first line is a Redis 7 shebang with its flags: the scripts that keep work
 // moving (claim, settle, renew, recover) carry `allow-oom`, so workers go on draining a Redis at
 // maxmemory, while the enqueue script is refused there (the gateway answers that Redis is full).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fromSource } from '../package-root';
 import type { RedisClient } from './redis';
 import { REPLY_CODES } from './replies';
 
@@ -50,11 +51,7 @@ export interface LoadedScript {
 }
 
 export function scriptsDir(): string {
-  // From dist/shared/store the sources are three levels up; under ts-jest they are beside us.
-  for (const dir of [path.join(__dirname, 'scripts'), path.join(__dirname, '..', '..', '..', 'shared', 'store', 'scripts')]) {
-    if (existsSync(path.join(dir, 'helpers'))) return dir;
-  }
-  throw new Error(`Lua scripts not found near ${__dirname}`);
+  return fromSource('shared', 'store', 'scripts');
 }
 
 /** The words of a header line `-- <LABEL>: a b c` (the first such line); null when there is none. */

@@ -3,7 +3,8 @@
 // operator's plain reads of a partition are in views.ts. The program reaches a Store only
 // through Queues (queues.ts), which holds one per partition.
 import type { RedisClient } from './redis';
-import type { CallRequest, Level } from '../call/params';
+import type { CallRequest } from '../call/params';
+import type { Level } from '../levels';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
 import { encodeJob, newJobId, type Job } from './format/job';
 import { keyNamed, keysFor, type Keys } from './keys';

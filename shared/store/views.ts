@@ -1,7 +1,7 @@
 // The operator's views of one partition: plain reads, pipelined where they can be, no script
 // (stats, the dashboard's workers list, `peek`, `dead`, the claim loop's probe). `workers()`
 // costs one round trip per live worker. Queues reads every partition through these (queues.ts).
-import type { Level } from '../call/params';
+import type { Level } from '../levels';
 import { readCall } from './format/job';
 import { readIndexEntry } from './format/index-entry';
 import type { Keys } from './keys';

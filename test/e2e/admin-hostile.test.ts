@@ -10,7 +10,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import Redis from 'ioredis';
 import { closeClients, send } from '../../client';
-import { hostOf, hostAllowed, isLoopbackHost, isLoopbackPeer } from '../../shared/ops/admin-access';
+import { hostOf, hostAllowed, isLoopbackHost, isLoopbackPeer } from '../../server/dashboard/access';
 import { killAll, logLines, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 import { expectCleanRedis, failureOf } from '../helpers/check-state';

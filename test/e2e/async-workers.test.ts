@@ -3,7 +3,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import Redis from 'ioredis';
-import type { RunningPart } from '../../cli/gateway';
+import type { RunningPart } from '../../cli/running-part';
 import { closeClients, send } from '../../client';
 import { keysFor } from '../../shared/store/keys';
 import { BIN, inProcessGateway, killAll, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';

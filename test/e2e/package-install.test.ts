@@ -109,6 +109,10 @@ test('the packed tarball installs and runs: gateway, worker, client', async () =
   const [port, gatewayAdmin, workerAdmin] = [await freePort(), await freePort(), await freePort()];
   await startInstalled('gateway', gatewayAdmin, ['--port', String(port), '--host', '127.0.0.1']);
   await startInstalled('worker', workerAdmin, []);
+  // The dashboard's page is shipped as source (package.json "files"), not built: the install serves it.
+  for (const asset of ['/', '/assets/dashboard.js', '/assets/dashboard.css']) {
+    expect((await fetch(`http://127.0.0.1:${gatewayAdmin}${asset}`)).status).toBe(200);
+  }
 
   // The package entry is the client and types: loading it loads no server code (no zod, no dispatch).
   const loaded = execFileSync(process.execPath, ['-e', `require(${JSON.stringify(NAME)}); console.log(JSON.stringify(Object.keys(require.cache)))`], {

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import Redis from 'ioredis';
-import type { RunningPart } from '../../cli/gateway';
+import type { RunningPart } from '../../cli/running-part';
 import { call, closeClients, send } from '../../client';
 import { keysFor } from '../../shared/store/keys';
 import { BIN, inProcessGateway, killAll, sleep, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';

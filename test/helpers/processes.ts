@@ -2,9 +2,10 @@
 // builds first), waited for until they print their ready line, killed for real.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { startGateway, type RunningPart } from '../../cli/gateway';
+import type { RunningPart } from '../../cli/running-part';
+import { startGateway } from '../../cli/start-gateway';
 import { loadApp } from '../../shared/call/app';
-import { parseConfig } from '../../shared/ops/config';
+import { parseConfig } from '../../cli/config';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'switchyard.js');

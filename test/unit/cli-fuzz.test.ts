@@ -2,7 +2,7 @@
 // types, parsing either gives a frozen configuration or stops with one ConfigError line that
 // names the flag or variable; nothing else is thrown.
 import fc from 'fast-check';
-import { ConfigError, FLAGS, parseConfig, type CommandName } from '../../shared/ops/config';
+import { ConfigError, FLAGS, parseConfig, type CommandName } from '../../cli/config';
 
 const COMMANDS: CommandName[] = ['gateway', 'worker', 'dev', 'stats', 'dead', 'job', 'queue', 'pause', 'resume', 'delete', 'dashboard'];
 const NAMES = Object.keys(FLAGS);

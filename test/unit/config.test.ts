@@ -1,5 +1,5 @@
 // Flags, SWITCHYARD_* variables, derived defaults, and one-line errors (docs/protocol.md, section 7).
-import { ConfigError, FLAGS, helpText, parseConfig, parseDuration, parseSize } from '../../shared/ops/config';
+import { ConfigError, FLAGS, helpText, parseConfig, parseDuration, parseSize } from '../../cli/config';
 import { parseRedisUrl } from '../../shared/store/redis';
 
 const APP = ['--app', 'x.js'];

@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { FLAGS } from '../../shared/ops/config';
+import { FLAGS } from '../../cli/config';
 import { deploymentKeys, keysFor } from '../../shared/store/keys';
 
 const ROOT = path.join(__dirname, '..', '..');

@@ -4,7 +4,7 @@
 // well-formed and every number is a whole number of milliseconds within its documented range.
 import fc from 'fast-check';
 import { JOB_ID_PATTERN, parseParams, RANGES, type CallRequest } from '../../shared/call/params';
-import { SwitchyardError } from '../../shared/errors';
+import { SwitchyardError } from '../../shared/call/errors';
 
 const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 19 };
 const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();

@@ -2,7 +2,7 @@
 // one place, its payload is what the scripts can read and agrees with that place, the lookup
 // index says where it is, every index entry points to a job that is there, and every finished
 // job kept for lookup has its entry.
-import type { Level } from '../../call/params';
+import type { Level } from '../../levels';
 import { deadPayloadOf } from '../format/dead-entry';
 import { readIndexEntry } from '../format/index-entry';
 import { jobIdOf, routeOf, type Route } from '../format/job';

@@ -2,7 +2,7 @@
 // each held key belongs to a run that a worker hash holds, each run of a `last` message holds
 // its key, each waiting message is in line exactly once or parked behind its key's run, and
 // the newest mark of a key agrees with what waits and points to a message that is alive.
-import type { Level } from '../../call/params';
+import type { Level } from '../../levels';
 import { jobIdOf, routeOf, type Route } from '../format/job';
 import { shown, type Bytes } from './payload';
 import { describePlace, type Place } from './place';

@@ -1,6 +1,6 @@
 // Where a job can be, and the lookup index entry ({p}:jobs) that says so (the entry's format:
 // shared/store/format/index-entry.ts).
-import type { Level } from '../../call/params';
+import type { Level } from '../../levels';
 import { readIndexEntry, writeIndexEntry } from '../format/index-entry';
 import { shown, type Bytes } from './payload';
 

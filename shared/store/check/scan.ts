@@ -1,7 +1,7 @@
 // What the checker learns about one partition while it reads it, and the problems it suspects
 // there. A suspicion is only a reading of a moving state: it carries the probes that re-read
 // what it rests on in one atomic step, and the test of their answers that confirms it.
-import type { Level } from '../../call/params';
+import type { Level } from '../../levels';
 import type { Store } from '../store';
 import type { ProblemCode } from './codes';
 import type { Route } from '../format/job';

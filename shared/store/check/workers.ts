@@ -2,7 +2,7 @@
 // counters: runs and inboxes belong to registered workers whose lease holds (or ran out so
 // recently that recovery is still due), every inbox entry is also its worker's run, the
 // counters are whole numbers, the delayed counts add up and no run token is above {p}:runs.
-import type { Level } from '../../call/params';
+import type { Level } from '../../levels';
 import { shown, type Bytes } from './payload';
 import { listChunks, readHash } from './read';
 import type { PartitionScan } from './scan';

@@ -4,7 +4,7 @@
 //   wL<level>:<policy>[\n<key>]  r<since>:<token>:<worker>  t<due>  x  d<at>:<status>:<attempt>:<enqueued>:<method>:<url>
 // The reader works on text and on the checker's byte strings alike (a key or a worker id is
 // taken as it stands).
-import type { Level } from '../../call/params';
+import type { Level } from '../../levels';
 
 export type IndexEntry =
   | { kind: 'waiting'; level: Level; policy: 'execute' | 'discard' }

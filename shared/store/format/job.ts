@@ -9,7 +9,8 @@
 // headers, no content. "attempt" is written by the scripts (retries, recovery); "at", the
 // enqueue time, is stamped by the enqueue script on Redis's clock (the gateway writes 0).
 import { randomBytes } from 'node:crypto';
-import type { CallRequest, Level, Policy } from '../../call/params';
+import type { CallRequest } from '../../call/params';
+import type { Level, Policy } from '../../levels';
 
 export interface Job {
   id: string;

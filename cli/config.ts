@@ -1,10 +1,10 @@
 // Every flag of every command, its default and its SWITCHYARD_* variable, in one table.
 // Parsed and validated once at start, then frozen; a bad value stops the process with one line.
 // The only defaults not written in the table are the derived ones, computed in derive().
-import { DISCARD_SHARE, RESERVE_SHARE } from '../policy';
-import { parseRedisUrl } from '../store/redis';
-import type { Level, Policy } from '../call/params';
-import { LOG_LEVELS, redactUrl, type LogLevel } from './log';
+import { DISCARD_SHARE, RESERVE_SHARE } from '../shared/policy';
+import { parseRedisUrl } from '../shared/store/redis';
+import type { Level, Policy } from '../shared/levels';
+import { LOG_LEVELS, redactUrl, type LogLevel } from '../shared/log';
 
 export type CommandName = 'gateway' | 'worker' | 'dev' | 'stats' | 'dead' | 'job' | 'queue' | 'pause' | 'resume' | 'delete' | 'dashboard';
 

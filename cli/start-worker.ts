@@ -1,14 +1,14 @@
 // `switchyard worker`: wires the worker engine, its two Redis connections and its admin port.
 import type { LoadedApp } from '../shared/call/app';
-import type { Config } from '../shared/ops/config';
-import { log, redactUrl } from '../shared/ops/log';
+import type { Config } from './config';
+import { log, redactUrl } from '../shared/log';
 import { recorders } from '../shared/ops/metrics';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Queues } from '../shared/store/queues';
 import { createWorker, type Worker } from '../worker';
-import type { RunningPart } from './gateway';
 import { agreeOrExit, agreeOrStop } from './partitions';
 import { startAdmin, type StartedAdmin } from './ports';
+import type { RunningPart } from './running-part';
 
 /** Starts claiming (after the admin port is bound). Without `admin`, starts its own admin port. */
 export async function startWorker(config: Config, app: LoadedApp, admin?: StartedAdmin): Promise<RunningPart & { worker: Worker }> {

@@ -3,20 +3,15 @@ import { createGateway } from '../server/gateway';
 import { QueueEnqueuer } from '../server/queue-enqueuer';
 import type { RpcServiceOptions } from '../server/rpc-service';
 import type { LoadedApp } from '../shared/call/app';
-import type { Config } from '../shared/ops/config';
-import { log, redactUrl } from '../shared/ops/log';
-import { dashboardRoute } from '../shared/ops/dashboard';
+import type { Config } from './config';
+import { log, redactUrl } from '../shared/log';
+import { dashboardRoute } from '../server/dashboard/route';
 import { recorders, registerQueueGauges, type Metrics } from '../shared/ops/metrics';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import { Queues } from '../shared/store/queues';
 import { agreeOrExit, agreeOrStop } from './partitions';
 import { isAddressInUse, portTaken, startAdmin, type StartedAdmin } from './ports';
-
-export interface RunningPart {
-  port: number;
-  adminPort: number;
-  stop(): Promise<void>;
-}
+import type { RunningPart } from './running-part';
 
 /** Binds the gRPC port (after the admin port), then serves. Without `admin`, starts its own admin port. */
 export async function startGateway(config: Config, app: LoadedApp, admin?: StartedAdmin): Promise<RunningPart> {

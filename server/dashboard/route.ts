@@ -1,19 +1,20 @@
 // The dashboard on an admin port: the page and its assets (shipped in the package, nothing from
-// the internet), and the JSON API it polls. Who may see what is admin-access.ts: a foreign Host
+// the internet), and the JSON API it polls. Who may see what is access.ts: a foreign Host
 // is refused (DNS rebinding), job details are redacted except with the admin token or to
 // loopback, and every action that changes state needs the token (without one configured the
 // dashboard is read-only). No secret of the process, and no text of Redis's, is part of an answer.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
-import type { Level } from '../call/params';
-import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
-import { readDeadEntry } from '../store/format/dead-entry';
-import type { Queues } from '../store/queues';
-import { accessOf } from './admin-access';
-import type { Route } from './admin';
-import { redactJob, redactWorkers } from './admin-redaction';
-import { log } from './log';
+import type { Level } from '../../shared/levels';
+import { fromSource } from '../../shared/package-root';
+import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../../shared/policy';
+import { readDeadEntry } from '../../shared/store/format/dead-entry';
+import type { Queues } from '../../shared/store/queues';
+import { accessOf } from './access';
+import type { Route } from '../../shared/ops/admin';
+import { redactJob, redactWorkers } from './redaction';
+import { log } from '../../shared/log';
 
 export interface DashboardOptions {
   queues: Queues;
@@ -25,18 +26,10 @@ export interface DashboardOptions {
 /** `/api/dead?limit=N`: how many of the newest dead entries (docs/protocol.md). */
 export const DEAD_LIMIT = { min: 1, max: 200, default: 20 } as const;
 
-function assetsDir(): string {
-  // From dist/shared/ops the sources are three levels up; under ts-jest they are beside us.
-  for (const dir of [path.join(__dirname, 'dashboard'), path.join(__dirname, '..', '..', '..', 'shared', 'ops', 'dashboard')]) {
-    if (existsSync(path.join(dir, 'index.html'))) return dir;
-  }
-  throw new Error(`dashboard assets not found near ${__dirname}`);
-}
-
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
 
 function assets(): Map<string, { body: Buffer; type: string }> {
-  const dir = assetsDir();
+  const dir = fromSource('server', 'dashboard', 'assets');
   const files: Array<[string, string]> = [
     ['/', path.join(dir, 'index.html')],
     ['/assets/dashboard.js', path.join(dir, 'dashboard.js')],

@@ -1,4 +1,4 @@
-// What the admin port shows of jobs to a caller without full details (see admin-access.ts): where a
+// What the admin port shows of jobs to a caller without full details (see access.ts): where a
 // job is and how it went, never what it carries. Fields are kept by name; anything else — error
 // text, keys (by default `METHOD url`, query included), and any field added later — is replaced,
 // so a new field is hidden until someone decides it is safe to show.

@@ -3,7 +3,7 @@
 // becomes Output.content; anything that is not a SwitchyardError answers a bare 500 there
 // (its message goes to the log, never to the caller).
 import { STATUS_CODES } from 'node:http';
-import type { Reply } from './call/output';
+import type { Reply } from './output';
 
 const CATALOGUE = {
   BAD_PARAMS: { status: 400 },
