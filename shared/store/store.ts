@@ -78,8 +78,8 @@ export class Store {
   readonly keys: Keys;
   /** One partition: an enqueue hands its message to an idle worker itself (see enqueue.lua). */
   private readonly handOff: boolean;
-  /** The keys of the scripts that take no worker's keys, built once (the enqueue script runs on every async call). */
-  private readonly partitionKeys = new Map<ScriptName, readonly string[]>();
+  /** Each script's keys, built once (per worker id for the scripts that take a worker's keys). */
+  private readonly builtKeys = new Map<string, readonly string[]>();
 
   constructor(
     readonly redis: RedisClient,
@@ -93,9 +93,13 @@ export class Store {
 
   /** A script's keys in this partition, in the order its `-- KEYS:` line names them; `workerId` for a worker's own. */
   private keysOf(script: ScriptName, workerId?: string): readonly string[] {
-    if (workerId !== undefined) return keyNamesOf(script).map((name) => keyNamed(this.keys, name, workerId));
-    let keys = this.partitionKeys.get(script);
-    if (!keys) this.partitionKeys.set(script, (keys = keyNamesOf(script).map((name) => keyNamed(this.keys, name))));
+    const cacheKey = workerId === undefined ? script : `${script}\n${workerId}`;
+    let keys = this.builtKeys.get(cacheKey);
+    if (!keys) {
+      // A worker's ids change only with its lease generation: a small cache, emptied when it grows.
+      if (this.builtKeys.size > 256) this.builtKeys.clear();
+      this.builtKeys.set(cacheKey, (keys = keyNamesOf(script).map((name) => keyNamed(this.keys, name, workerId))));
+    }
     return keys;
   }
 
