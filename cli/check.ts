@@ -1,5 +1,5 @@
 // `switchyard check`: verifies every invariant of a deployment's stored state (the work is
-// shared/store/check.ts's); prints one line per problem and a summary, or JSON; exit 1 when a
+// shared/store/check/index.ts's); prints one line per problem and a summary, or JSON; exit 1 when a
 // problem is left, 0 when the state is clean (or every problem found was repaired).
 import { envName, parseDuration } from './config';
 import { redactUrl } from '../shared/log';

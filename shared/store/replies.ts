@@ -1,5 +1,5 @@
 // The codes the scripts answer with, by name, in one place. A script writes `CODE.<name>` and the
-// loader (scripts.ts) puts the number in; the store decodes a reply with `replyOf`, so a number
+// loader (scripts/index.ts) puts the number in; the store decodes a reply with `replyOf`, so a number
 // means the same thing in the Lua that returns it and in the TypeScript that reads it.
 export const REPLY_CODES = {
   enqueue: {

@@ -22,7 +22,7 @@ function decode(reply: unknown): Answer {
 
 function call(store: Store, workers: readonly Bytes[], words: Bytes[]): Promise<unknown> {
   const k = store.keys;
-  // The loader (scripts.ts) defines every script of the folder, this one included; the Buffer
+  // The loader (scripts/index.ts) defines every script of the folder, this one included; the Buffer
   // variant answers bytes as they are.
   const redis = store.redis as unknown as Record<'checkStateBuffer', ScriptCall>;
   const keys = keyNamesOf('checkState').map((name) => keyNamed(k, name));

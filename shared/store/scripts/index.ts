@@ -18,9 +18,9 @@
 // maxmemory, while the enqueue script is refused there (the gateway answers that Redis is full).
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fromSource } from '../package-root';
-import type { RedisClient } from './redis';
-import { REPLY_CODES } from './replies';
+import { fromSource } from '../../package-root';
+import type { RedisClient } from '../redis';
+import { REPLY_CODES } from '../replies';
 
 export type ScriptName =
   | 'enqueue'

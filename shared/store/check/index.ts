@@ -4,16 +4,16 @@
 // read (checkState.lua) before it reports it, so a running deployment gives no false alarm.
 // With `repair`, what is safe to repair is repaired by a script that re-checks the condition
 // before it writes; everything else is left to the operator, with advice.
-import { PROBLEMS, remedyOf, type ProblemCode } from './check/codes';
-import { scanDeployment } from './check/deployment';
-import { checkJobs } from './check/jobs';
-import { checkKeys, readKeyState } from './check/keys';
-import { shown } from './check/payload';
-import { noCounts, PartitionScan, type PartitionCounts } from './check/scan';
-import { probe, repair } from './check/state-script';
-import { checkWorkersAndCounters, readWorkers } from './check/workers';
-import { partitionStores, type Queues } from './queues';
-import type { Store } from './store';
+import { PROBLEMS, remedyOf, type ProblemCode } from './codes';
+import { scanDeployment } from './deployment';
+import { checkJobs } from './jobs';
+import { checkKeys, readKeyState } from './keys';
+import { shown } from './payload';
+import { noCounts, PartitionScan, type PartitionCounts } from './scan';
+import { probe, repair } from './state-script';
+import { checkWorkersAndCounters, readWorkers } from './workers';
+import { partitionStores, type Queues } from '../queues';
+import type { Store } from '../store';
 
 export { PROBLEMS, type ProblemCode };
 
