@@ -94,7 +94,12 @@ export interface PreparedRef {
 
 /** `git worktree add --detach` of the ref into a temporary folder, dependencies, its own build. */
 export function prepareRef(ref: string): PreparedRef {
-  const commit = git(['rev-parse', '--verify', `${ref}^{commit}`]);
+  let commit: string;
+  try {
+    commit = git(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
+  } catch {
+    throw new Error(`${ref} is not a commit of this repository (git rev-parse ${ref})`);
+  }
   const base = mkdtempSync(path.join(tmpdir(), 'sy-compare-'));
   const root = path.join(base, 'tree');
   let removed = false;
@@ -485,13 +490,19 @@ export function compareTable(r: CompareResults): string {
       );
   }
   const percent = (x: number): string => `${Math.round(x * 100)} %`;
+  // Other work on the machine: the benchmark itself keeps about one core busy.
+  const busiest = Math.max(...[r.loadBefore, r.loadAfter].map((l) => Number(l.split(' ')[0])));
+  const warning =
+    busiest > cpus().length
+      ? `\n**The machine was busy (1-minute load ${busiest} on ${cpus().length} cores): ratios of single rounds move by 20-50 % then; run it again when it is quieter.**`
+      : '';
   return (
     [
       `Ref \`${r.ref}\` = ${r.commit} (${r.installed === 'linked' ? "the work tree's node_modules" : 'its own npm ci'}) against the work tree; ` +
         `${r.options.rounds} rounds interleaved, each side first in turn; medians; ratio = tree / ref, ` +
         `**bold** where it is more than ${FLAG * 100} % on the worse side (above 1 is better for calls/s and jobs/s, worse for ms and µs).`,
       `${cpus().length} cores; load average before ${r.loadBefore}, after ${r.loadAfter}; ` +
-        `CPU busy in the second before ${percent(r.busyBefore)}, in the second after ${percent(r.busyAfter)}.`,
+        `CPU busy in the second before ${percent(r.busyBefore)}, in the second after ${percent(r.busyAfter)}.${warning}`,
       '',
       '| | ref | tree | ratio | each round |',
       '|---|---|---|---|---|',
