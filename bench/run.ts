@@ -1,5 +1,7 @@
 // npm run bench [-- --only sync|async|wake|cluster] [--quick]: every section side by side in one run,
 // medians of interleaved rounds, written to docs-ready markdown on stdout and JSON in bench/results/.
+// npm run bench -- --compare <git ref> [--rounds 3] [--jobs 20000] [--quick]: the regression gate
+// (bench/compare.ts), the ref's build against the work tree's, into bench/results/compare-latest.*.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -8,11 +10,33 @@ import { ensureH2load, loadAverage, ROOT, startRedisServer, versionOf } from './
 import Redis from 'ioredis';
 import { benchCluster, clusterTable } from './cluster';
 import { benchSync, syncTable } from './sync';
+import { compareTable, runCompare } from './compare';
+
+function write(name: string, json: unknown, text: string): void {
+  mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(path.join(ROOT, 'bench', 'results', `${name}.json`), JSON.stringify(json, null, 2));
+  writeFileSync(path.join(ROOT, 'bench', 'results', `${name}.md`), text + '\n');
+  process.stdout.write(text + '\n');
+}
+
+async function compare(ref: string, quick: boolean): Promise<void> {
+  const flag = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+  if (!ref || ref.startsWith('--')) throw new Error('--compare needs a git ref (a commit, branch or tag)');
+  const rounds = Number(flag('--rounds') ?? (quick ? 2 : 3));
+  const jobs = Number(flag('--jobs') ?? (quick ? 10_000 : 20_000));
+  if (!(rounds >= 1) || !(jobs >= 100)) throw new Error('--rounds must be ≥ 1 and --jobs ≥ 100');
+  const results = await runCompare({ ref, rounds, jobs, requests: quick ? 20_000 : 60_000 });
+  write('compare-latest', results, `### Regression gate: ${ref} against the work tree\n\n${compareTable(results)}`);
+}
 
 async function main(): Promise<void> {
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
   const quick = process.argv.includes('--quick');
   ensureH2load();
+  if (process.argv.includes('--compare')) {
+    await compare(process.argv[process.argv.indexOf('--compare') + 1] ?? '', quick);
+    process.exit(0);
+  }
   const header = [
     `date ${new Date().toISOString()}, node ${process.version}, @grpc/grpc-js ${versionOf('@grpc/grpc-js')}, koa ${versionOf('koa')}, ioredis ${versionOf('ioredis')}, bullmq ${versionOf('bullmq')}, bee-queue ${versionOf('bee-queue')}, autocannon ${versionOf('autocannon')}`,
     `${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average before the run: ${loadAverage()}`,
@@ -44,11 +68,7 @@ async function main(): Promise<void> {
     sections.push('### Sentinel and Cluster\n\n' + clusterTable(cluster));
   }
   sections.push(`load average after the run: ${loadAverage()}`);
-  const text = sections.join('\n\n');
-  mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(path.join(ROOT, 'bench', 'results', 'latest.json'), JSON.stringify(json, null, 2));
-  writeFileSync(path.join(ROOT, 'bench', 'results', 'latest.md'), text + '\n');
-  process.stdout.write(text + '\n');
+  write('latest', json, sections.join('\n\n'));
   process.exit(0);
 }
 

@@ -4,6 +4,7 @@
 // EVALSHA), reset before each phase.
 //   npm run build && node dist/bench/store-compare.js --other /path/to/other/checkout [--jobs 20000] [--rounds 3]
 // The other checkout must be built (its dist/). Prints a markdown table.
+// compareStores() is the same measurement for other benchmarks (bench/compare.ts, the regression gate).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import Redis from 'ioredis';
@@ -53,14 +54,15 @@ const SELECTION = { weights: [3, 1] as const, strict: false, capacity: 1_000_000
 const LEASE = 60_000;
 const IN_FLIGHT = 256;
 
-async function scriptMicros(admin: Redis): Promise<number> {
+/** Redis µs spent in scripts (EVALSHA and EVAL) since the last CONFIG RESETSTAT. */
+export async function scriptMicros(admin: Redis): Promise<number> {
   const info = await admin.info('commandstats');
   let usec = 0;
   for (const name of ['evalsha', 'eval']) usec += Number(new RegExp(`cmdstat_${name}:calls=\\d+,usec=(\\d+)`).exec(info)?.[1] ?? 0);
   return usec;
 }
 
-interface Round {
+export interface StoreRound {
   enqueuePerSecond: number;
   enqueueMicros: number;
   lastPerSecond: number;
@@ -76,7 +78,7 @@ interface Round {
   promoteMicros: number;
 }
 
-async function round(engine: Engine, url: string, admin: Redis, jobs: number): Promise<Round> {
+async function round(engine: Engine, url: string, admin: Redis, jobs: number): Promise<StoreRound> {
   await admin.flushall();
   const redis = new Redis(url, { enableAutoPipelining: true });
   const store = new engine.Store(redis, `cmp-${engine.name}`);
@@ -160,38 +162,65 @@ async function round(engine: Engine, url: string, admin: Redis, jobs: number): P
   };
 }
 
+export const STORE_ROWS: ReadonlyArray<[string, keyof StoreRound, number]> = [
+  ['enqueue execute, jobs/s', 'enqueuePerSecond', 0],
+  ['enqueue execute, Redis µs per job', 'enqueueMicros', 2],
+  ['enqueue last (1,000 keys), jobs/s', 'lastPerSecond', 0],
+  ['enqueue last, Redis µs per job', 'lastMicros', 2],
+  ['drain (claim 50, finish), jobs/s', 'drainPerSecond', 0],
+  ['drain, Redis µs per job', 'drainMicros', 2],
+  ['renew a lease, Redis µs per call', 'renewMicros', 2],
+  ['claim with nothing waiting (registers idle), Redis µs per call', 'claimEmptyMicros', 2],
+  ['claim 1, Redis µs per call', 'claimOneMicros', 2],
+  ['finish 1, Redis µs per call', 'finishOneMicros', 2],
+  ['fail 1 (retry), Redis µs per call', 'failMicros', 2],
+  ['promote due retries (200 per call), Redis µs per call', 'promoteMicros', 2],
+];
+
+/**
+ * The queue engines of two built checkouts on one private redis-server, `rounds` rounds
+ * interleaved (the first root goes first in even rounds, the second in odd ones). Returns each
+ * root's rounds, keyed by the name given with it.
+ */
+export async function compareStores(
+  checkouts: ReadonlyArray<{ name: string; root: string }>,
+  options: { jobs: number; rounds: number; onRound?: (name: string, round: number, result: StoreRound) => void },
+): Promise<Map<string, StoreRound[]>> {
+  const engines = checkouts.map(({ name, root }) => engineAt(root, name));
+  const server = await startRedisServer();
+  const admin = new Redis(server.url);
+  const results = new Map<string, StoreRound[]>(engines.map((e) => [e.name, []]));
+  try {
+    // Interleaved, and in turn first: neither build always runs on a warmer or a cooler machine.
+    for (let r = 0; r < options.rounds; r++)
+      for (const engine of r % 2 ? [...engines].reverse() : engines) {
+        const result = await round(engine, server.url, admin, options.jobs);
+        results.get(engine.name)!.push(result);
+        options.onRound?.(engine.name, r, result);
+      }
+  } finally {
+    admin.disconnect();
+    server.stop();
+  }
+  return results;
+}
+
 async function main(): Promise<void> {
   const arg = (name: string, fallback: string): string => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
   const other = arg('--other', '');
   if (!other) throw new Error('--other <path of another built checkout> is required');
   const jobs = Number(arg('--jobs', '20000'));
   const rounds = Number(arg('--rounds', '3'));
-  const engines = [engineAt(other, 'other'), engineAt(path.join(__dirname, '..', '..'), 'this')];
-  const server = await startRedisServer();
-  const admin = new Redis(server.url);
-  const results = new Map<string, Round[]>(engines.map((e) => [e.name, []]));
-  // Interleaved, and in turn first: neither build always runs on a warmer or a cooler machine.
-  for (let r = 0; r < rounds; r++)
-    for (const engine of r % 2 ? [...engines].reverse() : engines) results.get(engine.name)!.push(await round(engine, server.url, admin, jobs));
-  admin.disconnect();
-  server.stop();
-  const m = (name: string, field: keyof Round): number => median(results.get(name)!.map((x) => x[field]));
-  const rows: Array<[string, keyof Round, number]> = [
-    ['enqueue execute, jobs/s', 'enqueuePerSecond', 0],
-    ['enqueue execute, Redis µs per job', 'enqueueMicros', 2],
-    ['enqueue last (1,000 keys), jobs/s', 'lastPerSecond', 0],
-    ['enqueue last, Redis µs per job', 'lastMicros', 2],
-    ['drain (claim 50, finish), jobs/s', 'drainPerSecond', 0],
-    ['drain, Redis µs per job', 'drainMicros', 2],
-    ['renew a lease, Redis µs per call', 'renewMicros', 2],
-    ['claim with nothing waiting (registers idle), Redis µs per call', 'claimEmptyMicros', 2],
-    ['claim 1, Redis µs per call', 'claimOneMicros', 2],
-    ['finish 1, Redis µs per call', 'finishOneMicros', 2],
-    ['fail 1 (retry), Redis µs per call', 'failMicros', 2],
-    ['promote due retries (200 per call), Redis µs per call', 'promoteMicros', 2],
-  ];
+  const results = await compareStores(
+    [
+      { name: 'other', root: other },
+      { name: 'this', root: path.join(__dirname, '..', '..') },
+    ],
+    { jobs, rounds },
+  );
+  const m = (name: string, field: keyof StoreRound): number => median(results.get(name)!.map((x) => x[field]));
   const lines = [`${jobs} jobs per phase, ${rounds} rounds interleaved, medians; this / other`, '', '| | other | this | ratio |', '|---|---|---|---|'];
-  for (const [label, field, digits] of rows) {
+  for (const [label, field, digits] of STORE_ROWS) {
     const a = m('other', field);
     const b = m('this', field);
     lines.push(`| ${label} | ${a.toFixed(digits)} | ${b.toFixed(digits)} | ${(b / a).toFixed(2)} |`);
@@ -200,7 +229,9 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-main().catch((err) => {
-  process.stderr.write(`store-compare failed: ${(err as Error).stack}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err) => {
+    process.stderr.write(`store-compare failed: ${(err as Error).stack}\n`);
+    process.exit(1);
+  });
+}
