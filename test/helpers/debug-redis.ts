@@ -51,7 +51,11 @@ export async function startDebugRedis(extraArgs: string[] = []): Promise<DebugRe
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'sy-debug-redis-'));
   let child: ChildProcess | undefined;
+  const running = (c: ChildProcess | undefined): c is ChildProcess => c !== undefined && c.exitCode === null && c.signalCode === null;
   const start = async (): Promise<void> => {
+    // Starting a server that runs already would spawn a second one that cannot bind the port, and
+    // lose the handle on the first (left running after the test: it was seen in every run).
+    if (running(child)) return;
     const args = [
       '--port',
       String(port),
@@ -75,7 +79,7 @@ export async function startDebugRedis(extraArgs: string[] = []): Promise<DebugRe
   };
   const halt = async (signal: NodeJS.Signals): Promise<void> => {
     const c = child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    if (!running(c)) return;
     await new Promise((resolve) => {
       c.once('exit', resolve);
       c.kill(signal);
