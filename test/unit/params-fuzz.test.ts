@@ -3,7 +3,7 @@
 // 400 whose message starts with the offending field, or returns a request whose every string is
 // well-formed and every number is a whole number of milliseconds within its documented range.
 import fc from 'fast-check';
-import { JOB_ID_PATTERN, parseParams, RANGES, type CallRequest } from '../../shared/call/params';
+import { isCommonShape, JOB_ID_PATTERN, parseParams, parseParamsWithZod, RANGES, type CallRequest } from '../../shared/call/params';
 import { SwitchyardError } from '../../shared/call/errors';
 
 const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 19 };
@@ -225,4 +225,83 @@ test('queue_detail.id: letters, digits, "_" and "-", 1 to 100 of them, carried t
   expect(parseParams(withId('order-42_A'), LIMITS).queue!.id).toBe('order-42_A');
   expect(parseParams(withId('a'.repeat(100)), LIMITS).queue!.id).toBe('a'.repeat(100));
   for (const bad of ['', 'a'.repeat(101), 'a b', 'a:b', 'é', 42, null]) expect(() => parseParams(withId(bad), LIMITS)).toThrow(/^queue_detail\.id: /);
+});
+
+/** The outcome of a parse: the request, or the text of its error. */
+function outcome(parse: (text: string, limits: typeof LIMITS) => CallRequest, text: string): { request: CallRequest } | { error: string } {
+  try {
+    return { request: parse(text, LIMITS) };
+  } catch (err) {
+    expect(err).toBeInstanceOf(SwitchyardError);
+    return { error: (err as SwitchyardError).message };
+  }
+}
+
+/** Params of the common shape, mostly valid: token header names, any content, every queue_detail field. */
+const commonParams = fc.record(
+  {
+    url: fc.oneof(
+      fc.constantFrom('/users/1', '/users/42?verbose=1', '/'),
+      anyText.map((t) => `/${t}`),
+    ),
+    method: fc.oneof(fc.constantFrom('GET', 'post', 'PuT', 'DELETE', 'patch', 'M-SEARCH'), anyText),
+    headers: fc.dictionary(
+      fc.oneof(fc.stringMatching(/^[a-zA-Z0-9-]{1,12}$/), anyText),
+      fc.oneof({ weight: 5, arbitrary: anyText }, { weight: 1, arbitrary: oddValue }),
+      {
+        maxKeys: 4,
+      },
+    ),
+    content: fc.oneof(fc.jsonValue(), fc.json(), anyText),
+    reply: fc.boolean(),
+    timeout: fc.oneof({ weight: 4, arbitrary: fc.double({ min: 0.001, max: 86_400, noNaN: true }) }, { weight: 1, arbitrary: numberish }),
+    queue_detail: fc.record(
+      {
+        level: fc.oneof({ weight: 5, arbitrary: fc.constantFrom(1, 2) }, { weight: 1, arbitrary: numberish }),
+        limit_policy: fc.oneof({ weight: 5, arbitrary: fc.constantFrom('execute', 'last', 'discard') }, { weight: 1, arbitrary: anyText }),
+        key: FIELDS['queue_detail.key'],
+        id: FIELDS['queue_detail.id'],
+        ttl: numberish,
+        attempts: fc.oneof(fc.integer({ min: 1, max: 1000 }), numberish),
+        backoff: numberish,
+        job_timeout: numberish,
+        delay: numberish,
+        other: oddValue,
+      },
+      { requiredKeys: ['level', 'limit_policy'] },
+    ),
+    other: oddValue,
+  },
+  { requiredKeys: ['url', 'method'] },
+);
+
+test('the fast path of the common shape and the schema give the same request, or the same error', () => {
+  let common = 0;
+  let runs = 0;
+  const same = (text: string): void => {
+    runs++;
+    const json: unknown = (() => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        return null;
+      }
+    })();
+    if (json !== null && typeof json === 'object' && isCommonShape(json)) common++;
+    expect(outcome(parseParams, text)).toStrictEqual(outcome(parseParamsWithZod, text));
+  };
+  fc.assert(
+    fc.property(commonParams, (params) => same(JSON.stringify(params).replace(/"1e999"/g, '1e999'))),
+    { numRuns: 6000 },
+  );
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...(Object.keys(FIELDS) as Field[])).chain((field) => fc.tuple(fc.constant(field), FIELDS[field], fc.boolean())),
+      ([field, value, reply]) => same(paramsWith(field, value, reply)),
+    ),
+    { numRuns: 4000 },
+  );
+  // Neither only the schema nor only the fast path was tried.
+  expect(common / runs).toBeGreaterThan(0.1);
+  expect(common / runs).toBeLessThan(0.9);
 });
