@@ -60,10 +60,15 @@ export function createRpcHandler(options: RpcServiceOptions): RpcHandler {
       return;
     }
     let pending: Promise<Reply>;
+    let answered = false;
     if (request.reply) {
       const timeoutMs = Math.min(options.defaultTimeoutMs, request.timeoutMs ?? Infinity, remainingMs(call));
       const abort = new RunAbort();
-      call.once('cancelled', () => abort.abort(new Error('the caller cancelled the call')));
+      // grpc-js emits 'cancelled' after every answered call too: the reason is made only for a
+      // call still unanswered (`on`, not `once`: once wraps every listener in a new function).
+      call.on('cancelled', () => {
+        if (!answered) abort.abort(new Error('the caller cancelled the call'));
+      });
       pending = dispatch(options.app, request, { timeoutMs, debug: options.debug, abort });
     } else if (options.queue) {
       // A gateway still connecting (or reconnecting) is no reason to fail a call that can wait:
@@ -77,6 +82,7 @@ export function createRpcHandler(options: RpcServiceOptions): RpcHandler {
     const kind = request.reply ? 'sync' : 'async';
     inFlight++;
     const answer = (reply: Reply): void => {
+      answered = true;
       inFlight--;
       observe?.(kind, reply.status, startedAt);
       callback(null, { content: encodeReply(reply) });

@@ -13,6 +13,7 @@ import type { CallRequest } from './params';
 import type { Level, Policy } from '../levels';
 import type { RpcState } from './rpc-state';
 import { RunAbort } from './run-abort';
+import { Deadline, deadlines } from './deadlines';
 
 export interface DispatchOptions {
   /** Deadline in ms: when it passes the call answers 504 and the route's signal is aborted. */
@@ -166,27 +167,35 @@ export function dispatch(loaded: LoadedApp, call: CallRequest, options: Dispatch
   const timeoutMs = options.timeoutMs;
   if (timeoutMs === undefined || timeoutMs === Infinity) return running.then(answered, threw);
   return new Promise<Reply>((resolve) => {
-    let late = false;
     // The route is told through its signal; whatever it answers later is ignored.
-    const timer = setTimeout(() => {
-      late = true;
-      const err = (options.deadline ?? syncDeadline)(timeoutMs);
-      abort.abort(err);
-      resolve(replyFor(err));
-    }, timeoutMs);
+    const timed = new TimedRun(resolve, abort, timeoutMs, options.deadline ?? syncDeadline);
+    deadlines.add(timed, timeoutMs);
     running.then(
       () => {
-        if (late) return;
-        clearTimeout(timer);
-        resolve(answered());
+        if (deadlines.remove(timed)) resolve(answered());
       },
       (err: unknown) => {
-        if (late) return;
-        clearTimeout(timer);
-        resolve(threw(err));
+        if (deadlines.remove(timed)) resolve(threw(err));
       },
     );
   });
+}
+
+/** A run's deadline in the shared sweep: when it passes, the route's signal aborts and the call answers 504. */
+class TimedRun extends Deadline {
+  constructor(
+    private readonly resolve: (reply: Reply) => void,
+    private readonly abort: RunAbort,
+    private readonly timeoutMs: number,
+    private readonly deadline: (ms: number) => SwitchyardError,
+  ) {
+    super();
+  }
+  expire(): void {
+    const err = this.deadline(this.timeoutMs);
+    this.abort.abort(err);
+    this.resolve(replyFor(err));
+  }
 }
 
 function ignore(): void {}

@@ -3,7 +3,7 @@
 // 400 whose message starts with the offending field, or returns a request whose every string is
 // well-formed and every number is a whole number of milliseconds within its documented range.
 import fc from 'fast-check';
-import { JOB_ID_PATTERN, parseParams, RANGES, type CallRequest } from '../../shared/call/params';
+import { isCommonShape, JOB_ID_PATTERN, parseParams, parseParamsWithZod, RANGES, type CallRequest } from '../../shared/call/params';
 import { SwitchyardError } from '../../shared/call/errors';
 
 const LIMITS = { maxParamsBytes: 1 << 20, maxBodyBytes: 1 << 19 };
@@ -225,4 +225,90 @@ test('queue_detail.id: letters, digits, "_" and "-", 1 to 100 of them, carried t
   expect(parseParams(withId('order-42_A'), LIMITS).queue!.id).toBe('order-42_A');
   expect(parseParams(withId('a'.repeat(100)), LIMITS).queue!.id).toBe('a'.repeat(100));
   for (const bad of ['', 'a'.repeat(101), 'a b', 'a:b', 'é', 42, null]) expect(() => parseParams(withId(bad), LIMITS)).toThrow(/^queue_detail\.id: /);
+});
+
+/** The outcome of a parse: the request, or the text of its error. */
+function outcome(parse: (text: string, limits: typeof LIMITS) => CallRequest, text: string): { request: CallRequest } | { error: string } {
+  try {
+    return { request: parse(text, LIMITS) };
+  } catch (err) {
+    expect(err).toBeInstanceOf(SwitchyardError);
+    return { error: (err as SwitchyardError).message };
+  }
+}
+
+/** Mostly a value of the field's own valid kind, sometimes anything of `other`. */
+const mostly = <T, U>(valid: fc.Arbitrary<T>, other: fc.Arbitrary<U>): fc.Arbitrary<T | U> =>
+  fc.oneof({ weight: 9, arbitrary: valid }, { weight: 1, arbitrary: other });
+/** Seconds within a range of RANGES, or an edge or odd value. */
+const seconds = (range: { min: number; max: number }) => mostly(fc.double({ min: range.min, max: range.max, noNaN: true }), numberish);
+
+/** Params of the common shape, mostly valid: token header names, any content, every queue_detail field. */
+const commonParams = fc.record(
+  {
+    url: mostly(
+      fc.constantFrom('/users/1', '/users/42?verbose=1', '/', '/a%20b/é', `/${'u'.repeat(8191)}`),
+      fc.oneof(FIELDS.url, fc.constant(`/${'u'.repeat(8192)}`)),
+    ),
+    method: mostly(fc.constantFrom('GET', 'post', 'PuT', 'DELETE', 'patch', 'M-SEARCH'), fc.oneof(FIELDS.method, fc.constant('GETGETGETGETGETGE'))),
+    headers: mostly(fc.dictionary(mostly(fc.stringMatching(/^[a-zA-Z0-9-]{1,12}$/), anyText), mostly(anyText, oddValue), { maxKeys: 4 }), oddValue),
+    content: fc.oneof(fc.jsonValue(), fc.json(), anyText),
+    reply: mostly(fc.boolean(), oddValue),
+    timeout: seconds(RANGES.timeout),
+    queue_detail: mostly(
+      fc.record(
+        {
+          level: mostly(fc.constantFrom(1, 2), numberish),
+          limit_policy: mostly(fc.constantFrom('execute', 'last', 'discard'), FIELDS['queue_detail.limit_policy']),
+          key: mostly(
+            fc.oneof(fc.string({ minLength: 1, maxLength: 20 }), fc.constant('k'.repeat(1024))),
+            fc.oneof(FIELDS['queue_detail.key'], fc.constant('k'.repeat(1025))),
+          ),
+          id: mostly(fc.stringMatching(JOB_ID_PATTERN), FIELDS['queue_detail.id']),
+          ttl: seconds(RANGES.ttl),
+          attempts: mostly(fc.integer(RANGES.attempts), fc.oneof(numberish, fc.double({ min: 1, max: 1000, noNaN: true }))),
+          backoff: seconds(RANGES.backoff),
+          job_timeout: seconds(RANGES.job_timeout),
+          delay: seconds(RANGES.delay),
+          other: oddValue,
+        },
+        { requiredKeys: ['level', 'limit_policy'] },
+      ),
+      oddValue,
+    ),
+    other: oddValue,
+  },
+  { requiredKeys: ['url', 'method'] },
+);
+
+test('the fast path of the common shape and the schema give the same request, or the same error', () => {
+  let common = 0;
+  let runs = 0;
+  const same = (text: string): void => {
+    runs++;
+    const json: unknown = (() => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        return null;
+      }
+    })();
+    if (json !== null && typeof json === 'object' && isCommonShape(json)) common++;
+    expect(outcome(parseParams, text)).toStrictEqual(outcome(parseParamsWithZod, text));
+  };
+  fc.assert(
+    fc.property(commonParams, (params) => same(JSON.stringify(params).replace(/"1e999"/g, '1e999'))),
+    { numRuns: 6000 },
+  );
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...(Object.keys(FIELDS) as Field[])).chain((field) => fc.tuple(fc.constant(field), FIELDS[field], fc.boolean())),
+      ([field, value, reply]) => same(paramsWith(field, value, reply)),
+    ),
+    { numRuns: 4000 },
+  );
+  process.stderr.write(`[params-fuzz] fast path taken by ${common} of ${runs}\n`);
+  // Neither only the schema nor only the fast path was tried.
+  expect(common / runs).toBeGreaterThan(0.2);
+  expect(common / runs).toBeLessThan(0.9);
 });
