@@ -54,6 +54,8 @@ const SETTLE_RETRY_MS = [100, 250, 500, 1000, 2000];
 export class Runner {
   /** By partition and run token (each partition counts its own tokens). */
   private readonly runs = new Map<string, Run>();
+  /** The earliest deadline of the runs held (Infinity: none), as last given to the keeper. */
+  private heldUntil = Infinity;
   /**
    * Runs whose slot is free but whose record in Redis is not settled yet: a failure being sent
    * (again), or a `last` run past its deadline whose route has not returned (its key stays
@@ -107,11 +109,15 @@ export class Runner {
     // Counted at once, so the claim loop sees the slot taken while the lease is checked.
     this.add(run);
     // A reply that sat in a frozen process may come after the lease ran out and the job was
-    // recovered elsewhere: such a run must not start.
-    let mayStart = await this.o.keeper.mayStart(workerId).catch(() => false);
-    // The answer may be old by now: another run's handler can have blocked the event loop
-    // between it and this line (past the lease, which recovery then took back): ask again.
-    if (mayStart && !this.o.keeper.surelyHolds(workerId)) mayStart = await this.o.keeper.mayStart(workerId).catch(() => false);
+    // recovered elsewhere: such a run must not start. When the lease surely holds now, the run
+    // starts in this same turn of the event loop (nothing can block it in between: no await).
+    let mayStart = this.o.keeper.surelyHolds(workerId);
+    if (!mayStart) {
+      mayStart = await this.o.keeper.mayStart(workerId).catch(() => false);
+      // The answer may be old by now: another run's handler can have blocked the event loop
+      // between it and this line (past the lease, which recovery then took back): ask again.
+      if (mayStart && !this.o.keeper.surelyHolds(workerId)) mayStart = await this.o.keeper.mayStart(workerId).catch(() => false);
+    }
     if (!mayStart || run.abandoned) {
       run.abandoned = true;
       this.remove(run);
@@ -223,7 +229,11 @@ export class Runner {
   private add(run: Run): void {
     this.runs.set(runKey(run), run);
     if (run.job.level === 2) this.level2++;
-    this.holdLease();
+    // A new run can only bring the earliest deadline forward: no need to read every run.
+    if (run.deadlineAt < this.heldUntil) {
+      this.heldUntil = run.deadlineAt;
+      this.o.keeper.holdUntil(run.deadlineAt);
+    }
     this.o.onRunning?.(this.runs.size);
   }
 
@@ -246,8 +256,10 @@ export class Runner {
    */
   private holdLease(): void {
     let earliest = Infinity;
-    for (const run of this.runs.values()) earliest = Math.min(earliest, run.deadlineAt);
-    for (const run of this.settling.values()) earliest = Math.min(earliest, run.deadlineAt);
+    for (const run of this.runs.values()) if (run.deadlineAt < earliest) earliest = run.deadlineAt;
+    for (const run of this.settling.values()) if (run.deadlineAt < earliest) earliest = run.deadlineAt;
+    if (earliest === this.heldUntil) return;
+    this.heldUntil = earliest;
     this.o.keeper.holdUntil(earliest === Infinity ? 0 : earliest);
   }
 
