@@ -50,9 +50,9 @@ export function isRouter(value: unknown): value is RouterLike {
 }
 
 /** Turns a Koa app, a Router, or a (possibly async) factory returning either into a LoadedApp. */
-export async function toLoadedApp(exported: unknown, source = 'the app module'): Promise<LoadedApp> {
+export async function toLoadedApp(exported: unknown, source = 'the app module', factoryCalled = false): Promise<LoadedApp> {
   let value = exported;
-  if (typeof value === 'function' && !isRouter(value)) value = await (value as () => unknown)();
+  if (!factoryCalled && typeof value === 'function' && !isRouter(value)) value = await (value as () => unknown)();
   if (isRouter(value)) {
     const app = new Koa();
     app.use(value.routes());
@@ -68,6 +68,23 @@ export async function toLoadedApp(exported: unknown, source = 'the app module'):
   return { app, run: compose(app.middleware) as LoadedApp['run'], routers };
 }
 
+/**
+ * An error of the user's module, said with the file and the phase it happened in (its loading,
+ * or the call of the factory it exports), so a user can tell it from one of Switchyard's own.
+ */
+function inPhase(phase: 'loading' | 'starting', modulePath: string, err: unknown): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  let hint = '';
+  if (err instanceof SyntaxError && /\.[cm]?tsx?$/.test(modulePath)) {
+    hint = ' (Node runs JavaScript: compile the app first, e.g. with tsc, and give --app the .js file it writes)';
+  } else if (err instanceof SyntaxError) {
+    // Node names the line of a syntax error only in the stack's first line ("/path/app.js:3").
+    const at = /^(\/[^\n]*:\d+)\n/.exec(err.stack ?? '')?.[1];
+    if (at) hint = ` (at ${at})`;
+  }
+  return new Error(`${phase} --app ${modulePath}: ${message}${hint}`, { cause: err });
+}
+
 /** Requires (or imports, for ES modules) the file at `modulePath` and loads what it exports. */
 export async function loadApp(modulePath: string): Promise<LoadedApp> {
   const resolved = path.resolve(modulePath);
@@ -79,13 +96,25 @@ export async function loadApp(modulePath: string): Promise<LoadedApp> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ERR_REQUIRE_ESM' || code === 'ERR_REQUIRE_ASYNC_MODULE') {
-      mod = await (new Function('u', 'return import(u)') as (u: string) => Promise<unknown>)(pathToFileURL(resolved).href);
+      try {
+        mod = await (new Function('u', 'return import(u)') as (u: string) => Promise<unknown>)(pathToFileURL(resolved).href);
+      } catch (importErr) {
+        throw inPhase('loading', modulePath, importErr);
+      }
     } else if (code === 'MODULE_NOT_FOUND' && (err as Error).message.startsWith(`Cannot find module '${resolved}'`)) {
       throw new Error(`--app: cannot find ${resolved}`, { cause: err });
     } else {
-      throw err;
+      throw inPhase('loading', modulePath, err);
     }
   }
   const exported = mod && typeof mod === 'object' && 'default' in mod ? mod.default : mod;
-  return toLoadedApp(exported, resolved);
+  if (typeof exported !== 'function' || isRouter(exported)) return toLoadedApp(exported, resolved);
+  // A factory is called here, so what it throws is said as the app's start, not as our own error.
+  let value: unknown;
+  try {
+    value = await (exported as () => unknown)();
+  } catch (err) {
+    throw inPhase('starting', modulePath, err);
+  }
+  return toLoadedApp(value, resolved, true);
 }
