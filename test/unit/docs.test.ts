@@ -64,3 +64,22 @@ test('no file of the repository links outside it', () => {
   );
   expect(outside).toEqual([]);
 });
+
+/** Every log event name the product's code writes: each `event: '<name>'` of its source files. */
+function everyLogEvent(): string[] {
+  const files = execFileSync('git', ['ls-files', 'shared', 'server', 'worker', 'cli'], { cwd: ROOT, encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .filter((file) => file.endsWith('.ts') && existsSync(path.join(ROOT, file)));
+  const names = new Set<string>();
+  for (const file of files) for (const m of readFileSync(path.join(ROOT, file), 'utf8').matchAll(/\bevent: '([a-z_]+)'/g)) names.add(m[1]);
+  return [...names].sort();
+}
+
+test('every log event the code writes is in the reference table of log events', () => {
+  const events = everyLogEvent();
+  expect(events.length).toBeGreaterThan(30);
+  const section = reference.slice(reference.indexOf('## 9. Logs'), reference.indexOf('\n## ', reference.indexOf('## 9. Logs') + 1));
+  const documented = new Set([...section.matchAll(/^\| ([^|]+) \|/gm)].flatMap((m) => [...m[1].matchAll(/`([a-z_]+)`/g)].map((n) => n[1])));
+  expect(events.filter((event) => !documented.has(event))).toEqual([]);
+});
