@@ -252,7 +252,7 @@ export function parseParams(text: string, limits: ParamsLimits): CallRequest {
 
 function parseParamsUsing(text: string, limits: ParamsLimits, fast: boolean): CallRequest {
   if (text.length > limits.maxParamsBytes || (text.length * 3 > limits.maxParamsBytes && Buffer.byteLength(text) > limits.maxParamsBytes)) {
-    throw badParams('params', `larger than the ${limits.maxParamsBytes}-byte limit`);
+    throw badParams('params', `larger than the ${limits.maxParamsBytes}-byte limit (the gateway's --max-params)`);
   }
   let json: unknown;
   try {
@@ -289,7 +289,7 @@ function finish(p: Params, text: string, limits: ParamsLimits): CallRequest {
   const content = parseContent(p.content);
   if (nestedDeeperThan(content, MAX_CONTENT_DEPTH)) throw badParams('content', `nested deeper than ${MAX_CONTENT_DEPTH} levels`);
   if (text.length > limits.maxBodyBytes && jsonBytes(content) > limits.maxBodyBytes) {
-    throw badParams('content', `larger than the ${limits.maxBodyBytes}-byte limit`);
+    throw badParams('content', `larger than the ${limits.maxBodyBytes}-byte limit (the gateway's --max-body)`);
   }
 
   // Checked here, once, rather than by a refinement per field (this is the hot path of every call).

@@ -140,7 +140,10 @@ describe('the receive limit (defect 14)', () => {
       expect(seen[max * 2]).toBe('RESOURCE_EXHAUSTED');
       expect(seen[max * 16]).toBe('RESOURCE_EXHAUSTED');
       const over = await sendBytes(client, encodeStringField1(paramsOf(max + 1)));
-      expect(JSON.parse(over.content!).data).toBe('params: larger than the 65536-byte limit');
+      expect(JSON.parse(over.content!).data).toBe("params: larger than the 65536-byte limit (the gateway's --max-params)");
+      // A body over --max-body (32 kB here) inside params under --max-params: the 400 names that flag.
+      const body = await sendBytes(client, encodeStringField1(JSON.stringify({ url: '/ping', method: 'POST', content: { pad: 'x'.repeat(40_000) } })));
+      expect(JSON.parse(body.content!)).toMatchObject({ status_code: '400', data: "content: larger than the 32768-byte limit (the gateway's --max-body)" });
     } finally {
       client.close();
       await gateway.stop();
