@@ -1,7 +1,7 @@
 // What lookup shows of a job: its state read from the index entry (see scripts/helpers/setWhere.lua),
 // with the call it carries.
 import type { Level } from '../levels';
-import { readDeadEntry } from './format/dead-entry';
+import { deadPayloadOf, readDeadEntry } from './format/dead-entry';
 import { readIndexEntry } from './format/index-entry';
 import { readCall } from './format/job';
 import type { RawLookup } from './store';
@@ -52,6 +52,12 @@ function callOf(payload: string): Partial<JobView> {
   };
 }
 
+/** When the job of a dead entry was enqueued (its payload's `at`), if it can be read. */
+function enqueuedAtOf(entry: string): string | undefined {
+  const at = readCall(deadPayloadOf(entry) ?? '').at;
+  return at === undefined ? undefined : iso(at);
+}
+
 export function viewOf(id: string, raw: RawLookup | null, partition?: number): JobView {
   if (!raw) return { id, state: 'unknown' };
   const { where, found } = raw;
@@ -88,6 +94,7 @@ export function viewOf(id: string, raw: RawLookup | null, partition?: number): J
         method: e.method,
         url: e.url,
         attempt: e.attempts,
+        ...(enqueuedAtOf(found) !== undefined && { enqueuedAt: enqueuedAtOf(found) }),
       };
     }
     case 'done':

@@ -55,6 +55,8 @@ describe('job lookup', () => {
     const [second] = await claim('w1', 1);
     await queues.fail(0, 'w1', second.token, { status: 503, error: 'down for maintenance' }, 100);
     expect(await queues.lookup(b)).toMatchObject({ state: 'dead', status: '503', error: 'down for maintenance', attempt: 1, url: '/b' });
+    // A dead job still says when it was enqueued.
+    expect(Date.parse((await queues.lookup(b)).enqueuedAt!)).toBeGreaterThan(Date.now() - 60_000);
 
     const [third] = await claim('w1', 1);
     await queues.finish(0, 'w1', [{ job: third, outcome: 'done', status: 204 }], 60_000);
