@@ -7,7 +7,8 @@ import type { Config } from './config';
 import { log, redactUrl } from '../shared/log';
 import { dashboardRoute } from '../server/dashboard/route';
 import { recorders, registerQueueGauges, type Metrics } from '../shared/ops/metrics';
-import { connectQuietly, createRedis } from '../shared/store/redis';
+import { Cluster } from 'ioredis';
+import { connectQuietly, createRedis, type RedisClient } from '../shared/store/redis';
 import { Queues } from '../shared/store/queues';
 import { agreeOrExit, agreeOrStop } from './partitions';
 import { isAddressInUse, portTaken, startAdmin, type StartedAdmin } from './ports';
@@ -65,6 +66,11 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
       `redis at ${redactUrl(config.redis)} is not answering; sync calls work, async calls answer 503 until it does`,
     );
   }
+  if (config.replicasAck > 0) {
+    const check = (): void => void warnWithoutReplicas(redis, config.replicasAck);
+    if (redis.status === 'ready') check();
+    else redis.once('ready', check);
+  }
   serving = true;
   return {
     port,
@@ -81,6 +87,28 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
       );
     },
   };
+}
+
+/**
+ * With --replicas-ack N, every async call waits for N replicas: a master with fewer answers
+ * every one of them 503. Said once at start, per master, rather than only call by call.
+ */
+async function warnWithoutReplicas(redis: RedisClient, needed: number): Promise<void> {
+  const masters = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  for (const node of masters) {
+    try {
+      const info = await node.info('replication');
+      const connected = Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0);
+      if (connected >= needed) continue;
+      const where = node.options.sentinels ? `Sentinel's ${node.options.name ?? 'mymaster'}` : `${node.options.host ?? '?'}:${node.options.port ?? '?'}`;
+      log.warn(
+        { event: 'replicas_missing', master: where, needed, connected },
+        `--replicas-ack ${needed}, but the master ${where} has ${connected} replica(s) connected: async calls will answer 503 until enough replicas are`,
+      );
+    } catch {
+      // Redis not answering is said by redis_unavailable; the calls say the rest.
+    }
+  }
 }
 
 /** Per-call metrics: the recorders of each kind and status are resolved once. */
