@@ -117,6 +117,10 @@ describe('the loader refuses a script whose declarations are wrong', () => {
   });
   test('a key named by an expression, or KEYS used directly', () => {
     expect(() => build("-- KEYS: stats\n-- USES:\nlocal name = 'stats'\nreturn K[name] .. K.stats\n")).toThrow(/by an expression/);
+    // A level form the loader does not expand (its level is not a name or tonumber(...)) is refused too.
+    expect(() =>
+      build("-- KEYS: L1:last L2:last\n-- USES:\nreturn redis.call('HLEN', K['L' .. math.max(1, 2) .. ':last']) .. K['L1:last'] .. K['L2:last']\n"),
+    ).toThrow(/by an expression/);
     expect(() => build("-- KEYS: stats\n-- USES:\nreturn redis.call('GET', KEYS[1]) .. K.stats\n")).toThrow(/uses KEYS\[\.\.\.\] directly/);
   });
   test('no header lines at all', () => {

@@ -127,7 +127,9 @@ export function buildScript(name: string, text: string, helpers: ReadonlyMap<str
   const keys = declared(text, 'KEYS') ?? fail('has no "-- KEYS:" line');
   const referred = keysReferred(lua);
   if (!sameSet(keys, referred)) fail(`declares KEYS: ${listed(keys)} but refers to ${listed(referred)}`);
-  if (/\bK\[(?!')/.test(code(lua))) fail("names a key by an expression (K[...]): name each key as K.name or K['name']");
+  // Anything but a plain literal left after the level forms were expanded (K[name], or a name
+  // built some other way, such as K['L' .. f(x) .. ':last']) would reach Redis as nil.
+  if (/\bK\[(?!'[^']*'\])/.test(code(lua))) fail("names a key by an expression (K[...]): name each key as K.name or K['name']");
   if (/\bKEYS\[/.test(code(lua))) fail('uses KEYS[...] directly: name the key in its KEYS line and refer to it as K.name');
   lua = lua.replace(/\bK(?:\.(\w+)|\['([^']+)'\])/g, (_, a: string | undefined, b: string | undefined) => `KEYS[${keys.indexOf((a ?? b)!) + 1}]`);
 
