@@ -10,7 +10,7 @@ import { closeClients, send } from '../client';
 import { parseParams } from '../shared/call/params';
 import { Queues } from '../shared/store/queues';
 import { machineClockMs } from './clock';
-import { h2load, median, percentile, sleep, startNode, startRedisServer, type Child, type LoadResult } from './lib';
+import { h2load, median, percentile, sleep, startGateway, startNode, startRedisServer, type Child, type LoadResult } from './lib';
 
 type System = 'switchyard' | 'bullmq' | 'bee-queue';
 type WakePath = System | 'switchyard-store';
@@ -129,25 +129,7 @@ async function wakeLatency(path: WakePath, url: string, redis: Redis, samples: n
         limits,
       );
   } else if (system === 'switchyard') {
-    gateway = await startNode(
-      [
-        'bin/switchyard.js',
-        'gateway',
-        '--app',
-        'dist/bench/bench-app.js',
-        '--redis',
-        url,
-        '--prefix',
-        name,
-        '--port',
-        '0',
-        '--admin-port',
-        '0',
-        '--host',
-        '127.0.0.1',
-      ],
-      'gateway ready',
-    );
+    gateway = await startGateway({ app: 'dist/bench/bench-app.js', redis: url, prefix: name });
     const address = `127.0.0.1:${gateway.fields.port}`;
     enqueue = (sentAt) => send('/wake', { address, level: 1, content: { sentAt } });
   } else if (system === 'bullmq') {
@@ -221,25 +203,7 @@ export async function benchAsync(options: { rounds: number; jobs: number }): Pro
       }
     }
     results.wake = await benchWake(server.url, redis, { rounds: options.rounds, samples: 300 });
-    const gateway = await startNode(
-      [
-        'bin/switchyard.js',
-        'gateway',
-        '--app',
-        'dist/examples/demo-app.js',
-        '--redis',
-        server.url,
-        '--prefix',
-        'enqueue',
-        '--port',
-        '0',
-        '--admin-port',
-        '0',
-        '--host',
-        '127.0.0.1',
-      ],
-      'gateway ready',
-    );
+    const gateway = await startGateway({ app: 'dist/examples/demo-app.js', redis: server.url, prefix: 'enqueue' });
     const port = Number(gateway.fields.port);
     const load = { clients: 4, streams: 16, requests: 100_000 };
     h2load(port, ASYNC_PARAMS, { ...load, requests: 20_000 });

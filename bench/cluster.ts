@@ -11,7 +11,7 @@ import { parseParams } from '../shared/call/params';
 import { Queues } from '../shared/store/queues';
 import { createRedis, type RedisClient } from '../shared/store/redis';
 import { startCluster, startSentinelSet } from '../test/helpers/redis-topologies';
-import { h2load, median, sleep, startNode, type LoadResult } from './lib';
+import { h2load, median, sleep, startGateway, startNode, type LoadResult } from './lib';
 
 const PARAMS = JSON.stringify({
   url: '/noop',
@@ -181,29 +181,12 @@ export async function benchCluster(options: { jobs: number; rounds: number }): P
     const masterUrl = `redis://127.0.0.1:${await set.masterPort()}`;
     for (let round = 0; round < options.rounds; round++) {
       for (const ack of round % 2 === 0 ? (['0', '1'] as const) : (['1', '0'] as const)) {
-        const gateway = await startNode(
-          [
-            'bin/switchyard.js',
-            'gateway',
-            '--app',
-            'dist/bench/bench-app.js',
-            '--redis',
-            masterUrl,
-            '--prefix',
-            `ack-${ack}-${round}`,
-            '--replicas-ack',
-            ack,
-            '--replicas-timeout',
-            '1s',
-            '--port',
-            '0',
-            '--admin-port',
-            '0',
-            '--host',
-            '127.0.0.1',
-          ],
-          'gateway ready',
-        );
+        const gateway = await startGateway({
+          app: 'dist/bench/bench-app.js',
+          redis: masterUrl,
+          prefix: `ack-${ack}-${round}`,
+          flags: ['--replicas-ack', ack, '--replicas-timeout', '1s'],
+        });
         replicasAck[ack].push(h2load(Number(gateway.fields.port), PARAMS, { requests: 20_000, clients: 4, streams: 16 }));
         await gateway.stop();
       }

@@ -17,7 +17,7 @@ import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSyn
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { h2load, loadAverage, median, ROOT, sleep, startNode, startRedisServer, type Child, type LoadResult } from './lib';
+import { h2load, loadAverage, median, ROOT, sleep, startGateway, startNode, startRedisServer, type Child, type LoadResult } from './lib';
 import { compareStores, scriptMicros, STORE_ROWS, type StoreRound } from './store-compare';
 
 export type Side = 'ref' | 'tree';
@@ -213,25 +213,7 @@ async function gatewayPhase(roots: Record<Side, string>, options: CompareOptions
   const admin = new Redis(server.url);
   try {
     for (const side of SIDES) {
-      gateways[side] = await startNode(
-        [
-          path.join(roots[side], 'bin', 'switchyard.js'),
-          'gateway',
-          '--app',
-          APP,
-          '--redis',
-          server.url,
-          '--prefix',
-          `gate-${side}`,
-          '--port',
-          '0',
-          '--admin-port',
-          '0',
-          '--host',
-          '127.0.0.1',
-        ],
-        'gateway ready',
-      );
+      gateways[side] = await startGateway({ root: roots[side], app: APP, redis: server.url, prefix: `gate-${side}` });
     }
     // Warm-up: JIT and connection set-up out of the measured rounds.
     for (const side of SIDES) {

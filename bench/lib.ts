@@ -53,6 +53,17 @@ export async function startNode(args: string[], readyWord: string, env: NodeJS.P
   };
 }
 
+/**
+ * A Switchyard gateway on loopback with ephemeral ports, started through `root`'s
+ * `bin/switchyard.js` (this checkout's by default, another build's for a comparison);
+ * `fields.port` is its gRPC port.
+ */
+export function startGateway(options: { app: string; redis: string; prefix: string; root?: string; flags?: string[] }): Promise<Child> {
+  const bin = options.root === undefined ? 'bin/switchyard.js' : path.join(options.root, 'bin', 'switchyard.js');
+  const args = [bin, 'gateway', '--app', options.app, '--redis', options.redis, '--prefix', options.prefix, ...(options.flags ?? [])];
+  return startNode([...args, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1'], 'gateway ready');
+}
+
 /** A private redis-server on a free port, no persistence (the one `switchyard dev` starts). */
 export async function startRedisServer(): Promise<{ url: string; stop(): void }> {
   const redis = await startPrivateRedis();
