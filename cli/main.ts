@@ -12,6 +12,7 @@ import { onShutdownSignal } from './signals';
 import { runStats } from './stats';
 import type { RunningPart } from './running-part';
 import { startWorker } from './start-worker';
+import { startTracing } from './otel';
 
 // `check` reads its own few flags (cli/check.ts), so it is not one of config.ts's commands.
 const COMMANDS: Record<CommandName | 'check', string> = {
@@ -58,6 +59,8 @@ async function devRedis(config: Config): Promise<Config> {
 
 async function runServer(config: Config): Promise<void> {
   log.info({ event: 'start', command: config.command, config: configSummary(config) }, `switchyard ${config.command} starting`);
+  // Before the app loads, so that whatever the app traces finds the SDK registered.
+  const tracing = await startTracing(config);
   const app = await loadApp(config.app!);
   // Ports first: a process that cannot listen stops before it registers anywhere.
   const admin = await startAdmin(config);
@@ -91,12 +94,14 @@ async function runServer(config: Config): Promise<void> {
     }
   } catch (err) {
     await admin.server.stop();
+    await tracing?.stop();
     throw err;
   }
   // Gateway first (stop taking calls), then the worker (finish or hand back jobs).
   onShutdownSignal(config.command, async () => {
     for (const part of parts) await part.stop();
     await admin.server.stop();
+    await tracing?.stop();
   });
 }
 

@@ -14,6 +14,8 @@ import type { Level, Policy } from '../levels';
 import type { RpcState } from './rpc-state';
 import { RunAbort } from './run-abort';
 import { Deadline, deadlines } from './deadlines';
+import { context, trace, type Span } from '../trace';
+import { noteRouteRun } from './tracing';
 
 export interface DispatchOptions {
   /** Deadline in ms: when it passes the call answers 504 and the route's signal is aborted. */
@@ -31,6 +33,8 @@ export interface DispatchOptions {
    * passed first (the worker holds a `last` key until then).
    */
   whenRouteEnds?: (ended: Promise<void>) => void;
+  /** While tracing: the call's or the job's span. The route runs inside it; the route it ran is named on it. */
+  span?: Span;
 }
 
 /** ctx.state.rpc: plain fields, and the signal made on first read. */
@@ -149,8 +153,11 @@ export function dispatch(loaded: LoadedApp, call: CallRequest, options: Dispatch
   );
 
   let running: Promise<unknown>;
+  const span = options.span;
   try {
-    running = app.ctxStorage ? app.ctxStorage.run(ctx, () => loaded.run(ctx)) : loaded.run(ctx);
+    const run = (): Promise<unknown> => (app.ctxStorage ? app.ctxStorage.run(ctx, () => loaded.run(ctx)) : loaded.run(ctx));
+    running = span ? context.with(trace.setSpan(context.active(), span), run) : run();
+    if (span) running = running.finally(() => noteRouteRun(span, call.method, ctx));
   } catch (err) {
     options.whenRouteEnds?.(Promise.resolve());
     return Promise.resolve(errorToReply(loaded, ctx, err, options));
