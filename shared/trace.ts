@@ -18,7 +18,7 @@ import {
   type TextMapGetter,
 } from '@opentelemetry/api';
 
-export { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span };
+export { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span };
 
 export const tracer = trace.getTracer('switchyard');
 

@@ -65,3 +65,35 @@ export function endServerSpan(span: Span, reply: Reply): void {
   if (reply.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: `status ${reply.status}` });
   span.end();
 }
+
+/** A queue's name in spans and metrics: level and policy, `L1:execute`. */
+export function destinationOf(level: number, policy: string): string {
+  return `L${level}:${policy}`;
+}
+
+/** The PRODUCER span of an async call, a child of its SERVER span: `send L<level>:<policy>`. */
+export function startProducerSpan(parent: Context, level: number, policy: string, id: string, partition: number): Span {
+  const destination = destinationOf(level, policy);
+  return tracer.startSpan(
+    `send ${destination}`,
+    {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        'messaging.system': 'switchyard',
+        'messaging.operation.type': 'send',
+        'messaging.operation.name': 'send',
+        'messaging.destination.name': destination,
+        'messaging.message.id': id,
+        'switchyard.partition': partition,
+      },
+    },
+    parent,
+  );
+}
+
+/** Ends a PRODUCER span with the enqueue's outcome: queued, replaced, refused, dropped, duplicate, or failed. */
+export function endProducerSpan(span: Span, outcome: string, status: number): void {
+  span.setAttribute('switchyard.outcome', outcome);
+  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: `status ${status}` });
+  span.end();
+}

@@ -1,0 +1,160 @@
+// One trace from a caller to the job's handler, as a tracing backend receives it: a Python grpcio
+// client sends a traceparent; a real gateway and real worker processes export OTLP/JSON to a
+// receiver of the test's own. The SERVER span continues the caller, the PRODUCER span is its
+// child, the job's CONSUMER span is a new trace linked to it (or its child with --otel-parent),
+// and the routes' own spans are children of Switchyard's.
+import { execFile, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { KIND, otlpEnv, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver';
+import { killAll, startSwitchyard, type SwitchyardProcess } from '../helpers/processes';
+import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
+
+const PYTHON = '/usr/bin/python3';
+const pythonHasGrpc = spawnSync(PYTHON, ['-c', 'import grpc']).status === 0;
+const APP = path.join(__dirname, '..', 'fixtures', 'traced-app.js');
+const CLIENT = path.join(__dirname, '..', 'fixtures', 'python_client.py');
+
+jest.setTimeout(60_000);
+
+function newCaller(): { traceId: string; spanId: string; traceparent: string } {
+  const traceId = randomBytes(16).toString('hex');
+  const spanId = randomBytes(8).toString('hex');
+  return { traceId, spanId, traceparent: `00-${traceId}-${spanId}-01` };
+}
+
+async function callFromPython(address: string, traceparent: string, ...params: object[]): Promise<Array<{ status: number; data: { id?: string } }>> {
+  const { stdout } = await promisify(execFile)(PYTHON, [CLIENT, address, ...params.map((p) => JSON.stringify(p))], {
+    env: { ...process.env, SY_METADATA: JSON.stringify([['traceparent', traceparent]]) },
+  });
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { status: number; data: { id?: string } });
+}
+
+const one = (spans: ReceivedSpan[], test: (s: ReceivedSpan) => boolean): ReceivedSpan | undefined => spans.find(test);
+
+(pythonHasGrpc || process.env.CI ? describe : describe.skip)('one trace from the caller to the handler', () => {
+  let receiver: OtlpReceiver;
+  let redis: TestRedis;
+  let gateway: SwitchyardProcess;
+  let address: string;
+  const prefix = uniquePrefix('traces');
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    redis = await startRedis();
+    gateway = await startSwitchyard(
+      'gateway',
+      ['--app', APP, '--redis', redis.url, '--prefix', prefix, '--port', '0', '--host', '127.0.0.1'],
+      otlpEnv(receiver, 'gateway'),
+    );
+    address = `127.0.0.1:${gateway.ready.port}`;
+  });
+  afterAll(async () => {
+    await killAll();
+    await redis?.stop();
+    await receiver?.close();
+  });
+
+  test('sync: the SERVER span continues the caller, is named after the route, and parents the route’s spans', async () => {
+    const caller = newCaller();
+    const [reply] = await callFromPython(address, caller.traceparent, { method: 'GET', url: '/users/42?full=1', reply: true });
+    expect(reply.status).toBe(200);
+    const spans = await receiver.waitFor((all) => all.some((s) => s.traceId === caller.traceId && s.name === 'db.query'));
+    const server = one(spans, (s) => s.traceId === caller.traceId && s.kind === KIND.SERVER)!;
+    expect(server).toMatchObject({ service: 'gateway', name: 'GET /users/:id', parentSpanId: caller.spanId });
+    expect(server.attributes).toMatchObject({
+      'rpc.system': 'grpc',
+      'rpc.service': 'rpc.RPCServer',
+      'rpc.method': 'handel',
+      'rpc.grpc.status_code': 0,
+      'http.request.method': 'GET',
+      'http.route': '/users/:id',
+      'http.response.status_code': 200,
+    });
+    const query = one(spans, (s) => s.traceId === caller.traceId && s.name === 'db.query')!;
+    expect(query.parentSpanId).toBe(server.spanId);
+  });
+
+  describe('async', () => {
+    let worker: SwitchyardProcess;
+    beforeAll(async () => {
+      worker = await startSwitchyard('worker', ['--app', APP, '--redis', redis.url, '--prefix', prefix, '--backoff', '50ms'], otlpEnv(receiver, 'worker'));
+    });
+    afterAll(() => worker?.kill('SIGKILL'));
+
+    test('the PRODUCER span is the SERVER span’s child; the job’s CONSUMER span is a new trace linked to it', async () => {
+      const caller = newCaller();
+      const [reply] = await callFromPython(address, caller.traceparent, { method: 'POST', url: '/jobs/7', reply: false, content: { n: 1 } });
+      expect(reply.status).toBe(201);
+      const id = reply.data.id!;
+      const spans = await receiver.waitFor((all) =>
+        all.some((s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === id && s.service === 'worker'),
+      );
+      const server = one(spans, (s) => s.traceId === caller.traceId && s.kind === KIND.SERVER)!;
+      expect(server).toMatchObject({ name: 'POST /jobs/:id', parentSpanId: caller.spanId });
+      const producer = one(spans, (s) => s.traceId === caller.traceId && s.kind === KIND.PRODUCER)!;
+      expect(producer).toMatchObject({ service: 'gateway', name: 'send L1:execute', parentSpanId: server.spanId });
+      expect(producer.attributes).toMatchObject({
+        'messaging.system': 'switchyard',
+        'messaging.operation.type': 'send',
+        'messaging.destination.name': 'L1:execute',
+        'messaging.message.id': id,
+        'switchyard.outcome': 'queued',
+      });
+      const consumer = one(spans, (s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === id)!;
+      expect(consumer.name).toBe('process L1:execute');
+      expect(consumer.traceId).not.toBe(caller.traceId);
+      expect(consumer.links).toEqual([expect.objectContaining({ traceId: caller.traceId, spanId: producer.spanId })]);
+      expect(consumer.attributes).toMatchObject({
+        'messaging.system': 'switchyard',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': 'L1:execute',
+        'switchyard.attempt': 1,
+      });
+      expect(typeof consumer.attributes['switchyard.fence']).toBe('number');
+      expect(consumer.attributes['switchyard.waited_ms']).toBeGreaterThanOrEqual(0);
+      await receiver.waitFor((all) => all.some((s) => s.name === 'db.query' && s.parentSpanId === consumer.spanId));
+    });
+
+    test('a retried job has one CONSUMER span per attempt, the failure recorded as an event', async () => {
+      const caller = newCaller();
+      const [reply] = await callFromPython(address, caller.traceparent, { method: 'POST', url: '/flaky', reply: false });
+      const id = reply.data.id!;
+      const spans = await receiver.waitFor((all) => all.filter((s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === id).length >= 2);
+      const runs = spans
+        .filter((s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === id)
+        .sort((a, b) => Number(a.attributes['switchyard.attempt']) - Number(b.attributes['switchyard.attempt']));
+      expect(runs.map((s) => s.attributes['switchyard.attempt'])).toEqual([1, 2]);
+      expect(runs[0].status.code).toBe(2); // ERROR
+      expect(runs[0].events.map((e) => e.name)).toContain('retry');
+      expect(runs[1].status.code).not.toBe(2);
+      for (const run of runs) expect(run.links[0]).toMatchObject({ traceId: caller.traceId });
+    });
+  });
+
+  test('--otel-parent: the CONSUMER span is the PRODUCER span’s child, in the caller’s trace', async () => {
+    const childPrefix = uniquePrefix('traces-parent');
+    const gw = await startSwitchyard(
+      'gateway',
+      ['--app', APP, '--redis', redis.url, '--prefix', childPrefix, '--port', '0', '--host', '127.0.0.1'],
+      otlpEnv(receiver, 'gateway'),
+    );
+    const wk = await startSwitchyard('worker', ['--app', APP, '--redis', redis.url, '--prefix', childPrefix, '--otel-parent'], otlpEnv(receiver, 'worker'));
+    try {
+      const caller = newCaller();
+      const [reply] = await callFromPython(`127.0.0.1:${gw.ready.port}`, caller.traceparent, { method: 'POST', url: '/jobs/8', reply: false });
+      const id = reply.data.id!;
+      const spans = await receiver.waitFor((all) => all.some((s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === id));
+      const producer = one(spans, (s) => s.traceId === caller.traceId && s.kind === KIND.PRODUCER)!;
+      const consumer = one(spans, (s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === id)!;
+      expect(consumer).toMatchObject({ traceId: caller.traceId, parentSpanId: producer.spanId });
+    } finally {
+      gw.kill('SIGKILL');
+      wk.kill('SIGKILL');
+    }
+  });
+});
