@@ -3,6 +3,7 @@
 // traces: metrics stay Prometheus on the admin port, so the SDK's metrics and logs exporters
 // are off unless a variable asks for them. The SDK is loaded only when tracing is on.
 import { log } from '../shared/log';
+import { tracingOn } from '../shared/trace';
 import type { Config } from './config';
 
 export interface Tracing {
@@ -19,6 +20,11 @@ export function tracingWanted(config: Pick<Config, 'otel'>, env: NodeJS.ProcessE
 
 export async function startTracing(config: Config): Promise<Tracing | undefined> {
   if (!tracingWanted(config)) return undefined;
+  if (tracingOn()) {
+    // Registered before us (`node --require ./tracing.js`): that SDK is the process's, not a second one.
+    log.info({ event: 'tracing', service: process.env.OTEL_SERVICE_NAME, exporter: 'registered' }, 'tracing on: an SDK registered before start is used');
+    return undefined;
+  }
   process.env.OTEL_SERVICE_NAME ??= `switchyard-${config.command}`;
   process.env.OTEL_METRICS_EXPORTER ??= 'none';
   process.env.OTEL_LOGS_EXPORTER ??= 'none';

@@ -136,6 +136,45 @@ const one = (spans: ReceivedSpan[], test: (s: ReceivedSpan) => boolean): Receive
     });
   });
 
+  test('no background loop runs inside a job’s context: no Redis command of the worker is parented to a run', async () => {
+    const loopPrefix = uniquePrefix('traces-loops');
+    const preload = path.join(__dirname, '..', 'fixtures', 'otel-preload.js');
+    const gw = await startSwitchyard(
+      'gateway',
+      ['--app', APP, '--redis', redis.url, '--prefix', loopPrefix, '--port', '0', '--host', '127.0.0.1'],
+      otlpEnv(receiver, 'gateway'),
+    );
+    // Short leases: renewals, recovery and promotion passes happen many times during the test.
+    const wk = await startSwitchyard('worker', ['--app', APP, '--redis', redis.url, '--prefix', loopPrefix, '--lease', '1s', '--backoff', '50ms'], {
+      ...otlpEnv(receiver, 'looping-worker'),
+      NODE_OPTIONS: `--require ${preload}`,
+    });
+    try {
+      const caller = newCaller();
+      const calls = [
+        ...Array.from({ length: 10 }, (_, i) => ({ method: 'POST', url: `/jobs/${i}`, reply: false })),
+        { method: 'POST', url: '/flaky', reply: false },
+        { method: 'POST', url: '/slow/k', reply: false, content: { ms: 1500 }, queue_detail: { level: 1, limit_policy: 'last', key: 'k' } },
+      ];
+      const replies = await callFromPython(`127.0.0.1:${gw.ready.port}`, caller.traceparent, ...calls);
+      const ids = new Set(replies.map((r) => r.data.id));
+      const runs = (all: ReceivedSpan[]): ReceivedSpan[] =>
+        all.filter((s) => s.service === 'looping-worker' && s.kind === KIND.CONSUMER && ids.has(String(s.attributes['messaging.message.id'])));
+      await receiver.waitFor((all) => runs(all).length >= 13);
+      // Let the loops go on after the runs: renewals (every third of a second), claims, pruning.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      const spans = receiver.spans.filter((s) => s.service === 'looping-worker');
+      const redisSpans = spans.filter((s) => s.attributes['db.system'] === 'redis' || s.attributes['db.system.name'] === 'redis');
+      expect(redisSpans.length).toBeGreaterThan(20); // the instrumentation sees the worker's commands
+      const runIds = new Set(runs(spans).map((s) => s.spanId));
+      const inARun = redisSpans.filter((s) => runIds.has(s.parentSpanId));
+      expect(inARun.map((s) => s.name)).toEqual([]);
+    } finally {
+      gw.kill('SIGKILL');
+      wk.kill('SIGKILL');
+    }
+  });
+
   test('--otel-parent: the CONSUMER span is the PRODUCER span’s child, in the caller’s trace', async () => {
     const childPrefix = uniquePrefix('traces-parent');
     const gw = await startSwitchyard(
