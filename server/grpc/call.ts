@@ -22,13 +22,18 @@ export interface Method<Req, Res> {
   handle(call: GrpcCall<Req, Res>): void;
 }
 
-/** Per HTTP/2 session: the request bytes its calls hold, against a budget. */
+/**
+ * Per HTTP/2 session: the bytes its calls hold, against a budget: request messages from their
+ * length prefix until the stream closes, responses from their answer until the client has read
+ * them (the stream closes).
+ */
 export class SessionBudget {
   held = 0;
   constructor(readonly limit: number) {}
 }
 
 const WAIT_FOR_TRAILERS = Object.freeze({ waitForTrailers: true });
+const END_STREAM = Object.freeze({ endStream: true });
 
 const RECEIVING = 0;
 const HANDLING = 1;
@@ -61,7 +66,7 @@ export class GrpcCall<Req, Res> extends Deadline {
   private state = RECEIVING;
   private headersSent = false;
   private deadlineAt = Infinity;
-  /** Request bytes this call holds against its session's budget. */
+  /** Bytes this call holds against its session's budget (released when its stream closes). */
   private held = 0;
   private messages = 0;
   private compressed = false;
@@ -102,6 +107,16 @@ export class GrpcCall<Req, Res> extends Deadline {
     const stream = this.stream;
     if (stream.destroyed) return;
     const framed = writePrefix(this.method.encode(response, PREFIX_BYTES));
+    // The response is held until the client reads it: a client that never does may not pile up
+    // answers past the budget (one response alone always goes, however large).
+    const budget = this.budget;
+    if (budget.held > 0 && budget.held + framed.length > budget.limit) {
+      this.headersSent = true;
+      stream.respond(trailersOnly(Status.RESOURCE_EXHAUSTED, `the connection holds more than ${budget.limit} bytes of unread responses`), END_STREAM);
+      return;
+    }
+    budget.held += framed.length;
+    this.held += framed.length;
     if (!this.headersSent) this.sendHeaders();
     stream.end(framed);
   }
@@ -110,6 +125,8 @@ export class GrpcCall<Req, Res> extends Deadline {
   send(response: Res): void {
     if (this.state !== HANDLING || this.stream.destroyed) return;
     const framed = writePrefix(this.method.encode(response, PREFIX_BYTES));
+    this.budget.held += framed.length;
+    this.held += framed.length;
     if (!this.headersSent) this.sendHeaders();
     this.stream.write(framed);
   }
@@ -131,7 +148,7 @@ export class GrpcCall<Req, Res> extends Deadline {
       stream.end();
     } else {
       this.headersSent = true;
-      stream.respond(trailersOnly(code, message), { endStream: true });
+      stream.respond(trailersOnly(code, message), END_STREAM);
     }
     // A client still sending is told to stop (RST_STREAM NO_ERROR, sent after the answer).
     if (!stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
@@ -208,7 +225,7 @@ export class GrpcCall<Req, Res> extends Deadline {
     }
     const budget = this.budget;
     if (budget.held + length > budget.limit) {
-      this.finish(Status.RESOURCE_EXHAUSTED, `the connection's calls hold more than ${budget.limit} bytes of requests`);
+      this.finish(Status.RESOURCE_EXHAUSTED, `the connection holds more than ${budget.limit} bytes of requests and unread responses`);
       return false;
     }
     budget.held += length;
@@ -243,14 +260,14 @@ export class GrpcCall<Req, Res> extends Deadline {
   closed(): void {
     const handling = this.state === HANDLING;
     if (this.state !== DONE) this.end();
+    this.budget.held -= this.held;
+    this.held = 0;
     if (handling) this.onCancel?.abort(new Error('the caller cancelled the call'));
   }
 
   private end(): void {
     this.state = DONE;
     if (this.slot >= 0) deadlines.remove(this);
-    this.budget.held -= this.held;
-    this.held = 0;
     this.body = null;
     this.message = null;
   }

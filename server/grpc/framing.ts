@@ -26,6 +26,6 @@ export function gunzipMessage(compressed: Buffer, limit: number): Buffer {
     if (err instanceof RangeError || (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
       throw new TooLarge(`the decompressed message is larger than the ${limit}-byte limit`);
     }
-    throw new Error(`the gzip-compressed message could not be decompressed: ${(err as Error).message}`);
+    throw new Error(`the gzip-compressed message could not be decompressed: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -72,7 +72,15 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const common = { settings, maxSessionMemory: options.maxSessionMemoryMb ?? 10 };
   const tls = options.tls;
   const server = tls
-    ? http2.createSecureServer({ ...common, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: tls.ca !== undefined, ALPNProtocols: ['h2'] })
+    ? http2.createSecureServer({
+        ...common,
+        cert: tls.cert,
+        key: tls.key,
+        ca: tls.ca,
+        requestCert: tls.ca !== undefined,
+        rejectUnauthorized: tls.ca !== undefined,
+        ALPNProtocols: ['h2'],
+      })
     : http2.createServer(common);
   const sessions = new Set<Http2Session>();
   let closing = false;
@@ -97,6 +105,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     const path = headers[':path'] as string;
     const method = methods.get(path);
     if (method === undefined) return refuse(stream, trailersOnly(Status.UNIMPLEMENTED, `the server does not implement ${path}`));
+    const budget = (stream.session as BudgetedSession)[BUDGET];
+    if (budget.held >= budget.limit) {
+      return refuse(stream, trailersOnly(Status.RESOURCE_EXHAUSTED, `the connection holds more than ${budget.limit} bytes of requests and unread responses`));
+    }
     if (closing) return refuse(stream, trailersOnly(Status.UNAVAILABLE, 'the server is shutting down'));
     if (method.auth && authorized !== null && !authorized(headers.authorization)) {
       return refuse(stream, trailersOnly(Status.UNAUTHENTICATED, 'missing or wrong bearer token'));
@@ -104,12 +116,12 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     const encoding = headers['grpc-encoding'];
     const gzip = encoding === 'gzip';
     if (encoding !== undefined && encoding !== 'identity' && !gzip) {
-      return refuse(stream, { ...trailersOnly(Status.UNIMPLEMENTED, `grpc-encoding ${encoding} is not supported (${ACCEPT_ENCODING} are)`) });
+      return refuse(stream, trailersOnly(Status.UNIMPLEMENTED, `grpc-encoding ${encoding} is not supported (${ACCEPT_ENCODING} are)`));
     }
     const timeout = headers['grpc-timeout'];
     const timeoutMs = timeout === undefined ? Infinity : parseGrpcTimeout(timeout as string);
     if (Number.isNaN(timeoutMs)) return refuse(stream, trailersOnly(Status.INTERNAL, `invalid grpc-timeout ${timeout}`));
-    new GrpcCall(stream, method, (stream.session as BudgetedSession)[BUDGET], maxMessageBytes, gzip, timeoutMs);
+    new GrpcCall(stream, method, budget, maxMessageBytes, gzip, timeoutMs);
   });
 
   return {
