@@ -157,7 +157,7 @@ export class GrpcCall<Req, Res> extends Deadline {
   /** The deadline passed: DEADLINE_EXCEEDED, and a running handler is told. */
   expire(): void {
     const handling = this.state === HANDLING;
-    this.finish(Status.DEADLINE_EXCEEDED, 'the deadline passed');
+    this.finish(Status.DEADLINE_EXCEEDED, 'Deadline exceeded');
     if (handling) this.onCancel?.abort(new Error('the gRPC deadline passed'));
   }
 
@@ -220,7 +220,8 @@ export class GrpcCall<Req, Res> extends Deadline {
       return false;
     }
     if (length > this.maxMessageBytes) {
-      this.finish(Status.RESOURCE_EXHAUSTED, `the request message (${length} bytes) is larger than the ${this.maxMessageBytes}-byte limit`);
+      // grpc-js' wording, which callers of earlier versions saw.
+      this.finish(Status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${this.maxMessageBytes})`);
       return false;
     }
     const budget = this.budget;

@@ -104,7 +104,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     }
     const path = headers[':path'] as string;
     const method = methods.get(path);
-    if (method === undefined) return refuse(stream, trailersOnly(Status.UNIMPLEMENTED, `the server does not implement ${path}`));
+    if (method === undefined) return refuse(stream, trailersOnly(Status.UNIMPLEMENTED, `The server does not implement the method ${path}`));
     const budget = (stream.session as BudgetedSession)[BUDGET];
     if (budget.held >= budget.limit) {
       return refuse(stream, trailersOnly(Status.RESOURCE_EXHAUSTED, `the connection holds more than ${budget.limit} bytes of requests and unread responses`));
