@@ -81,13 +81,18 @@ async function machineBusy(ms: number): Promise<number> {
   return b.total === a.total ? 0 : 1 - (b.idle - a.idle) / (b.total - a.total);
 }
 
+/**
+ * What a lock file installs: every package's path, version and integrity. The package's own
+ * entry and the dev/prod marks are left out (moving a dependency to devDependencies installs
+ * the same tree), so such a ref still shares this tree's node_modules.
+ */
 function normalizedLock(file: string): string {
   if (!existsSync(file)) return '';
-  const lock = JSON.parse(readFileSync(file, 'utf8')) as { version?: string; packages?: Record<string, { version?: string }> };
-  // The package's own version is not a dependency.
-  delete lock.version;
-  if (lock.packages?.['']) delete lock.packages[''].version;
-  return JSON.stringify(lock);
+  const lock = JSON.parse(readFileSync(file, 'utf8')) as { packages?: Record<string, { version?: string; integrity?: string; link?: boolean }> };
+  const installed = Object.entries(lock.packages ?? {})
+    .filter(([where]) => where !== '')
+    .map(([where, p]) => `${where} ${p.version ?? ''} ${p.integrity ?? ''} ${p.link ? 'link' : ''}`);
+  return installed.sort().join('\n');
 }
 
 export interface PreparedRef {
