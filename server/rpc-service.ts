@@ -32,6 +32,8 @@ export interface RpcServiceOptions extends ParamsLimits {
 export interface RpcCall {
   /** Input.params. */
   readonly request: string;
+  /** A request header: gRPC metadata such as `traceparent` (`:path` names the method). */
+  header(name: string): string | undefined;
   /** Milliseconds left before the caller's deadline (Infinity without one). */
   remainingMs(): number;
   /** Set by the service: aborted once if the call ends unanswered (the caller cancelled, its deadline passed). */

@@ -2,7 +2,7 @@
 // first, so an oversized message is refused before a byte of it is buffered), hands it to the
 // method, and writes the answer: headers, message, status in the trailers, or a trailers-only
 // status. The call is its own entry in the shared deadline sweep (no timer per call).
-import { constants, type ServerHttp2Stream } from 'node:http2';
+import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { Deadline, deadlines } from '../../shared/call/deadlines';
 import { gunzipMessage, PREFIX_BYTES, TooLarge, writePrefix } from './framing';
 import { RESPONSE_HEADERS, Status, statusTrailers, trailersOnly, type StatusCode } from './status';
@@ -78,6 +78,7 @@ export class GrpcCall<Req, Res> extends Deadline {
 
   constructor(
     private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
     private readonly method: Method<Req, Res>,
     private readonly budget: SessionBudget,
     private readonly maxMessageBytes: number,
@@ -93,6 +94,12 @@ export class GrpcCall<Req, Res> extends Deadline {
     stream.on('data', onData);
     stream.on('end', onEnd);
     stream.on('close', onClose);
+  }
+
+  /** A request header: gRPC metadata (`traceparent`, …; a `-bin` value as sent, base64) or a pseudo-header (`:path`). */
+  header(name: string): string | undefined {
+    const value = this.headers[name];
+    return Array.isArray(value) ? value.join(',') : value;
   }
 
   /** Milliseconds until the caller's deadline (Infinity without one). */

@@ -121,7 +121,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     const timeout = headers['grpc-timeout'];
     const timeoutMs = timeout === undefined ? Infinity : parseGrpcTimeout(timeout as string);
     if (Number.isNaN(timeoutMs)) return refuse(stream, trailersOnly(Status.INTERNAL, `invalid grpc-timeout ${timeout}`));
-    new GrpcCall(stream, method, budget, maxMessageBytes, gzip, timeoutMs);
+    new GrpcCall(stream, headers, method, budget, maxMessageBytes, gzip, timeoutMs);
   });
 
   return {

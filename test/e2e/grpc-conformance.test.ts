@@ -491,10 +491,32 @@ describe('memory a slow or stalled client can hold is bounded', () => {
   let server: GrpcServer;
   let port: number;
   beforeAll(async () => {
-    server = createGrpcServer({ methods: new Map([['/t.T/Echo', echo as Method<unknown, unknown>]]), maxMessageBytes: 64_000, sessionBufferBytes: 100_000 });
+    // Answers the metadata it was given, as the service sees it.
+    const metadata: Method<Buffer, Buffer> = {
+      ...echo,
+      handle: (call) => call.respond(Buffer.from(JSON.stringify([call.header('x-custom'), call.header('x-trace-bin'), call.header(':path')]))),
+    };
+    const methods = new Map([
+      ['/t.T/Echo', echo],
+      ['/t.T/Metadata', metadata],
+    ] as [string, Method<unknown, unknown>][]);
+    server = createGrpcServer({ methods, maxMessageBytes: 64_000, sessionBufferBytes: 100_000 });
     port = await server.listen('127.0.0.1', 0);
   });
   afterAll(() => server.shutdown(100));
+
+  test('a method reads the metadata of its call, -bin values as sent (base64)', async () => {
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      const md = new grpc.Metadata();
+      md.set('x-custom', 'yes');
+      md.set('x-trace-bin', Buffer.from([0, 1, 0xff]));
+      const answer = await bytesCall(client, '/t.T/Metadata', Buffer.alloc(0), md);
+      expect(JSON.parse(answer.bytes!.toString())).toEqual(['yes', Buffer.from([0, 1, 0xff]).toString('base64').replace(/=+$/, ''), '/t.T/Metadata']);
+    } finally {
+      client.close();
+    }
+  });
 
   test('messages that never complete: refused from their prefix once the connection holds its budget, room again when they go', async () => {
     const s = http2.connect(`http://127.0.0.1:${port}`);
