@@ -112,7 +112,7 @@ export class GrpcCall<Req, Res> extends Deadline {
     if (this.state !== HANDLING) return;
     this.end();
     const stream = this.stream;
-    if (stream.destroyed) return;
+    if (stream.destroyed || stream.closed) return;
     const framed = writePrefix(this.method.encode(response, PREFIX_BYTES));
     // The response is held until the client reads it: a client that never does may not pile up
     // answers past the budget (one response alone always goes, however large).
@@ -130,7 +130,7 @@ export class GrpcCall<Req, Res> extends Deadline {
 
   /** Sends one response message (a server-streaming method may send many). */
   send(response: Res): void {
-    if (this.state !== HANDLING || this.stream.destroyed) return;
+    if (this.state !== HANDLING || this.stream.destroyed || this.stream.closed) return;
     const framed = writePrefix(this.method.encode(response, PREFIX_BYTES));
     this.budget.held += framed.length;
     this.held += framed.length;
@@ -149,7 +149,7 @@ export class GrpcCall<Req, Res> extends Deadline {
     if (this.state === DONE) return;
     this.end();
     const stream = this.stream;
-    if (stream.destroyed) return;
+    if (stream.destroyed || stream.closed) return;
     if (this.headersSent) {
       this.trailers = statusTrailers(code, message);
       stream.end();

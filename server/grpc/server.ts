@@ -55,7 +55,7 @@ function tokenCheck(token: string | undefined): ((authorization: string | undefi
 
 /** Answers with headers alone, before the body is read, and stops a client still sending. */
 function refuse(stream: ServerHttp2Stream, headers: Record<string, string | number>): void {
-  if (stream.destroyed) return;
+  if (stream.destroyed || stream.closed) return;
   stream.respond(headers, { endStream: true });
   if (!stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
 }
