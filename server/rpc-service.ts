@@ -5,6 +5,8 @@ import { encodeReply, type Reply } from '../shared/call/output';
 import { noQueueConfigured, replyFor } from '../shared/call/errors';
 import { RunAbort } from '../shared/call/run-abort';
 import { parseParams, type CallRequest, type ParamsLimits } from '../shared/call/params';
+import { endServerSpan, startServerSpan } from '../shared/call/tracing';
+import { context, contextOf, trace, tracingOn, type Span } from '../shared/trace';
 
 /** Puts an async call into the queues; answers 201/200/409/503 (docs/protocol.md, section 3). */
 export interface Enqueuer {
@@ -65,18 +67,22 @@ export function createRpcHandler(options: RpcServiceOptions): RpcHandler {
       return;
     }
     let pending: Promise<Reply>;
+    // Only with an SDK registered: the call's SERVER span, continuing the caller's trace.
+    const span = tracingOn() ? serverSpan(call, request, options) : undefined;
     if (request.reply) {
       const timeoutMs = Math.min(options.defaultTimeoutMs, request.timeoutMs ?? Infinity, call.remainingMs());
       // The run's abort is the call's cancel hook: its reason is made only if the call is cancelled.
       const abort = new RunAbort();
       call.onCancel = abort;
-      pending = dispatch(options.app, request, { timeoutMs, debug: options.debug, abort });
+      pending = dispatch(options.app, request, { timeoutMs, debug: options.debug, abort, span });
     } else if (options.queue) {
       // A gateway still connecting (or reconnecting) is no reason to fail a call that can wait:
       // it waits within its own deadline, the shorter of the gRPC one and its `timeout`, and
       // never longer than --timeout.
       const connectWaitMs = Math.min(options.defaultTimeoutMs, request.timeoutMs ?? Infinity, call.remainingMs() - ANSWER_BEFORE_DEADLINE_MS);
-      pending = options.queue.enqueue(request, connectWaitMs);
+      const queue = options.queue;
+      // The enqueue runs in the SERVER span's context: its PRODUCER span is that span's child.
+      pending = span ? context.with(trace.setSpan(context.active(), span), () => queue.enqueue(request, connectWaitMs)) : queue.enqueue(request, connectWaitMs);
     } else {
       pending = Promise.resolve(replyFor(noQueueConfigured()));
     }
@@ -86,8 +92,20 @@ export function createRpcHandler(options: RpcServiceOptions): RpcHandler {
       inFlight--;
       observe?.(kind, reply.status, startedAt);
       call.respond(encodeReply(reply));
+      if (span) endServerSpan(span, reply);
     };
     pending.then(answer, (err: unknown) => answer(replyFor(err)));
   };
   return { handle, inFlight: () => inFlight };
+}
+
+/** The method's name from the call's path: `/rpc.RPCServer/handel` → `handel`. */
+function methodOf(call: RpcCall): string {
+  const path = call.header(':path') ?? '';
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+function serverSpan(call: RpcCall, request: CallRequest, options: RpcServiceOptions): Span {
+  const caller = contextOf({ traceparent: call.header('traceparent'), tracestate: call.header('tracestate') });
+  return startServerSpan(caller, methodOf(call), request, options.app);
 }

@@ -31,7 +31,10 @@ async function callFromPython(address: string, traceparent: string, ...params: o
   return stdout
     .trim()
     .split('\n')
-    .map((line) => JSON.parse(line) as { status: number; data: { id?: string } });
+    .map((line) => {
+      const content = JSON.parse(line) as { status_code: string; data: { id?: string } };
+      return { status: Number(content.status_code), data: content.data };
+    });
 }
 
 const one = (spans: ReceivedSpan[], test: (s: ReceivedSpan) => boolean): ReceivedSpan | undefined => spans.find(test);
