@@ -41,7 +41,11 @@ export async function agreeOrExit(queues: Queues): Promise<void> {
   }
 }
 
-/** On a Cluster, where the partitions landed; a warning when some masters hold none while others hold several. */
+/**
+ * On a Cluster, where the partitions landed; a warning when some masters hold none while others
+ * hold several (a new deployment's tags spread them: placement.ts; a reshard or a failover
+ * since may have crowded them), naming the one slot to move, from where to where.
+ */
 export function reportPlacement(queues: Queues): void {
   const placement = queues.placement();
   if (!placement || queues.partitions === 1) return;
@@ -51,10 +55,15 @@ export function reportPlacement(queues: Queues): void {
   );
   if (placement.idleMasters.length > 0) {
     const shared = placement.partitions.filter((p) => placement.partitions.some((q) => q !== p && q.master === p.master));
+    // The last partition on a crowded master is the one to move: that slot alone, with its keys.
+    const move = shared[shared.length - 1];
+    const to = placement.idleMasters[0];
     log.warn(
-      { event: 'partitions_unbalanced', placement: placement.partitions, idleMasters: placement.idleMasters },
+      { event: 'partitions_unbalanced', placement: placement.partitions, idleMasters: placement.idleMasters, move: { slot: move.slot, from: move.master, to } },
       `partitions ${shared.map((p) => `${p.partition} (slot ${p.slot})`).join(', ')} share masters while ${placement.idleMasters.join(', ')} hold none: ` +
-        'move one of those slots to an idle master (redis-cli --cluster reshard), or choose another --prefix',
+        `move slot ${move.slot} (partition ${move.partition}) from ${move.master} to ${to} — that slot alone, not redis-cli --cluster reshard, which picks its own: ` +
+        `CLUSTER SETSLOT ${move.slot} IMPORTING <id of ${move.master}> on ${to}, CLUSTER SETSLOT ${move.slot} MIGRATING <id of ${to}> on ${move.master}, ` +
+        `MIGRATE the keys of CLUSTER GETKEYSINSLOT ${move.slot}, then CLUSTER SETSLOT ${move.slot} NODE <id of ${to}> on every master`,
     );
   }
 }

@@ -72,7 +72,7 @@ export interface Claimed {
 /**
  * One partition of a deployment's queues: every script call of it. A deployment of
  * one partition is this store alone, under the tag `{prefix}`; one of several has partition p
- * under `{prefix:p}` (queues.ts holds the deployment as a whole).
+ * under `{prefix:p}` or the tag stored for it (queues.ts holds the deployment as a whole).
  */
 export class Store {
   readonly keys: Keys;
@@ -85,8 +85,9 @@ export class Store {
     readonly redis: RedisClient,
     prefix: string,
     readonly partition?: number,
+    tag?: string,
   ) {
-    this.keys = keysFor(prefix, partition);
+    this.keys = keysFor(prefix, partition, tag);
     this.handOff = partition === undefined;
     defineScripts(redis);
   }
