@@ -19,7 +19,7 @@ const COMMANDS: Record<CommandName | 'check', string> = {
   worker: 'runs async jobs from Redis through your app',
   dev: 'gateway and worker in one process (starts a private redis-server if none answers)',
   stats: 'queue depths, level-2 state, in flight, dead, counters',
-  dead: 'dead-letter jobs: list | requeue <id>|all | purge',
+  dead: 'dead-letter jobs: list | requeue <id>|all | delete <id> | purge',
   job: 'job <id>: where a job is (waiting, running, retry, dead, done) and what it carries',
   queue: 'queue <level>: the next messages waiting in a level (--policy, --limit)',
   pause: 'pause <level>: accept calls for a level but let no worker take them',

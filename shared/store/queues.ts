@@ -345,6 +345,13 @@ export class Queues {
     return 'unknown';
   }
 
+  /** Removes one dead job from whichever partition holds it. */
+  async deleteDead(id: string): Promise<'deleted' | 'unknown'> {
+    if (!this.#located) await this.locate();
+    for (const store of this.#stores) if ((await store.deleteDead(id)) === 'deleted') return 'deleted';
+    return 'unknown';
+  }
+
   async purgeDead(): Promise<number> {
     if (!this.#located) await this.locate();
     return (await Promise.all(this.#stores.map((s) => s.purgeDead()))).reduce((a, b) => a + b, 0);

@@ -272,6 +272,11 @@ export class Store {
     return replyOf('requeueDead', await runScript<number>(this.redis, 'requeueDead', this.keysOf('requeueDead'), ['one', id]));
   }
 
+  /** Removes one dead job (deleteDead.lua): 'deleted', or 'unknown' when no dead job has that id. */
+  async deleteDead(id: string): Promise<'deleted' | 'unknown'> {
+    return replyOf('deleteDead', await runScript<number>(this.redis, 'deleteDead', this.keysOf('deleteDead'), [id]));
+  }
+
   /** Empties the dead list in one step; returns how many entries it held. */
   purgeDead(): Promise<number> {
     return runScript<number>(this.redis, 'purgeDead', this.keysOf('purgeDead'), []);
