@@ -3,6 +3,7 @@ import { loadApp } from '../shared/call/app';
 import { ConfigError, configSummary, helpText, parseConfig, type CommandName, type Config } from './config';
 import { log, redactUrl, setLogLevel } from '../shared/log';
 import { CHECK_SUMMARY, runCheck } from './check';
+import { MOVE_SLOT_SUMMARY, runMoveSlot } from './move-slot';
 import { runDead } from './dead';
 import { runDashboard, runDelete, runJob, runPause, runQueue } from './operations';
 import { startGateway } from './start-gateway';
@@ -13,8 +14,8 @@ import { runStats } from './stats';
 import type { RunningPart } from './running-part';
 import { startWorker } from './start-worker';
 
-// `check` reads its own few flags (cli/check.ts), so it is not one of config.ts's commands.
-const COMMANDS: Record<CommandName | 'check', string> = {
+// `check` and `move-slot` read their own few flags (cli/check.ts, cli/move-slot.ts), so they are not config.ts's commands.
+const COMMANDS: Record<CommandName | 'check' | 'move-slot', string> = {
   gateway: 'the gRPC front end: sync calls in-process, async calls into Redis',
   worker: 'runs async jobs from Redis through your app',
   dev: 'gateway and worker in one process (starts a private redis-server if none answers)',
@@ -27,13 +28,14 @@ const COMMANDS: Record<CommandName | 'check', string> = {
   delete: 'delete <id>: remove a waiting or retrying job',
   dashboard: 'the dashboard on its own port, for a deployment without a gateway at hand',
   check: CHECK_SUMMARY,
+  'move-slot': MOVE_SLOT_SUMMARY,
 };
 
 function usage(): string {
   return [
     'usage: switchyard <command> [flags]',
     '',
-    ...Object.entries(COMMANDS).map(([name, what]) => `  ${name.padEnd(8)} ${what}`),
+    ...Object.entries(COMMANDS).map(([name, what]) => `  ${name.padEnd(9)} ${what}`),
     '',
     'switchyard <command> --help lists every flag with its default.',
   ].join('\n');
@@ -117,6 +119,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === 'check') return runCheck(rest);
+  if (command === 'move-slot') return runMoveSlot(rest);
   const name = command as CommandName;
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${COMMANDS[name]}\n\n${helpText(name)}\n`);

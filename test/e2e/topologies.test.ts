@@ -8,7 +8,7 @@
 // Nothing here waits without a bound: every command run has a timeout, and whatever a test
 // started (worker processes, in-process gateways) is killed when it ends, passes, fails or
 // times out — also what a timed-out test body starts after its teardown ran.
-import { execFileSync, type ExecFileSyncOptions } from 'node:child_process';
+import { execFile, execFileSync, type ExecFileSyncOptions } from 'node:child_process';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { call, closeClients, send } from '../../client';
@@ -416,9 +416,9 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
       const crowdedSlots = [0, 1, 2].map((p) => calculateSlot(`{${prefix}:${p}}`));
       expect(crowdedSlots).toContain(warning!.move.slot);
       expect(warning!.idleMasters).toContain(warning!.move.to);
-      expect(warning!.msg).toContain(`move slot ${warning!.move.slot} `);
-      expect(warning!.msg).toContain(`CLUSTER SETSLOT ${warning!.move.slot} NODE <id of ${warning!.move.to}>`);
       expect(warning!.msg.split('\n')).toHaveLength(1);
+      const command = `switchyard move-slot ${warning!.move.slot} --to ${warning!.move.to} --redis ${cluster.url}`;
+      expect(warning!.msg).toContain(command);
       const ids: string[] = [];
       for (let i = 0; i < 6; i++) ids.push(((await send('/record', { address: gateway.address, level: 1, content: { i } })).data as { id: string }).id);
       expect((await allRun(ids, 20_000)).missing).toEqual([]);
@@ -426,6 +426,55 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
       for (const p of [0, 1, 2]) expect(Number(await reader.hget(`{${prefix}:${p}}:stats`, 'L1:done'))).toBeGreaterThan(0);
       const stats = JSON.parse(cli(['stats', '--json', '--redis', cluster.url, '--prefix', prefix])) as { partitions: Array<{ tag: string }> };
       expect(stats.partitions.map((p) => p.tag)).toEqual([0, 1, 2].map((p) => `{${prefix}:${p}}`));
+
+      // What the warning says to run, run as it says, with the gateway and the worker running and calls coming in.
+      const moved = crowdedSlots.indexOf(warning!.move.slot);
+      const doneBefore = Number(await reader.hget(`{${prefix}:${moved}}:stats`, 'L1:done'));
+      let sending = true;
+      const during: string[] = [];
+      const traffic = (async () => {
+        for (let i = 0; sending; i++) {
+          const r = await send('/record', { address: gateway.address, level: 1, content: { during: i }, deadline: 5 });
+          if (r.status === 201) during.push((r.data as { id: string }).id);
+        }
+      })();
+      // Not cli(): a synchronous run would hold this process's event loop, and with it the in-process gateway.
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, [BIN, ...command.replace('switchyard ', '').split(' ')], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+        ),
+      );
+      sending = false;
+      await traffic;
+      report(`${command}: ${out.trim()} (${during.length} async calls accepted meanwhile)`);
+      expect(out).toMatch(new RegExp(`^slot ${warning!.move.slot} moved from ${warning!.move.from} to ${warning!.move.to}: \\d+ key\\(s\\)\\n$`));
+      expect(`127.0.0.1:${await cluster.masterFor(`{${prefix}:${moved}}`)}`).toBe(warning!.move.to);
+      expect(new Set(await Promise.all([0, 1, 2].map((p) => cluster.masterFor(`{${prefix}:${p}}`)))).size).toBe(3);
+      // The keys went with their slot: the partition's counters are there, and nothing accepted is lost.
+      expect(Number(await reader.hget(`{${prefix}:${moved}}:stats`, 'L1:done'))).toBeGreaterThanOrEqual(doneBefore);
+      expect((await allRun(during, 20_000)).missing).toEqual([]);
+      // A process started now finds the partitions spread: no warning.
+      const second = await workerOn(cluster.url, ['--partitions', '3']);
+      expect(logLines(second.output()).some((l) => l.event === 'partitions')).toBe(true);
+      expect(logLines(second.output()).some((l) => l.event === 'partitions_unbalanced')).toBe(false);
+      expect(cli(command.replace('switchyard ', '').split(' '))).toBe(`slot ${warning!.move.slot} is on ${warning!.move.to} already\n`);
+      // Wrong arguments: one line each.
+      for (const [args, said] of [
+        [['move-slot', '16384', '--to', warning!.move.to, '--redis', cluster.url], 'the slot must be a whole number from 0 to 16383 (got "16384")'],
+        [['move-slot', '1', '--redis', cluster.url], '--to <host:port> is needed: the master to move the slot to'],
+        [
+          ['move-slot', '1', '--to', warning!.move.to, '--redis', 'redis://127.0.0.1:1'],
+          '--redis must be a Cluster URL, redis+cluster://host:port[,…] (got "redis://127.0.0.1:1")',
+        ],
+      ] as Array<[string[], string]>) {
+        let stderr = '';
+        try {
+          cli(args, { stdio: 'pipe' });
+        } catch (err) {
+          stderr = (err as { stderr: string }).stderr;
+        }
+        expect(stderr).toBe(`switchyard move-slot: ${said}\n`);
+      }
     } finally {
       reader.disconnect();
     }
