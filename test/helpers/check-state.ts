@@ -57,9 +57,9 @@ export async function expectCleanRedis(redisUrl: string, options: Omit<CleanStat
   } finally {
     redis.disconnect();
   }
-  // {prefix:N} is partition N of the deployment {prefix}, which holds its partition count.
+  // {prefix:N} (or, chosen on a Cluster, {prefix:N.M}) is partition N of the deployment {prefix}, which holds its partition count.
   const prefixes = [...tags].filter((tag) => {
-    const partition = /^(.+):\d+$/.exec(tag);
+    const partition = /^(.+):\d+(?:\.\d+)?$/.exec(tag);
     return !(partition && tags.has(partition[1]));
   });
   const failures: string[] = [];
