@@ -35,7 +35,7 @@ function usage(): string {
   return [
     'usage: switchyard <command> [flags]',
     '',
-    ...Object.entries(COMMANDS).map(([name, what]) => `  ${name.padEnd(9)} ${what}`),
+    ...Object.entries(COMMANDS).map(([name, what]) => `  ${name.padEnd(8)} ${what}`),
     '',
     'switchyard <command> --help lists every flag with its default.',
   ].join('\n');
