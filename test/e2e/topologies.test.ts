@@ -347,7 +347,8 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
       expect(new Set(masters).size).toBe(3);
       expect(stored.tags.every((tag, p) => tag === `{sy:${p}}` || tag.startsWith(`{sy:${p}.`))).toBe(true);
 
-      const worker = await workerOn(cluster.url, ['--partitions', '3']);
+      // A short lease: the renewal thread (which reads the tags on its own) must renew under the stored tags.
+      const worker = await workerOn(cluster.url, ['--partitions', '3', '--lease', '1s']);
       const ids: string[] = [];
       for (let i = 0; i < 9; i++) ids.push(((await send('/record', { address: gateway.address, level: 1, content: { i } })).data as { id: string }).id);
       const { missing } = await allRun(ids, 20_000);
@@ -357,6 +358,14 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
         expect(await reader.zcard(`${tag}:workers`)).toBeGreaterThan(0);
         expect(Number(await reader.hget(`${tag}:stats`, 'L1:done'))).toBeGreaterThan(0);
       }
+      // Some leases later, every partition's lease is still the worker's, renewed under its tag.
+      await sleep(3000);
+      for (const tag of stored.tags) {
+        const [seconds] = await reader.time();
+        const [, expiry] = await reader.zrange(`${tag}:workers`, 0, 0, 'WITHSCORES');
+        expect(Number(expiry)).toBeGreaterThan(Number(seconds) * 1000);
+      }
+      expect(logLines(worker.output()).filter((l) => l.event === 'lease_lost' || l.event === 'lease_thread_failed')).toEqual([]);
       // Nothing under the default tags the deployment does not use.
       for (const p of [0, 1, 2]) if (stored.tags[p] !== `{sy:${p}}`) expect(await reader.exists(`{sy:${p}}:stats`, `{sy:${p}}:workers`)).toBe(0);
       // The worker's own report of where its partitions are, and `switchyard stats` (no --prefix, no --partitions: the defaults and Redis).
