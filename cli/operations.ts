@@ -113,7 +113,7 @@ export function runDelete(config: Config): Promise<void> {
       deleted: `job ${id} deleted`,
       unknown: `no waiting or retrying job has id ${id}`,
       running: `job ${id} is running: it cannot be deleted`,
-      dead: `job ${id} is in the dead list: use switchyard dead purge`,
+      dead: `job ${id} is in the dead list: switchyard dead delete ${id} removes it (dead requeue ${id} runs it again)`,
       finished: `job ${id} has finished`,
     };
     (outcome === 'deleted' ? process.stdout : process.stderr).write(said[outcome] + '\n');

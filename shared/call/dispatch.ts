@@ -37,8 +37,13 @@ export interface DispatchOptions {
   span?: Span;
 }
 
-/** ctx.state.rpc: plain fields, and the signal made on first read. */
+/**
+ * ctx.state.rpc: plain fields, and the signal made on first read. The run's abort is held in a
+ * private field: a route reads the signal, it cannot abort its own run (nor finds an undocumented
+ * `abort` beside the documented fields).
+ */
 class RunState implements RpcState {
+  readonly #abort: RunAbort;
   constructor(
     readonly reply: boolean,
     readonly level: Level | null,
@@ -47,10 +52,12 @@ class RunState implements RpcState {
     readonly jobId: string | null,
     readonly attempt: number,
     readonly fence: number | null,
-    private readonly abort: RunAbort,
-  ) {}
+    abort: RunAbort,
+  ) {
+    this.#abort = abort;
+  }
   get signal(): AbortSignal {
-    return this.abort.signal;
+    return this.#abort.signal;
   }
   toJSON(): Omit<RpcState, 'signal'> {
     const { reply, level, policy, key, jobId, attempt, fence } = this;

@@ -28,6 +28,7 @@ export const REPLY_CODES = {
     superseded: 3,
   },
   requeueDead: { unknown: 0, requeued: 1, superseded: 2 },
+  deleteDead: { unknown: 0, deleted: 1 },
   deleteJob: {
     unknown: 0,
     deleted: 1,

@@ -72,7 +72,7 @@ export interface Claimed {
 /**
  * One partition of a deployment's queues: every script call of it. A deployment of
  * one partition is this store alone, under the tag `{prefix}`; one of several has partition p
- * under `{prefix:p}` (queues.ts holds the deployment as a whole).
+ * under `{prefix:p}` or the tag stored for it (queues.ts holds the deployment as a whole).
  */
 export class Store {
   readonly keys: Keys;
@@ -85,8 +85,9 @@ export class Store {
     readonly redis: RedisClient,
     prefix: string,
     readonly partition?: number,
+    tag?: string,
   ) {
-    this.keys = keysFor(prefix, partition);
+    this.keys = keysFor(prefix, partition, tag);
     this.handOff = partition === undefined;
     defineScripts(redis);
   }
@@ -269,6 +270,11 @@ export class Store {
   /** One dead job back in line: 'requeued', 'unknown' (no dead job has that id) or 'superseded' (its key has a newer message). */
   async requeueDead(id: string): Promise<'requeued' | 'unknown' | 'superseded'> {
     return replyOf('requeueDead', await runScript<number>(this.redis, 'requeueDead', this.keysOf('requeueDead'), ['one', id]));
+  }
+
+  /** Removes one dead job (deleteDead.lua): 'deleted', or 'unknown' when no dead job has that id. */
+  async deleteDead(id: string): Promise<'deleted' | 'unknown'> {
+    return replyOf('deleteDead', await runScript<number>(this.redis, 'deleteDead', this.keysOf('deleteDead'), [id]));
   }
 
   /** Empties the dead list in one step; returns how many entries it held. */

@@ -186,6 +186,74 @@ describe('steering', () => {
   });
 });
 
+describe('deleting one dead job', () => {
+  /** Claims every waiting job and fails each for good: they go to the dead list. */
+  async function allDead(): Promise<void> {
+    for (const job of await claim('w1')) expect(await queues.fail(0, 'w1', job.token, { status: 500, error: `failed ${job.id}` }, 100)).toBe('dead');
+  }
+
+  test('removes that entry only, its index entry with it, and counts it; an id not in the dead list is unknown', async () => {
+    const [a, b, c] = [
+      await enqueue(asyncCall('/a', 1, 'execute')),
+      await enqueue(asyncCall('/b', 2, 'execute')),
+      await enqueue(asyncCall('/c', 1, 'execute')),
+    ];
+    await allDead();
+    const k = queues.keysOf(0);
+    expect(await redis.llen(k.dead)).toBe(3);
+    expect(await queues.deleteDead(b)).toBe('deleted');
+    expect((await queues.listDead(10)).map((e) => (JSON.parse(e) as { job: { id: string } }).job.id).sort()).toEqual([a, c].sort());
+    expect(await queues.lookup(b)).toEqual({ id: b, state: 'unknown' });
+    expect(await redis.hexists(k.jobs, b)).toBe(0);
+    expect(await redis.hget(k.stats, 'dead:deleted')).toBe('1');
+    expect(await queues.deleteDead(b)).toBe('unknown');
+    expect(await queues.deleteDead('*')).toBe('unknown');
+    // A waiting job is not a dead one: delete is for it.
+    const waiting = await enqueue(asyncCall('/w', 1, 'execute'));
+    expect(await queues.deleteDead(waiting)).toBe('unknown');
+    expect(await queues.lookup(waiting)).toMatchObject({ state: 'waiting' });
+    // The others are untouched: a requeue still brings one back.
+    expect(await queues.requeueDead(a)).toBe('requeued');
+    expect(await redis.llen(k.dead)).toBe(1);
+  });
+
+  test("a dead `last` message: its key's newest mark goes with it (a new message of the key is queued afresh), but not a newer message's mark", async () => {
+    const k = queues.keysOf(0);
+    const first = await enqueue(asyncCall('/k', 1, 'last', { key: 'k' }));
+    await allDead();
+    // While dead it stays its key's newest (a requeue can tell whether a newer one came since).
+    expect(await redis.hget(k.newest(1), 'k')).toBe(first);
+    expect(await queues.deleteDead(first)).toBe('deleted');
+    expect(await redis.hexists(k.newest(1), 'k')).toBe(0);
+    const second = await enqueue(asyncCall('/k', 1, 'last', { key: 'k' }));
+    expect(await queues.lookup(second)).toMatchObject({ state: 'waiting', queue: 'L1:last', key: 'k' });
+
+    // Dead, then a newer message of its key accepted: deleting the dead one leaves the newer one's mark.
+    await allDead();
+    const third = await enqueue(asyncCall('/k', 1, 'last', { key: 'k' }));
+    expect(await redis.hget(k.newest(1), 'k')).toBe(third);
+    expect(await queues.deleteDead(second)).toBe('deleted');
+    expect(await redis.hget(k.newest(1), 'k')).toBe(third);
+    expect(await queues.lookup(third)).toMatchObject({ state: 'waiting', key: 'k' });
+  });
+
+  test('with several partitions, the one that holds it', async () => {
+    const parts = new Queues(redis, uniquePrefix('ops-parts'), 3);
+    await parts.agreeOnPartitions();
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push((await parts.enqueue(asyncCall('/p', 1, 'execute'), ADMISSION)).id);
+    for (let p = 0; p < 3; p++) {
+      await parts.register(`w${p}`, LEASE, p);
+      const claimed = await parts.claim(p, `w${p}`, 10, 10, SELECTION, LEASE, undefined, true);
+      if (claimed === 'lost') throw new Error('lost');
+      for (const run of claimed.runs) await parts.fail(p, `w${p}`, run.token, { status: 500, error: 'x' }, 100);
+    }
+    expect((await parts.listDead(10)).length).toBe(6);
+    for (const id of ids.slice(0, 4)) expect(await parts.deleteDead(id)).toBe('deleted');
+    expect((await parts.listDead(10)).map((e) => (JSON.parse(e) as { job: { id: string } }).job.id).sort()).toEqual(ids.slice(4).sort());
+  });
+});
+
 describe('per-call job options', () => {
   test('attempts, backoff and job_timeout travel with the job; delay holds it like a retry until due', async () => {
     const id = await enqueue(asyncCall('/o', 1, 'execute', { attempts: 2, backoff: 0.5, job_timeout: 7 }));
