@@ -12,6 +12,7 @@ export type IndexEntry =
   | { kind: 'running'; since: number; token: string; worker: string }
   | { kind: 'due'; due: number }
   | { kind: 'dead' }
+  /** `enqueued`: the payload's "at" as stored (either form: atMs of job.ts reads it). */
   | { kind: 'done'; at: number; status: string; attempt: number; enqueued: number; method: string; url: string };
 
 /** The entry a job at this place has, as the scripts write it. */

@@ -4,8 +4,9 @@
 -- handed straight to that worker instead (see handOff below). A message with a delay waits in
 -- the delayed set, as a retry does, until it is due.
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed
--- USES: backlog claimable count countDelayed forgetJob jsonString jsonStringEnd newToken paused redisClock runningField setWhere wake whereDue whereRunning whereWaiting
+-- USES: atStamp backlog claimable count countDelayed forgetJob jsonString jsonStringEnd newToken paused redisClock runningField setWhere wake whereDue whereRunning whereWaiting
 -- ARGV[1] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
+--         (unique by construction: such a job waiting in a list gets no index entry, below)
 -- ARGV[2] payload JSON (format/job.ts), its enqueue time written as "at":0 (stamped here): the
 --         job's id, level, policy and key are read from it, the one place they are written
 -- ARGV[3] level-2 capacity   ARGV[4] discard threshold
@@ -50,7 +51,7 @@ local delayMs = tonumber(ARGV[9]) or 0
 
 -- The enqueue time is Redis's, so a gateway's clock cannot age (or rejuvenate) a message.
 local atEnd = #id + 15 -- '{"id":"' .. id .. '","at":0' ends here
-payload = string.sub(payload, 1, atEnd - 1) .. now .. string.sub(payload, atEnd + 1)
+payload = string.sub(payload, 1, atEnd - 1) .. atStamp(now) .. string.sub(payload, atEnd + 1)
 
 -- An idle worker is blocked in BLPOP on its inbox. Recording the job in that worker's hash
 -- under a new run token (as a claim would) and pushing token and payload to its inbox saves
@@ -144,7 +145,10 @@ elseif handOff(nil) then
   queued = false
 else
   redis.call('LPUSH', (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute']), payload)
-  setWhere(id, whereWaiting(level, policy))
+  -- A message waiting in a list is found by reading the lists (lookupJob, deleteJob): only a
+  -- caller's id needs its entry, for the `duplicate` check above. The gateway's ids are unique,
+  -- and an index entry would cost more memory than the rest of the job's place in the list.
+  if ARGV[1] == '1' then setWhere(id, whereWaiting(level, policy)) end
 end
 
 if result == CODE.queued then
