@@ -4,6 +4,7 @@
 import Redis from 'ioredis';
 import type { CallRequest } from '../../shared/call/params';
 import { checkDeployment } from '../../shared/store/check';
+import { INDEX_KEEPER } from '../../shared/store/format/index-entry';
 import { decodeJob, type Job } from '../../shared/store/format/job';
 import { Queues } from '../../shared/store/queues';
 import { partitionStores } from '../../shared/store/queues';
@@ -105,11 +106,14 @@ describe('job lookup', () => {
     const states = await Promise.all(ids.map(async (id) => (await queues.lookup(id)).state));
     expect(states).toEqual(['unknown', 'unknown', 'unknown', 'done', 'done']);
     expect(await redis.zcard(queues.keysOf(0).done)).toBe(2);
-    expect(await redis.hlen(queues.keysOf(0).jobs)).toBe(2);
+    // The two kept, and the field that keeps the index a hashtable (set by pruneDone).
+    expect(await redis.hlen(queues.keysOf(0).jobs)).toBe(3);
+    expect(await redis.object('ENCODING', queues.keysOf(0).jobs)).toBe('hashtable');
+    expect(await redis.hexists(queues.keysOf(0).jobs, INDEX_KEEPER)).toBe(1);
     // A worker that keeps none forgets the rest: nothing stays after --keep-done is turned off.
     expect(await queues.pruneDone(0, 0, 0)).toBe(2);
     expect(await redis.zcard(queues.keysOf(0).done)).toBe(0);
-    expect(await redis.hlen(queues.keysOf(0).jobs)).toBe(0);
+    expect(await redis.hkeys(queues.keysOf(0).jobs)).toEqual([INDEX_KEEPER]);
   });
 
   test('pruning goes in batches: thousands of kept jobs past their age all leave, none twice', async () => {
@@ -123,7 +127,7 @@ describe('job lookup', () => {
     expect(await queues.pruneDone(0, 1000, 10_000, 1000)).toBe(1000);
     expect(await queues.pruneDone(0, 1000, 10_000, 1000)).toBe(500);
     expect(await redis.zcard(k.done)).toBe(0);
-    expect(await redis.hlen(k.jobs)).toBe(0);
+    expect(await redis.hkeys(k.jobs)).toEqual([INDEX_KEEPER]);
   });
 });
 

@@ -4,7 +4,7 @@
 // job kept for lookup has its entry.
 import type { Level } from '../../levels';
 import { deadPayloadOf } from '../format/dead-entry';
-import { readIndexEntry } from '../format/index-entry';
+import { INDEX_KEEPER, readIndexEntry } from '../format/index-entry';
 import { jobIdOf, routeOf, type Route } from '../format/job';
 import { isJson, shown, type Bytes } from './payload';
 import { describePlace, entryFor, entryMatches, placeArgs, placeOfEntry, samePlace, type Place } from './place';
@@ -231,6 +231,7 @@ async function readDone(scan: PartitionScan): Promise<void> {
 async function readIndex(scan: PartitionScan): Promise<void> {
   for await (const chunk of hashChunks(scan.store.redis, scan.store.keys.jobs)) {
     for (const [id, where] of chunk) {
+      if (id === INDEX_KEEPER) continue;
       scan.counts.indexEntries += 1;
       const place = placeOfEntry(where);
       if (place?.kind === 'run') scan.token(place.token, `${scan.store.keys.jobs} ${id}`);

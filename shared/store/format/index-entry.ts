@@ -6,6 +6,12 @@
 // taken as it stands).
 import type { Level } from '../../levels';
 
+/**
+ * The one field of the index that is not a job (no job id holds ':'): its long value keeps the
+ * hash a hashtable (scripts/helpers/index/keepHashtable.lua). Readers of the whole index skip it.
+ */
+export const INDEX_KEEPER = ':hashtable';
+
 export type IndexEntry =
   | { kind: 'waiting'; level: Level; policy: 'execute' | 'discard' }
   | { kind: 'waiting'; level: Level; policy: 'last'; key: string }
