@@ -4,7 +4,7 @@
 -- handed straight to that worker instead (see handOff below). A message with a delay waits in
 -- the delayed set, as a retry does, until it is due.
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed
--- USES: atStamp backlog claimable count countDelayed forgetJob jsonString jsonStringEnd newToken paused redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
+-- USES: atStamp backlog claimable count countDelayed forgetJob jsonString jsonStringEnd keepHashtable newToken paused redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
 -- ARGV[1] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
 --         (unique by construction: such a job waiting in a list gets no index entry, below)
 -- ARGV[2] payload JSON (format/job.ts), its enqueue time written as "at":0 (stamped here): the
@@ -145,7 +145,9 @@ elseif policy == 'last' then
 elseif handOff(nil) then
   queued = false
 else
-  redis.call('LPUSH', (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute']), payload)
+  -- The first message of an empty list also sees that the lookup index is a hashtable (once
+  -- set, a no-op): the runs its claims will write are then fast from the start.
+  if redis.call('LPUSH', (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute']), payload) == 1 then keepHashtable() end
   -- A message waiting in a list is found by reading the lists (lookupJob, deleteJob): only a
   -- caller's id needs its entry, for the `duplicate` check above. The gateway's ids are unique,
   -- and an index entry would cost more memory than the rest of the job's place in the list.
