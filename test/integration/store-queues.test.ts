@@ -528,5 +528,15 @@ test('decodeJob reads what the gateway writes', () => {
     7,
     '{"attempt":3,"id":"a1","at":5,"level":2,"policy":"last","key":"k","timeout":2000,"method":"PUT","url":"/u","content":{"list":[],"n":12345678901234567}}',
   );
-  expect(job).toMatchObject({ attempt: 3, id: 'a1', at: AT_EPOCH_MS + 5, level: 2, policy: 'last', key: 'k', timeoutMs: 2000, token: 7, content: { list: [] } });
+  expect(job).toMatchObject({
+    attempt: 3,
+    id: 'a1',
+    at: AT_EPOCH_MS + 5,
+    level: 2,
+    policy: 'last',
+    key: 'k',
+    timeoutMs: 2000,
+    token: 7,
+    content: { list: [] },
+  });
 });
