@@ -379,17 +379,21 @@ export class Queues {
   async lookup(id: string): Promise<JobView> {
     if (!this.#located) await this.locate();
     const found = await Promise.all(this.#stores.map((s) => s.lookup(id)));
-    const p = found.findIndex((raw) => raw !== null);
+    // A partition that found the job wins over one that gave up reading its lists.
+    let p = found.findIndex((raw) => raw !== null && raw.where !== '');
+    if (p === -1) p = found.findIndex((raw) => raw !== null);
     return viewOf(id, p === -1 ? null : found[p], this.partitions > 1 && p !== -1 ? p : undefined);
   }
 
   async deleteJob(id: string): Promise<DeleteOutcome> {
     if (!this.#located) await this.locate();
+    let answer: DeleteOutcome = 'unknown';
     for (const store of this.#stores) {
       const outcome = await store.deleteJob(id);
-      if (outcome !== 'unknown') return outcome;
+      if (outcome === 'notWithinScan') answer = outcome;
+      else if (outcome !== 'unknown') return outcome;
     }
-    return 'unknown';
+    return answer;
   }
 
   /**
