@@ -1,7 +1,7 @@
 // The spans of one call: the gateway's SERVER span (sync or async), named after the route
 // template so their names stay few, with the RPC and HTTP attributes of the conventions.
 // Everything here runs only while tracing is on (shared/trace.ts, tracingOn()).
-import { SpanKind, SpanStatusCode, tracer, type Context, type Span } from '../trace';
+import { recordFailure, SpanKind, SpanStatusCode, tracer, type Context, type Span } from '../trace';
 import type { LoadedApp } from './app';
 import type { CallRequest } from './params';
 import type { Reply } from './output';
@@ -72,7 +72,7 @@ export function destinationOf(level: number, policy: string): string {
 }
 
 /** The PRODUCER span of an async call, a child of its SERVER span: `send L<level>:<policy>`. */
-export function startProducerSpan(parent: Context, level: number, policy: string, id: string, partition: number): Span {
+export function startProducerSpan(parent: Context, level: number, policy: string, callerId: string | undefined, partition: number): Span {
   const destination = destinationOf(level, policy);
   return tracer.startSpan(
     `send ${destination}`,
@@ -83,17 +83,21 @@ export function startProducerSpan(parent: Context, level: number, policy: string
         'messaging.operation.type': 'send',
         'messaging.operation.name': 'send',
         'messaging.destination.name': destination,
-        'messaging.message.id': id,
         'switchyard.partition': partition,
+        ...(callerId !== undefined && { 'messaging.message.id': callerId }),
       },
     },
     parent,
   );
 }
 
-/** Ends a PRODUCER span with the enqueue's outcome: queued, replaced, refused, dropped, duplicate, or failed. */
-export function endProducerSpan(span: Span, outcome: string, status: number): void {
+/**
+ * Ends a PRODUCER span with the step's outcome: queued, replaced, refused, dropped, duplicate
+ * (the job's id then known), or failed (Redis did not take it; the error recorded).
+ */
+export function endProducerSpan(span: Span, outcome: string, id?: string, error?: Error): void {
   span.setAttribute('switchyard.outcome', outcome);
-  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: `status ${status}` });
+  if (id !== undefined) span.setAttribute('messaging.message.id', id);
+  if (error) recordFailure(span, error);
   span.end();
 }

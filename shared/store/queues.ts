@@ -14,6 +14,8 @@ import { Cluster } from 'ioredis';
 import type { CallRequest } from '../call/params';
 import type { Level } from '../levels';
 import { log } from '../log';
+import { carrierOf, context, trace, tracingOn } from '../trace';
+import { endProducerSpan, startProducerSpan } from '../call/tracing';
 import { deploymentKeys, keyNamed, keysFor, type DeploymentKeys } from './keys';
 import { chooseTags, defaultTags, formatStored, mastersBySlot, parseStored, tagsOf, type SlotRanges, type StoredPartitions } from './placement';
 import type { RedisClient } from './redis';
@@ -169,7 +171,18 @@ export class Queues {
 
   async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome; replicas?: number }> {
     if (!this.#located) await this.locate();
-    const { id, outcome, wakeIdle, replicas } = await this.#stores[this.partitionFor(call)].enqueue(call, this.share(limits));
+    const partition = this.partitionFor(call);
+    // While tracing: a PRODUCER span around the step, its context stored with the job.
+    const span = tracingOn() ? startProducerSpan(context.active(), call.queue!.level, call.queue!.policy, call.queue!.id, partition) : undefined;
+    let enqueued;
+    try {
+      enqueued = await this.#stores[partition].enqueue(call, this.share(limits), span && carrierOf(trace.setSpan(context.active(), span)));
+    } catch (err) {
+      if (span) endProducerSpan(span, 'failed', undefined, err as Error);
+      throw err;
+    }
+    const { id, outcome, wakeIdle, replicas } = enqueued;
+    if (span) endProducerSpan(span, outcome, id);
     // The job is queued: a failed wake-up must not turn that into an error for the caller (a
     // worker's next claim, within its 1 s block, finds the job anyway).
     if (wakeIdle) {

@@ -7,6 +7,7 @@ import type { CallRequest } from '../call/params';
 import type { Level } from '../levels';
 import { LEVEL2_OFF_ABOVE, LEVEL2_ON_BELOW } from '../policy';
 import { encodeJob, newJobId, type Job } from './format/job';
+import type { TraceCarrier } from '../trace';
 import { keyNamed, keysFor, type Keys } from './keys';
 import { REPLY_CODES, replyOf } from './replies';
 import { defineScripts, keyNamesOf, runScript, runScriptAndWait, type ScriptName } from './scripts';
@@ -114,7 +115,11 @@ export class Store {
    * `wakeIdle`: queued while an idle worker waits on the deployment's wake keys (several
    * partitions only). `replicas`: with limits.replicasAck, how many replicas confirmed it.
    */
-  async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome; wakeIdle: boolean; replicas?: number }> {
+  async enqueue(
+    call: CallRequest,
+    limits: AdmissionLimits,
+    trace?: TraceCarrier,
+  ): Promise<{ id: string; outcome: EnqueueOutcome; wakeIdle: boolean; replicas?: number }> {
     const q = call.queue!;
     // A caller's own id (queue_detail.id) makes a retried call safe: a known id queues nothing.
     const id = q.id ?? newJobId();
@@ -122,7 +127,7 @@ export class Store {
     // The job's id, level, policy and key travel once, in the payload: the script reads them there.
     const args = [
       q.id === undefined ? '' : '1',
-      encodeJob(id, call),
+      encodeJob(id, call, trace),
       limits.capacity,
       limits.discardThreshold,
       this.keys.tag,
@@ -130,6 +135,7 @@ export class Store {
       LEVEL2_ON_BELOW,
       this.handOff ? 'handoff' : 'report',
       q.delayMs ?? 0,
+      trace ? '1' : '',
     ];
     if (limits.replicasAck) {
       const { result, acknowledged } = await runScriptAndWait<number>(this.redis, 'enqueue', keys, args, limits.replicasAck, limits.replicasTimeoutMs ?? 100);

@@ -3,8 +3,12 @@
 // come first, always in this order, so the scripts read them without decoding the caller's
 // content (routeOf):
 //   {["attempt":N,]"id":"…","at":<ms>,"level":1|2[,"policy":"last"|"discard"][,"key":"…"]
-//    [,"ttl":<ms>][,"timeout":<ms>][,"attempts":N][,"backoff":<ms>],"method":"…","url":"…"
+//    [,"ttl":<ms>][,"timeout":<ms>][,"attempts":N][,"backoff":<ms>]
+//    [,"trace":"<traceparent>"[,"tracestate":"…"]][,"links":["<traceparent>",…]],"method":"…","url":"…"
 //    [,"headers":{…}][,"content":…]}
+// "trace" is the PRODUCER span's context (written only while tracing is on at the gateway);
+// "links" the contexts of the `last` messages this one superseded, newest first, at most
+// MAX_LINKS (carried over by the enqueue script, helpers/format/carryLinks.lua).
 // Defaults are left out to keep memory per waiting job small: policy `execute`, attempt 1, no
 // headers, no content. "attempt" is written by the scripts (retries, recovery); "at", the
 // enqueue time, is stamped by the enqueue script on Redis's clock (the gateway writes 0), in
@@ -14,6 +18,10 @@
 import { randomBytes } from 'node:crypto';
 import type { CallRequest } from '../../call/params';
 import type { Level, Policy } from '../../levels';
+import type { TraceCarrier } from '../../trace';
+
+/** At most this many superseded messages' contexts ride with a `last` message (carryLinks.lua keeps to it). */
+export const MAX_LINKS = 8;
 
 export interface Job {
   id: string;
@@ -36,6 +44,10 @@ export interface Job {
   token: number;
   /** The payload exactly as stored. */
   payload: string;
+  /** The context the job was queued in (its PRODUCER span), when tracing was on. */
+  trace?: TraceCarrier;
+  /** The contexts of the `last` messages it superseded, newest first. */
+  links?: string[];
 }
 
 /** 2026-01-01T00:00:00Z: the payload's "at" counts from here (helpers/format/atMs.lua, atStamp.lua). */
@@ -62,7 +74,7 @@ export function newJobId(): string {
   return processTag + sequence.toString(36);
 }
 
-export function encodeJob(id: string, call: CallRequest): string {
+export function encodeJob(id: string, call: CallRequest, trace?: TraceCarrier): string {
   const q = call.queue!;
   let json = `{"id":"${id}","at":0,"level":${q.level}`;
   if (q.policy !== 'execute') json += `,"policy":"${q.policy}"`;
@@ -71,6 +83,10 @@ export function encodeJob(id: string, call: CallRequest): string {
   if (call.timeoutMs !== undefined) json += `,"timeout":${call.timeoutMs}`;
   if (q.attempts !== undefined) json += `,"attempts":${q.attempts}`;
   if (q.backoffMs !== undefined) json += `,"backoff":${q.backoffMs}`;
+  if (trace?.traceparent) {
+    json += `,"trace":${JSON.stringify(trace.traceparent)}`;
+    if (trace.tracestate) json += `,"tracestate":${JSON.stringify(trace.tracestate)}`;
+  }
   json += `,"method":"${call.method}","url":${JSON.stringify(call.url)}`;
   for (const _ in call.headers) {
     json += `,"headers":${JSON.stringify(call.headers)}`;
@@ -96,6 +112,9 @@ export function decodeJob(token: number, payload: string): Job {
     headers?: Record<string, string>;
     content?: unknown;
     attempt?: number;
+    trace?: unknown;
+    tracestate?: unknown;
+    links?: unknown;
   };
   if (typeof raw.id !== 'string' || (raw.level !== 1 && raw.level !== 2) || typeof raw.url !== 'string' || typeof raw.method !== 'string') {
     throw new Error('not a job payload (id, level, url or method missing)');
@@ -118,6 +137,10 @@ export function decodeJob(token: number, payload: string): Job {
     backoffMs: raw.backoff ?? null,
     token,
     payload,
+    ...(typeof raw.trace === 'string' && {
+      trace: typeof raw.tracestate === 'string' ? { traceparent: raw.trace, tracestate: raw.tracestate } : { traceparent: raw.trace },
+    }),
+    ...(Array.isArray(raw.links) && { links: raw.links.filter((l): l is string => typeof l === 'string').slice(0, MAX_LINKS) }),
   };
 }
 

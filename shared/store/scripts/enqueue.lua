@@ -4,7 +4,7 @@
 -- handed straight to that worker instead (see handOff below). A message with a delay waits in
 -- the delayed set, as a retry does, until it is due.
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed
--- USES: atStamp backlog claimable count countDelayed forgetJob jsonString jsonStringEnd keepHashtable newToken paused redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
+-- USES: atStamp backlog carryLinks claimable count countDelayed forgetJob jsonString jsonStringEnd keepHashtable newToken paused redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
 -- ARGV[1] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
 --         (unique by construction: such a job waiting in a list gets no index entry, below)
 -- ARGV[2] payload JSON (format/job.ts), its enqueue time written as "at":0 (stamped here): the
@@ -16,6 +16,8 @@
 --         'report': answer queuedWakeIdle instead when an idle worker waits (several partitions:
 --         idle workers block on the deployment's wake keys, which this script cannot reach)
 -- ARGV[9] delay (ms): run no earlier than this from now (0: at once)
+-- ARGV[10] '1' when the payload carries a trace context (tracing on at the gateway): a `last`
+--          message it supersedes passes its context on as a link (format/carryLinks.lua)
 -- Output: a code of replies.ts: queued, replaced (a waiting `last` message with that key was
 --         overwritten), refused (level 2 inactive), dropped (discard under load), queuedWakeIdle
 --         (queued, and an idle worker should be woken: mode 'report'), duplicate (a job with
@@ -102,11 +104,13 @@ if policy == 'discard' and waiting >= discardAt then
 end
 
 local result, queued = CODE.queued, true
+local traced = ARGV[10] == '1'
 if delayMs > 0 then
   -- Held like a retry; a waiting `last` message of its key is replaced by it (it is newer).
   if policy == 'last' then
     local hash = K['L' .. level .. ':last']
     if redis.call('HEXISTS', hash, key) == 1 then
+      if traced then payload = carryLinks(payload, redis.call('HGET', hash, key)) end
       forgetJob(redis.call('HGET', K['L' .. level .. ':last:newest'], key))
       redis.call('HDEL', hash, key)
       redis.call('LREM', K['L' .. level .. ':last:order'], 1, key)
@@ -122,6 +126,7 @@ elseif policy == 'last' then
   local hash = K['L' .. level .. ':last']
   if redis.call('HEXISTS', hash, key) == 1 then
     -- The message waiting for this key is its newest so far: it is overwritten, and forgotten.
+    if traced then payload = carryLinks(payload, redis.call('HGET', hash, key)) end
     forgetJob(redis.call('HGET', K['L' .. level .. ':last:newest'], key))
     redis.call('HSET', K['L' .. level .. ':last:newest'], key, id)
     redis.call('HSET', hash, key, payload)
