@@ -63,7 +63,8 @@ export class Runner {
    */
   private readonly settling = new Map<string, Run>();
   private level2 = 0;
-  private readonly acks: AckBatcher;
+  /** Acknowledgements of finished runs; the claim loop takes them along with its claims. */
+  readonly acks: AckBatcher;
   private slotListeners: Array<() => void> = [];
 
   constructor(private readonly o: RunnerOptions) {

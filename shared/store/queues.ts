@@ -23,6 +23,7 @@ import {
   type Ack,
   type AdmissionLimits,
   type Claimed,
+  type ClaimSettles,
   type DeleteOutcome,
   type DeliveredRun,
   type EnqueueOutcome,
@@ -144,7 +145,7 @@ export class Queues {
     return this.#stores[partition].keys;
   }
 
-  /** A worker's claim in one partition (Store.claim): the jobs handed to it, then new runs; 'lost' when its lease there had run out. */
+  /** A worker's claim in one partition (Store.claim): settles sent along, the jobs handed to it, then new runs; 'lost' when its lease there had run out. */
   claim(
     partition: number,
     workerId: string,
@@ -154,8 +155,9 @@ export class Queues {
     leaseMs: number,
     idleRegistrationMs?: number,
     takesLevel1?: boolean,
+    settles?: ClaimSettles,
   ): Promise<Claimed | 'lost'> {
-    return this.#stores[partition].claim(workerId, n, level2Room, selection, leaseMs, idleRegistrationMs, takesLevel1);
+    return this.#stores[partition].claim(workerId, n, level2Room, selection, leaseMs, idleRegistrationMs, takesLevel1, settles);
   }
 
   /** Acknowledges finished runs of one partition (Store.finish). */
