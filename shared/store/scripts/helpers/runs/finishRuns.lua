@@ -22,7 +22,7 @@ local function finishRuns(from, now, keepMs)
   end
 
   local acknowledged = 0
-  local tally = { {}, {} }
+  local tally = {} -- level -> outcome -> runs: one HINCRBY per outcome
   local taken = {}
   local chunk = 6 * 500 -- Lua's unpack takes a few thousand values at most
   for first = from, #ARGV, chunk do
@@ -45,6 +45,7 @@ local function finishRuns(from, now, keepMs)
         local i = first + (j - 1) * 6
         local token, id, level, key, outcome = tokens[j], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
         acknowledged = acknowledged + 1
+        tally[level] = tally[level] or {}
         tally[level][outcome] = (tally[level][outcome] or 0) + 1
         if key ~= '' then
           -- The key comes from the worker's decoding of the payload; should its bytes differ from
@@ -59,8 +60,8 @@ local function finishRuns(from, now, keepMs)
       end
     end
   end
-  for level = 1, 2 do
-    for outcome, n in pairs(tally[level]) do count(level, outcome, n) end
+  for level, outcomes in pairs(tally) do
+    for outcome, n in pairs(outcomes) do count(level, outcome, n) end
   end
   return acknowledged
 end
