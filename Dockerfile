@@ -10,9 +10,9 @@ COPY worker ./worker
 COPY client ./client
 COPY cli ./cli
 COPY examples ./examples
-# npm ci runs `prepare` (the build). bench/ is not copied, so tsc skips that include and
-# dist/bench never exists.
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+# The build needs the dev dependencies (TypeScript), pruned after. bench/ is not copied, so
+# tsc skips that include and dist/bench never exists.
+RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev
 ENV NODE_ENV=production
 # Code stays owned by root, read-only to the process.
 USER node

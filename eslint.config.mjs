@@ -8,7 +8,7 @@ import prettier from 'eslint-config-prettier';
 import globals from 'globals';
 
 export default defineConfig(
-  globalIgnores(['node_modules/', 'dist/', 'coverage/', 'bench/results/', 'test/.tmp-*/', '.redis-test/']),
+  globalIgnores(['node_modules/', 'dist/', 'dist.next-*/', 'coverage/', 'bench/results/', 'test/.tmp-*/', '.redis-test/']),
 
   js.configs.recommended,
   tseslint.configs.recommended,

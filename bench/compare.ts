@@ -30,6 +30,11 @@ export interface CompareOptions {
   jobs: number;
   /** h2load requests per sync and per enqueue round. */
   requests: number;
+  /**
+   * Both sides run this work tree, each with its own environment (e.g. tracing off and on):
+   * no ref is built, and the queue engine phase, which no environment changes, is skipped.
+   */
+  sameTree?: { env: Record<Side, NodeJS.ProcessEnv> };
 }
 
 const APP = path.join(ROOT, 'dist', 'bench', 'minimal-app.js');
@@ -76,13 +81,18 @@ async function machineBusy(ms: number): Promise<number> {
   return b.total === a.total ? 0 : 1 - (b.idle - a.idle) / (b.total - a.total);
 }
 
+/**
+ * What a lock file installs: every package's path, version and integrity. The package's own
+ * entry and the dev/prod marks are left out (moving a dependency to devDependencies installs
+ * the same tree), so such a ref still shares this tree's node_modules.
+ */
 function normalizedLock(file: string): string {
   if (!existsSync(file)) return '';
-  const lock = JSON.parse(readFileSync(file, 'utf8')) as { version?: string; packages?: Record<string, { version?: string }> };
-  // The package's own version is not a dependency.
-  delete lock.version;
-  if (lock.packages?.['']) delete lock.packages[''].version;
-  return JSON.stringify(lock);
+  const lock = JSON.parse(readFileSync(file, 'utf8')) as { packages?: Record<string, { version?: string; integrity?: string; link?: boolean }> };
+  const installed = Object.entries(lock.packages ?? {})
+    .filter(([where]) => where !== '')
+    .map(([where, p]) => `${where} ${p.version ?? ''} ${p.integrity ?? ''} ${p.link ? 'link' : ''}`);
+  return installed.sort().join('\n');
 }
 
 export interface PreparedRef {
@@ -213,7 +223,7 @@ async function gatewayPhase(roots: Record<Side, string>, options: CompareOptions
   const admin = new Redis(server.url);
   try {
     for (const side of SIDES) {
-      gateways[side] = await startGateway({ root: roots[side], app: APP, redis: server.url, prefix: `gate-${side}` });
+      gateways[side] = await startGateway({ root: roots[side], app: APP, redis: server.url, prefix: `gate-${side}`, env: options.sameTree?.env[side] });
     }
     // Warm-up: JIT and connection set-up out of the measured rounds.
     for (const side of SIDES) {
@@ -264,7 +274,16 @@ async function waitingList(redis: Redis, prefix: string, n: number): Promise<str
  * one worker process of that tree. Figures are taken between 10 % and 90 % drained (start-up
  * of the worker process left out), from the jobs that left the waiting list in between.
  */
-async function drainRound(side: Side, root: string, engine: Engine, url: string, redis: Redis, n: number, round: number): Promise<DrainRound> {
+async function drainRound(
+  side: Side,
+  root: string,
+  engine: Engine,
+  url: string,
+  redis: Redis,
+  n: number,
+  round: number,
+  env: NodeJS.ProcessEnv = {},
+): Promise<DrainRound> {
   await redis.flushall();
   await redis.config('RESETSTAT');
   const prefix = `drain-${side}-${round}`;
@@ -275,6 +294,7 @@ async function drainRound(side: Side, root: string, engine: Engine, url: string,
   const worker = await startNode(
     [path.join(root, 'bin', 'switchyard.js'), 'worker', '--app', APP, '--redis', url, '--prefix', prefix, '--admin-port', '0', '--concurrency', '50'],
     'worker ready',
+    env,
   );
   const pid = worker.child.pid!;
   const sample = async (): Promise<{ left: number; at: number; worker: number; redis: number; scripts: number }> => {
@@ -312,7 +332,7 @@ async function drainPhase(roots: Record<Side, string>, options: CompareOptions, 
   try {
     for (let round = 0; round < options.rounds; round++) {
       for (const side of inTurn(round)) {
-        const r = await drainRound(side, roots[side], engines[side], server.url, redis, options.jobs, round);
+        const r = await drainRound(side, roots[side], engines[side], server.url, redis, options.jobs, round, options.sameTree?.env[side]);
         results.drain[side].push(r);
         process.stderr.write(
           `compare round ${round + 1} drain ${side}: ${Math.round(r.jobsPerSecond)} jobs/s, worker ${r.workerMicrosPerJob.toFixed(1)} µs/job, Redis ${r.redisMicrosPerJob.toFixed(1)} µs/job, scripts ${r.scriptMicrosPerJob.toFixed(1)} µs/job\n`,
@@ -328,7 +348,7 @@ async function drainPhase(roots: Record<Side, string>, options: CompareOptions, 
 export async function runCompare(options: CompareOptions): Promise<CompareResults> {
   const loadBefore = loadAverage();
   const busyBefore = await machineBusy(1000);
-  const prepared = prepareRef(options.ref);
+  const prepared: PreparedRef = options.sameTree ? { root: ROOT, commit: 'work tree', installed: 'linked', remove: () => undefined } : prepareRef(options.ref);
   const empty = <T>(): Record<Side, T[]> => ({ ref: [], tree: [] });
   const results: CompareResults = {
     ref: options.ref,
@@ -348,27 +368,29 @@ export async function runCompare(options: CompareOptions): Promise<CompareResult
     const roots = { ref: prepared.root, tree: ROOT };
     await gatewayPhase(roots, options, results);
     await drainPhase(roots, options, results);
-    try {
-      const store = await compareStores(
-        [
-          { name: 'ref', root: prepared.root },
-          { name: 'tree', root: ROOT },
-        ],
-        {
-          jobs: Math.min(options.jobs, 10_000),
-          rounds: options.rounds,
-          onRound: (side, round, r) =>
-            process.stderr.write(
-              `compare round ${round + 1} queue engine ${side}: drain ${Math.round(r.drainPerSecond)} jobs/s, ${r.drainMicros.toFixed(2)} Redis µs/job\n`,
-            ),
-        },
-      );
-      results.store = { ref: store.get('ref')!, tree: store.get('tree')! };
-    } catch (err) {
-      // The queue engine is loaded by path: a ref from before its interface settled cannot be compared this way.
-      results.store = { error: (err as Error).message.split('\n')[0] };
-      process.stderr.write(`compare: queue engine not compared: ${(err as Error).stack}\n`);
-    }
+    if (options.sameTree) results.store = { error: 'not compared: both sides run the same queue engine' };
+    else
+      try {
+        const store = await compareStores(
+          [
+            { name: 'ref', root: prepared.root },
+            { name: 'tree', root: ROOT },
+          ],
+          {
+            jobs: Math.min(options.jobs, 10_000),
+            rounds: options.rounds,
+            onRound: (side, round, r) =>
+              process.stderr.write(
+                `compare round ${round + 1} queue engine ${side}: drain ${Math.round(r.drainPerSecond)} jobs/s, ${r.drainMicros.toFixed(2)} Redis µs/job\n`,
+              ),
+          },
+        );
+        results.store = { ref: store.get('ref')!, tree: store.get('tree')! };
+      } catch (err) {
+        // The queue engine is loaded by path: a ref from before its interface settled cannot be compared this way.
+        results.store = { error: (err as Error).message.split('\n')[0] };
+        process.stderr.write(`compare: queue engine not compared: ${(err as Error).stack}\n`);
+      }
   } finally {
     prepared.remove();
   }

@@ -58,10 +58,17 @@ export async function startNode(args: string[], readyWord: string, env: NodeJS.P
  * `bin/switchyard.js` (this checkout's by default, another build's for a comparison);
  * `fields.port` is its gRPC port.
  */
-export function startGateway(options: { app: string; redis: string; prefix: string; root?: string; flags?: string[] }): Promise<Child> {
+export function startGateway(options: {
+  app: string;
+  redis: string;
+  prefix: string;
+  root?: string;
+  flags?: string[];
+  env?: NodeJS.ProcessEnv;
+}): Promise<Child> {
   const bin = options.root === undefined ? 'bin/switchyard.js' : path.join(options.root, 'bin', 'switchyard.js');
   const args = [bin, 'gateway', '--app', options.app, '--redis', options.redis, '--prefix', options.prefix, ...(options.flags ?? [])];
-  return startNode([...args, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1'], 'gateway ready');
+  return startNode([...args, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1'], 'gateway ready', options.env);
 }
 
 /** A private redis-server on a free port, no persistence (the one `switchyard dev` starts). */

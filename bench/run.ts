@@ -2,6 +2,8 @@
 // medians of interleaved rounds, written to docs-ready markdown on stdout and JSON in bench/results/.
 // npm run bench -- --compare <git ref> [--rounds 3] [--jobs 20000] [--quick]: the regression gate
 // (bench/compare.ts), the ref's build against the work tree's, into bench/results/compare-latest.*.
+// npm run bench -- --tracing [--rounds 3] [--jobs 20000] [--quick]: the work tree without and with
+// tracing (bench/tracing.ts), into bench/results/tracing-latest.*.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -11,6 +13,7 @@ import Redis from 'ioredis';
 import { benchCluster, clusterTable } from './cluster';
 import { benchSync, syncTable } from './sync';
 import { compareTable, runCompare } from './compare';
+import { benchTracing } from './tracing';
 
 function write(name: string, json: unknown, text: string): void {
   mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
@@ -35,6 +38,16 @@ async function main(): Promise<void> {
   ensureH2load();
   if (process.argv.includes('--compare')) {
     await compare(process.argv[process.argv.indexOf('--compare') + 1] ?? '', quick);
+    process.exit(0);
+  }
+  if (process.argv.includes('--tracing')) {
+    const flag = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+    const results = await benchTracing({
+      rounds: Number(flag('--rounds') ?? (quick ? 2 : 3)),
+      jobs: Number(flag('--jobs') ?? (quick ? 10_000 : 20_000)),
+      requests: quick ? 20_000 : 60_000,
+    });
+    write('tracing-latest', results, `### Tracing: off (first column) against on, exporting every span (second column)\n\n${compareTable(results)}`);
     process.exit(0);
   }
   const header = [

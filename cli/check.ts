@@ -5,6 +5,7 @@ import { envName, parseDuration } from './config';
 import { redactUrl } from '../shared/log';
 import { checkDeployment, formatReport } from '../shared/store/check';
 import { deploymentKeys } from '../shared/store/keys';
+import { storedCount } from '../shared/store/placement';
 import { Queues } from '../shared/store/queues';
 import { connectQuietly, createRedis, parseRedisUrl } from '../shared/store/redis';
 
@@ -99,8 +100,9 @@ export async function runCheck(argv: readonly string[], env: NodeJS.ProcessEnv =
   try {
     if (!(await connectQuietly(redis))) throw new Error(`redis at ${redactUrl(flags.redis)} is not answering`);
     // Not Queues.open: a count given here that disagrees with the stored one is a problem to report, not a reason to stop.
+    // An unreadable stored value is reported by the check itself (PARTITION_MISMATCH).
     const stored = await redis.get(deploymentKeys(flags.prefix).partitions);
-    const queues = new Queues(redis, flags.prefix, flags.partitions ?? (stored !== null && /^\d+$/.test(stored) && Number(stored) > 0 ? Number(stored) : 1));
+    const queues = new Queues(redis, flags.prefix, flags.partitions ?? storedCount(stored, flags.prefix) ?? 1);
     const report = await checkDeployment(queues, { repair: flags.repair, recoveryGraceMs: flags.graceMs });
     process.stdout.write((flags.json ? JSON.stringify(report) : formatReport(report, queues)) + '\n');
     process.exitCode = report.ok ? 0 : 1;

@@ -168,6 +168,20 @@ export const FLAGS = {
     default: 'info',
     help: `log lines of this level and above, one JSON line per event on stdout (${LOG_LEVELS.join(', ')})`,
   },
+  otel: {
+    kind: 'bool',
+    field: 'otel',
+    commands: RUNTIME,
+    default: 'false',
+    help: 'start the OpenTelemetry SDK and export traces, configured by the OTEL_* variables (OTLP to localhost:4318 by default; also on when OTEL_TRACES_EXPORTER is set)',
+  },
+  'otel-parent': {
+    kind: 'bool',
+    field: 'otelParent',
+    commands: WORKER,
+    default: 'false',
+    help: "a job's process span is a child of the call that queued it (default: a new trace, linked to it)",
+  },
   json: { kind: 'bool', field: 'json', commands: ['stats', 'dead', 'job', 'queue'], default: 'false', help: 'print JSON' },
   policy: { kind: 'policy', field: 'policy', commands: ['queue'], help: 'only this policy: execute, last or discard (default: all three)' },
   watch: { kind: 'duration', field: 'watchMs', commands: ['stats'], help: 'refresh every interval (bare --watch: 1s)' },
@@ -212,6 +226,8 @@ export interface Config {
   tlsCa?: string;
   debug: boolean;
   logLevel: LogLevel;
+  otel: boolean;
+  otelParent: boolean;
   levels: readonly Level[];
   keepDoneMs: number;
   adminToken?: string;

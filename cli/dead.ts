@@ -1,16 +1,17 @@
-// `switchyard dead [list] | requeue <id>|all | purge`: read and act on the dead-letter list.
+// `switchyard dead [list] | requeue <id>|all | delete <id> | purge`: read and act on the dead-letter list.
 import { ConfigError, type Config } from './config';
 import { redactUrl } from '../shared/log';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import { readDeadEntry } from '../shared/store/format/dead-entry';
 import { Queues } from '../shared/store/queues';
 
-const ACTIONS = 'list, requeue <id>|all, purge';
+const ACTIONS = 'list, requeue <id>|all, delete <id>, purge';
 
 export async function runDead(config: Config): Promise<void> {
   const [action = 'list', target] = config.args;
-  if (!['list', 'requeue', 'purge'].includes(action)) throw new ConfigError(`unknown action "${action}" (${ACTIONS})`);
+  if (!['list', 'requeue', 'delete', 'purge'].includes(action)) throw new ConfigError(`unknown action "${action}" (${ACTIONS})`);
   if (action === 'requeue' && !target) throw new ConfigError('requeue needs a job id, or "all"');
+  if (action === 'delete' && !target) throw new ConfigError('delete needs a job id (purge empties the whole list)');
   const redis = createRedis(config.redis, 'cli');
   if (!(await connectQuietly(redis))) throw new Error(`redis at ${redactUrl(config.redis)} is not answering`);
   const queues = await Queues.open(redis, config.prefix, config.given.has('partitions') ? config.partitions : undefined);
@@ -33,6 +34,12 @@ export async function runDead(config: Config): Promise<void> {
         process.stderr.write(
           outcome === 'unknown' ? `no dead job has id ${target}\n` : `job ${target} not requeued: a newer message for its key was accepted since\n`,
         );
+        process.exitCode = 1;
+      }
+    } else if (action === 'delete') {
+      if ((await queues.deleteDead(target)) === 'deleted') process.stdout.write(`dead job ${target} deleted\n`);
+      else {
+        process.stderr.write(`no dead job has id ${target}\n`);
         process.exitCode = 1;
       }
     } else {

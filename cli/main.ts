@@ -3,6 +3,7 @@ import { loadApp } from '../shared/call/app';
 import { ConfigError, configSummary, helpText, parseConfig, type CommandName, type Config } from './config';
 import { log, redactUrl, setLogLevel } from '../shared/log';
 import { CHECK_SUMMARY, runCheck } from './check';
+import { MOVE_SLOT_SUMMARY, runMoveSlot } from './move-slot';
 import { runDead } from './dead';
 import { runDashboard, runDelete, runJob, runPause, runQueue } from './operations';
 import { startGateway } from './start-gateway';
@@ -12,14 +13,15 @@ import { onShutdownSignal } from './signals';
 import { runStats } from './stats';
 import type { RunningPart } from './running-part';
 import { startWorker } from './start-worker';
+import { startTracing } from './otel';
 
-// `check` reads its own few flags (cli/check.ts), so it is not one of config.ts's commands.
-const COMMANDS: Record<CommandName | 'check', string> = {
+// `check` and `move-slot` read their own few flags (cli/check.ts, cli/move-slot.ts), so they are not config.ts's commands.
+const COMMANDS: Record<CommandName | 'check' | 'move-slot', string> = {
   gateway: 'the gRPC front end: sync calls in-process, async calls into Redis',
   worker: 'runs async jobs from Redis through your app',
   dev: 'gateway and worker in one process (starts a private redis-server if none answers)',
   stats: 'queue depths, level-2 state, in flight, dead, counters',
-  dead: 'dead-letter jobs: list | requeue <id>|all | purge',
+  dead: 'dead-letter jobs: list | requeue <id>|all | delete <id> | purge',
   job: 'job <id>: where a job is (waiting, running, retry, dead, done) and what it carries',
   queue: 'queue <level>: the next messages waiting in a level (--policy, --limit)',
   pause: 'pause <level>: accept calls for a level but let no worker take them',
@@ -27,6 +29,7 @@ const COMMANDS: Record<CommandName | 'check', string> = {
   delete: 'delete <id>: remove a waiting or retrying job',
   dashboard: 'the dashboard on its own port, for a deployment without a gateway at hand',
   check: CHECK_SUMMARY,
+  'move-slot': MOVE_SLOT_SUMMARY,
 };
 
 function usage(): string {
@@ -58,6 +61,8 @@ async function devRedis(config: Config): Promise<Config> {
 
 async function runServer(config: Config): Promise<void> {
   log.info({ event: 'start', command: config.command, config: configSummary(config) }, `switchyard ${config.command} starting`);
+  // Before the app loads, so that whatever the app traces finds the SDK registered.
+  const tracing = await startTracing(config);
   const app = await loadApp(config.app!);
   // Ports first: a process that cannot listen stops before it registers anywhere.
   const admin = await startAdmin(config);
@@ -91,12 +96,14 @@ async function runServer(config: Config): Promise<void> {
     }
   } catch (err) {
     await admin.server.stop();
+    await tracing?.stop();
     throw err;
   }
   // Gateway first (stop taking calls), then the worker (finish or hand back jobs).
   onShutdownSignal(config.command, async () => {
     for (const part of parts) await part.stop();
     await admin.server.stop();
+    await tracing?.stop();
   });
 }
 
@@ -117,6 +124,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === 'check') return runCheck(rest);
+  if (command === 'move-slot') return runMoveSlot(rest);
   const name = command as CommandName;
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${COMMANDS[name]}\n\n${helpText(name)}\n`);

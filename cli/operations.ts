@@ -8,6 +8,7 @@ import { log, redactUrl } from '../shared/log';
 import type { JobView } from '../shared/store/lookup';
 import { readCall } from '../shared/store/format/job';
 import { Queues } from '../shared/store/queues';
+import { SCAN_MAX } from '../shared/store/store';
 import { connectQuietly, createRedis, type RedisClient } from '../shared/store/redis';
 import { createAdminServer } from '../shared/ops/admin';
 import { isAddressInUse, portTaken } from './ports';
@@ -37,6 +38,9 @@ export function formatJob(view: JobView): string {
     'partition',
   ];
   for (const field of order) if (view[field] !== undefined) lines.push(`  ${field.padEnd(11)} ${view[field]}`);
+  if (view.searched !== undefined) {
+    lines.push(`  not among the ${view.searched} waiting messages read from the front of the queues, which hold more: it may wait further back`);
+  }
   return lines.join('\n');
 }
 
@@ -112,8 +116,9 @@ export function runDelete(config: Config): Promise<void> {
     const said: Record<typeof outcome, string> = {
       deleted: `job ${id} deleted`,
       unknown: `no waiting or retrying job has id ${id}`,
+      notWithinScan: `job ${id} is not among the waiting messages read from the front of the queues (${SCAN_MAX}), which hold more: it may wait further back; try again once they are shorter`,
       running: `job ${id} is running: it cannot be deleted`,
-      dead: `job ${id} is in the dead list: use switchyard dead purge`,
+      dead: `job ${id} is in the dead list: switchyard dead delete ${id} removes it (dead requeue ${id} runs it again)`,
       finished: `job ${id} has finished`,
     };
     (outcome === 'deleted' ? process.stdout : process.stderr).write(said[outcome] + '\n');

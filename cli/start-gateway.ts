@@ -54,13 +54,17 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
     throw isAddressInUse(err) ? portTaken('--port', config.host, config.port) : err;
   }
   if (await connected) {
-    await agreeOrStop(queues, async () => {
-      await gateway.stop(0);
-      if (ownAdmin) await adminServer.stop();
-      redis.disconnect();
-    });
+    await agreeOrStop(
+      queues,
+      async () => {
+        await gateway.stop(0);
+        if (ownAdmin) await adminServer.stop();
+        redis.disconnect();
+      },
+      config.redis,
+    );
   } else {
-    redis.once('ready', () => void agreeOrExit(queues));
+    redis.once('ready', () => void agreeOrExit(queues, config.redis));
     log.warn(
       { event: 'redis_unavailable', role: 'gateway', redis: redactUrl(config.redis) },
       `redis at ${redactUrl(config.redis)} is not answering; sync calls work, async calls answer 503 until it does`,

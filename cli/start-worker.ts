@@ -23,9 +23,9 @@ export async function startWorker(config: Config, app: LoadedApp, admin?: Starte
     redis.disconnect();
     blocking.disconnect();
   };
-  if (up) await agreeOrStop(queues, undo);
+  if (up) await agreeOrStop(queues, undo, config.redis);
   else {
-    redis.once('ready', () => void agreeOrExit(queues));
+    redis.once('ready', () => void agreeOrExit(queues, config.redis));
     log.warn(
       { event: 'redis_unavailable', role: 'worker', redis: redactUrl(config.redis) },
       `redis at ${redactUrl(config.redis)} is not answering; claiming starts when it does`,

@@ -5,7 +5,14 @@ import { Queues } from '../shared/store/queues';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import type { QueueStats } from '../shared/store/views';
 
-export function formatStats(s: QueueStats, prefix: string, partitions: Array<QueueStats & { unavailable?: string }> = [], masters: string[] = []): string {
+export function formatStats(
+  s: QueueStats,
+  prefix: string,
+  partitions: Array<QueueStats & { unavailable?: string }> = [],
+  masters: string[] = [],
+  tags: string[] = [],
+): string {
+  const tagOf = (p: number): string => tags[p] ?? `{${prefix}:${p}}`;
   const lines = [`switchyard stats  {${prefix}}${partitions.length > 1 ? `  ${partitions.length} partitions` : ''}  ${new Date().toISOString()}`, ''];
   lines.push('queue            waiting');
   for (const [name, depth] of Object.entries(s.queues)) lines.push(`  ${name.padEnd(14)} ${String(depth).padStart(7)}`);
@@ -23,12 +30,12 @@ export function formatStats(s: QueueStats, prefix: string, partitions: Array<Que
     lines.push('', `partition        L1 waiting  L2 waiting  level 2   in flight  retries  dead${masters.length ? '  master' : ''}`);
     partitions.forEach((p, i) => {
       if (p.unavailable !== undefined) {
-        lines.push(`  {${prefix}:${i}}`.padEnd(17) + `NOT ANSWERING (${p.unavailable})${masters[i] ? `  ${masters[i]}` : ''}`);
+        lines.push(`  ${tagOf(i)}`.padEnd(17) + `NOT ANSWERING (${p.unavailable})${masters[i] ? `  ${masters[i]}` : ''}`);
         return;
       }
       const cells = [p.backlog.L1, p.backlog.L2].map((n) => String(n).padStart(10));
       lines.push(
-        `  {${prefix}:${i}}`.padEnd(17) +
+        `  ${tagOf(i)}`.padEnd(17) +
           `${cells[0]}  ${cells[1]}  ${(p.level2Active ? 'active' : 'REFUSING').padEnd(8)}  ${String(p.inFlight).padStart(9)}  ${String(p.delayed).padStart(7)}  ${String(p.dead).padStart(4)}${masters[i] ? `  ${masters[i]}` : ''}`,
       );
     });
@@ -47,9 +54,11 @@ export async function runStats(config: Config): Promise<void> {
   const queues = await Queues.open(redis, config.prefix, config.given.has('partitions') ? config.partitions : undefined);
   const show = async (): Promise<void> => {
     const { total, partitions } = await queues.stats();
-    const json = partitions.length > 1 ? { ...total, partitions } : total;
     const masters = queues.placement()?.partitions.map((p) => p.master) ?? [];
-    const text = config.json ? JSON.stringify(json) : formatStats(total, config.prefix, partitions, masters);
+    // Each partition with its hash tag (and on a Cluster its master): where its keys are.
+    const placed = partitions.map((p, i) => ({ ...p, tag: queues.tags[i], ...(masters[i] && { master: masters[i] }) }));
+    const json = partitions.length > 1 ? { ...total, partitions: placed } : total;
+    const text = config.json ? JSON.stringify(json) : formatStats(total, config.prefix, partitions, masters, queues.tags);
     process.stdout.write((config.watchMs && !config.json ? '\x1b[2J\x1b[H' : '') + text + '\n');
   };
   await show();

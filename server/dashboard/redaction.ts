@@ -33,6 +33,7 @@ const SHOWN = new Set([
   'fence',
   'leaseLeftMs',
   'runningSeconds',
+  'searched',
 ]);
 
 /** A job view, dead entry or running call as a caller without the token may see it. */

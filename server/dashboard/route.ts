@@ -54,7 +54,7 @@ function decodeSegment(segment: string): string | null {
   }
 }
 
-/** The job id of `/api/jobs/<id>` or `/api/dead/<id>/requeue`, or why it is not one. */
+/** The job id of `/api/jobs/<id>`, `/api/dead/<id>/requeue` or `/api/dead/<id>/delete`, or why it is not one. */
 function jobIdOf(segment: string): { id: string } | { error: string } {
   const id = decodeSegment(segment);
   if (id === null) return { error: 'the job id in the path is not valid percent-encoding (UTF-8 bytes as %XX)' };
@@ -72,12 +72,14 @@ function deadLimitOf(query: URLSearchParams): number | { error: string } {
 }
 
 /** The view the page polls: depths, the switch, counters, workers and what they run. */
-async function overview(o: DashboardOptions, full: boolean): Promise<Record<string, unknown>> {
+async function overview(o: DashboardOptions, full: boolean, tokenAccepted: boolean): Promise<Record<string, unknown>> {
   const { queues } = o;
   const [{ total, partitions }, gauges, paused, workers] = await Promise.all([queues.stats(), queues.gauges(), queues.pausedLevels(), queues.workers()]);
   return {
     deployment: { prefix: queues.prefix, partitions: queues.partitions },
     actions: o.adminToken ? 'token-required' : 'read-only',
+    // Whether this request's token is the admin token: the page enables its actions only then.
+    tokenAccepted: o.adminToken !== undefined && tokenAccepted,
     details: full ? 'full' : 'redacted',
     time: Date.now(),
     queues: total.queues,
@@ -125,6 +127,13 @@ export function dashboardRoute(o: DashboardOptions): Route {
         return 'error' in job ? job : o.queues.requeueDead(job.id).then((outcome) => ({ outcome }));
       },
     ],
+    [
+      /^\/api\/dead\/([^/]+)\/delete$/,
+      (m) => {
+        const job = jobIdOf(m[1]);
+        return 'error' in job ? job : o.queues.deleteDead(job.id).then((outcome) => ({ outcome }));
+      },
+    ],
     [/^\/api\/levels\/([12])\/(pause|resume)$/, async (m) => ({ changed: await o.queues.setPaused(Number(m[1]) as Level, m[2] === 'pause') })],
   ];
 
@@ -163,7 +172,7 @@ export function dashboardRoute(o: DashboardOptions): Route {
     };
 
     if (req.method === 'GET' || req.method === 'HEAD') {
-      if (urlPath === '/api/overview') return answer(overview(o, access.fullDetails));
+      if (urlPath === '/api/overview') return answer(overview(o, access.fullDetails, access.tokenValid));
       if (urlPath === '/api/dead') {
         const limit = deadLimitOf(new URLSearchParams(query));
         return typeof limit === 'number' ? answer(deadList(o, limit, access.fullDetails)) : refuse(400, limit.error);

@@ -14,6 +14,8 @@ import type { Level, Policy } from '../levels';
 import type { RpcState } from './rpc-state';
 import { RunAbort } from './run-abort';
 import { Deadline, deadlines } from './deadlines';
+import { context, trace, type Span } from '../trace';
+import { noteRouteRun } from './tracing';
 
 export interface DispatchOptions {
   /** Deadline in ms: when it passes the call answers 504 and the route's signal is aborted. */
@@ -31,10 +33,17 @@ export interface DispatchOptions {
    * passed first (the worker holds a `last` key until then).
    */
   whenRouteEnds?: (ended: Promise<void>) => void;
+  /** While tracing: the call's or the job's span. The route runs inside it; the route it ran is named on it. */
+  span?: Span;
 }
 
-/** ctx.state.rpc: plain fields, and the signal made on first read. */
+/**
+ * ctx.state.rpc: plain fields, and the signal made on first read. The run's abort is held in a
+ * private field: a route reads the signal, it cannot abort its own run (nor finds an undocumented
+ * `abort` beside the documented fields).
+ */
 class RunState implements RpcState {
+  readonly #abort: RunAbort;
   constructor(
     readonly reply: boolean,
     readonly level: Level | null,
@@ -43,10 +52,12 @@ class RunState implements RpcState {
     readonly jobId: string | null,
     readonly attempt: number,
     readonly fence: number | null,
-    private readonly abort: RunAbort,
-  ) {}
+    abort: RunAbort,
+  ) {
+    this.#abort = abort;
+  }
   get signal(): AbortSignal {
-    return this.abort.signal;
+    return this.#abort.signal;
   }
   toJSON(): Omit<RpcState, 'signal'> {
     const { reply, level, policy, key, jobId, attempt, fence } = this;
@@ -149,8 +160,11 @@ export function dispatch(loaded: LoadedApp, call: CallRequest, options: Dispatch
   );
 
   let running: Promise<unknown>;
+  const span = options.span;
   try {
-    running = app.ctxStorage ? app.ctxStorage.run(ctx, () => loaded.run(ctx)) : loaded.run(ctx);
+    const run = (): Promise<unknown> => (app.ctxStorage ? app.ctxStorage.run(ctx, () => loaded.run(ctx)) : loaded.run(ctx));
+    running = span ? context.with(trace.setSpan(context.active(), span), run) : run();
+    if (span) running = running.finally(() => noteRouteRun(span, call.method, ctx));
   } catch (err) {
     options.whenRouteEnds?.(Promise.resolve());
     return Promise.resolve(errorToReply(loaded, ctx, err, options));

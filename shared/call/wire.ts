@@ -36,13 +36,14 @@ export function decodeStringField1(buf: Buffer): string {
   return buf.toString('utf8', start, end);
 }
 
-export function encodeStringField1(value: string): Buffer {
-  if (value.length === 0) return Buffer.alloc(0);
+/** `reserve`: bytes left unwritten before the message, for a caller that frames it (the gateway's 5-byte gRPC prefix). */
+export function encodeStringField1(value: string, reserve = 0): Buffer {
+  if (value.length === 0) return Buffer.alloc(reserve);
   const len = Buffer.byteLength(value);
   const header = varintSize(len) + 1;
-  const out = Buffer.allocUnsafe(header + len);
-  out[0] = 0x0a;
-  let pos = 1;
+  const out = Buffer.allocUnsafe(reserve + header + len);
+  out[reserve] = 0x0a;
+  let pos = reserve + 1;
   let n = len;
   while (n > 0x7f) {
     out[pos++] = (n & 0x7f) | 0x80;

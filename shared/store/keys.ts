@@ -39,11 +39,11 @@ export interface Keys {
 
 /**
  * The keys of one partition of a deployment. Without `partition` (a deployment of one
- * partition) the hash tag is `{prefix}`; partition p of several has `{prefix:p}`, so on a
- * Redis Cluster the partitions spread over the masters while each stays in one slot.
+ * partition) the hash tag is `{prefix}`; partition p of several has `{prefix:p}`, or the tag
+ * stored for it in `{prefix}:partitions` (placement.ts: chosen on a Cluster so that the
+ * partitions spread over the masters), each partition in one slot.
  */
-export function keysFor(prefix: string, partition?: number): Keys {
-  const tag = partition === undefined ? `{${prefix}}` : `{${prefix}:${partition}}`;
+export function keysFor(prefix: string, partition?: number, tag = partition === undefined ? `{${prefix}}` : `{${prefix}:${partition}}`): Keys {
   const queue = (level: Level, policy: Policy): string => `${tag}:L${level}:${policy}`;
   const order = (level: Level): string => `${tag}:L${level}:last:order`;
   const wake = (level: Level): string => `${tag}:wake:L${level}`;

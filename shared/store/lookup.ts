@@ -3,7 +3,7 @@
 import type { Level } from '../levels';
 import { deadPayloadOf, readDeadEntry } from './format/dead-entry';
 import { readIndexEntry } from './format/index-entry';
-import { readCall } from './format/job';
+import { atMs, readCall } from './format/job';
 import type { RawLookup } from './store';
 
 export type JobState = 'waiting' | 'running' | 'retry' | 'dead' | 'done' | 'unknown';
@@ -35,6 +35,11 @@ export interface JobView {
   attempt?: number;
   enqueuedAt?: string;
   fence?: number;
+  /**
+   * Unknown only: the index has no entry and the waiting lists were read this far (from the
+   * next to run) without finding it; they hold more, so it may wait further back.
+   */
+  searched?: number;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -62,6 +67,7 @@ export function viewOf(id: string, raw: RawLookup | null, partition?: number): J
   if (!raw) return { id, state: 'unknown' };
   const { where, found } = raw;
   const base = { id, ...(partition !== undefined && { partition }) };
+  if (where === '') return { ...base, state: 'unknown', searched: raw.searched };
   const entry = readIndexEntry(where);
   switch (entry?.kind) {
     case 'waiting': {
@@ -105,7 +111,7 @@ export function viewOf(id: string, raw: RawLookup | null, partition?: number): J
         finishedAt: iso(entry.at),
         status: entry.status,
         attempt: entry.attempt,
-        enqueuedAt: iso(entry.enqueued),
+        enqueuedAt: iso(atMs(entry.enqueued)),
         method: entry.method,
         url: entry.url,
       };

@@ -1,6 +1,6 @@
 // A deployment's queues as a whole: one partition (the layout under `{prefix}`), or N
-// partitions under `{prefix:0}` … `{prefix:N-1}`, each a Store of its own, so that on a Redis
-// Cluster the partitions spread over the masters. Every rule that has to hold for the whole
+// partitions under `{prefix:0}` … `{prefix:N-1}` (or the tags stored for them, chosen on a
+// Cluster so that each lands on a master of its own: placement.ts), each a Store of its own. Every rule that has to hold for the whole
 // deployment is kept per partition with that partition's share of it (docs/design.md,
 // "Partitions"): the level-2 capacity and the discard threshold are divided by N, each
 // partition has its own round robin, leases, retries and dead list.
@@ -15,6 +15,7 @@ import type { CallRequest } from '../call/params';
 import type { Level } from '../levels';
 import { log } from '../log';
 import { deploymentKeys, keyNamed, keysFor, type DeploymentKeys } from './keys';
+import { chooseTags, defaultTags, formatStored, mastersBySlot, parseStored, tagsOf, type SlotRanges, type StoredPartitions } from './placement';
 import type { RedisClient } from './redis';
 import { defineScripts, keyNamesOf, runScript } from './scripts';
 import { viewOf, type JobView } from './lookup';
@@ -38,19 +39,27 @@ import { PartitionViews, type QueueStats, type WorkerView } from './views';
 export class PartitionMismatch extends Error {}
 
 export class Queues {
-  readonly #stores: readonly Store[];
-  readonly #views: readonly PartitionViews[];
+  #stores: readonly Store[] = [];
+  #views: readonly PartitionViews[] = [];
+  /** The partitions' tags are the ones this deployment uses (given, or read from Redis). */
+  #located: boolean;
+  #locating: Promise<void> | undefined;
   readonly deployment: DeploymentKeys;
   private readonly wakeKeys: readonly string[];
   private turn = 0;
 
+  /**
+   * `tags`: the partitions' hash tags as stored for the deployment. Without them (and with
+   * several partitions) they are read from Redis before the first use of a partition's keys.
+   */
   constructor(
     readonly redis: RedisClient,
     readonly prefix: string,
     readonly partitions = 1,
+    tags?: readonly string[],
   ) {
-    this.#stores = partitionStores(redis, prefix, partitions);
-    this.#views = this.#stores.map((store) => new PartitionViews(redis, store.keys));
+    this.#adopt(tags ?? defaultTags(prefix, partitions));
+    this.#located = partitions === 1 || tags !== undefined;
     this.deployment = deploymentKeys(prefix);
     // The deployment's wake keys sit under its plain tag {prefix}, named as a partition's are.
     const plain = keysFor(prefix);
@@ -63,15 +72,31 @@ export class Queues {
    * process has started yet). A count given on the command line must agree with it.
    */
   static async open(redis: RedisClient, prefix: string, given?: number): Promise<Queues> {
-    const stored = await redis.get(deploymentKeys(prefix).partitions);
-    const queues = new Queues(redis, prefix, given ?? (stored === null ? 1 : Number(stored)));
+    const key = deploymentKeys(prefix).partitions;
+    const text = await redis.get(key);
+    const stored = text === null ? null : parseStored(text, prefix, key);
+    const partitions = given ?? stored?.partitions ?? 1;
+    const queues = new Queues(redis, prefix, partitions, stored?.partitions === partitions ? tagsOf(stored, prefix) : undefined);
     if (given !== undefined && stored !== null) await queues.agreeOnPartitions();
     return queues;
   }
 
+  /** The hash tag of each partition. */
+  get tags(): string[] {
+    return this.#stores.map((s) => s.keys.tag);
+  }
+
+  #adopt(tags: readonly string[]): void {
+    if (this.#stores.length > 0 && this.#stores.every((s, p) => s.keys.tag === tags[p])) return;
+    this.#stores = partitionStores(this.redis, this.prefix, this.partitions, [...tags]);
+    this.#views = this.#stores.map((store) => new PartitionViews(this.redis, store.keys));
+  }
+
   /**
-   * Every process must use the partition count the deployment was started with: stored on
-   * first use, compared after. Changing it means draining the queues first (docs/design.md).
+   * Every process must use the partition count the deployment was started with, and the same
+   * tags: stored on first use (on a Cluster with several partitions, tags chosen so that each
+   * partition has a master of its own; the first process to store wins, the others adopt what
+   * it stored), compared after. Changing the count means draining the queues first (docs/design.md).
    */
   async agreeOnPartitions(): Promise<void> {
     const key = this.deployment.partitions;
@@ -79,16 +104,46 @@ export class Queues {
     // nothing, and a worker must start there (its claims are what frees the memory).
     let text = await this.redis.get(key);
     if (text === null) {
-      await this.redis.set(key, String(this.partitions), 'NX');
+      await this.redis.set(key, formatStored(await this.#newDeployment()), 'NX');
       text = await this.redis.get(key);
+      if (text === null) throw new Error(`${key} could not be stored`);
     }
-    const stored = Number(text);
-    if (stored !== this.partitions) {
+    const stored = parseStored(text, this.prefix, key);
+    if (stored.partitions !== this.partitions) {
       throw new PartitionMismatch(
-        `--partitions ${this.partitions} does not match the ${stored} partition(s) this deployment uses (${key} in Redis): ` +
-          `give every process --partitions ${stored}, or drain the queues and delete ${key} to change it`,
+        `--partitions ${this.partitions} does not match the ${stored.partitions} partition(s) this deployment uses (${key} in Redis): ` +
+          `give every process --partitions ${stored.partitions}, or drain the queues and delete ${key} to change it`,
       );
     }
+    this.#adopt(tagsOf(stored, this.prefix));
+    this.#located = true;
+  }
+
+  /** What a new deployment stores: on a Cluster with several partitions, tags that spread them over the masters. */
+  async #newDeployment(): Promise<StoredPartitions> {
+    if (this.partitions === 1 || !(this.redis instanceof Cluster)) return { partitions: this.partitions };
+    const ranges = (await this.redis.cluster('SLOTS')) as unknown as SlotRanges;
+    return { partitions: this.partitions, tags: chooseTags(this.prefix, this.partitions, mastersBySlot(ranges)) };
+  }
+
+  /**
+   * Makes sure the partitions' tags are the deployment's before their keys are used: reads them
+   * from Redis once (and on a Cluster, when none are stored yet, agrees on them). A count that
+   * disagrees with the stored one keeps `{prefix:p}` (agreeOnPartitions, at start, refuses it).
+   * `readOnly` (the checker): stores nothing, also where nothing is stored yet.
+   */
+  async locate(readOnly = false): Promise<void> {
+    if (this.#located) return;
+    this.#locating ??= this.#locateOnce(readOnly).finally(() => (this.#locating = undefined));
+    return this.#locating;
+  }
+
+  async #locateOnce(readOnly: boolean): Promise<void> {
+    const text = await this.redis.get(this.deployment.partitions);
+    if (text === null && this.redis instanceof Cluster && !readOnly) return this.agreeOnPartitions();
+    const stored = text === null ? null : parseStored(text, this.prefix, this.deployment.partitions);
+    if (stored?.partitions === this.partitions) this.#adopt(tagsOf(stored, this.prefix));
+    this.#located = true;
   }
 
   /**
@@ -114,6 +169,7 @@ export class Queues {
   }
 
   async enqueue(call: CallRequest, limits: AdmissionLimits): Promise<{ id: string; outcome: EnqueueOutcome; replicas?: number }> {
+    if (!this.#located) await this.locate();
     const { id, outcome, wakeIdle, replicas } = await this.#stores[this.partitionFor(call)].enqueue(call, this.share(limits));
     // The job is queued: a failed wake-up must not turn that into an error for the caller (a
     // worker's next claim, within its 1 s block, finds the job anyway).
@@ -131,12 +187,14 @@ export class Queues {
    * partition; false when the id is already known there.
    */
   async register(workerId: string, leaseMs: number, partition?: number): Promise<boolean> {
+    if (!this.#located) await this.locate();
     if (partition !== undefined) return this.#stores[partition].register(workerId, leaseMs);
     return (await Promise.all(this.#stores.map((s) => s.register(workerId, leaseMs)))).every(Boolean);
   }
 
   /** Renews the lease of a worker id in its partition; false when it had run out there (that id is dead). */
-  renewLease(workerId: string, leaseMs: number, partition = 0): Promise<boolean> {
+  async renewLease(workerId: string, leaseMs: number, partition = 0): Promise<boolean> {
+    if (!this.#located) await this.locate();
     return this.#stores[partition].renewLease(workerId, leaseMs);
   }
 
@@ -146,7 +204,7 @@ export class Queues {
   }
 
   /** A worker's claim in one partition (Store.claim): settles sent along, the jobs handed to it, then new runs; 'lost' when its lease there had run out. */
-  claim(
+  async claim(
     partition: number,
     workerId: string,
     n: number,
@@ -157,21 +215,24 @@ export class Queues {
     takesLevel1?: boolean,
     settles?: ClaimSettles,
   ): Promise<Claimed | 'lost'> {
+    if (!this.#located) await this.locate();
     return this.#stores[partition].claim(workerId, n, level2Room, selection, leaseMs, idleRegistrationMs, takesLevel1, settles);
   }
 
   /** Acknowledges finished runs of one partition (Store.finish). */
-  finish(partition: number, workerId: string, acks: readonly Ack[], keepMs?: number): Promise<number | 'lost'> {
+  async finish(partition: number, workerId: string, acks: readonly Ack[], keepMs?: number): Promise<number | 'lost'> {
+    if (!this.#located) await this.locate();
     return this.#stores[partition].finish(workerId, acks, keepMs);
   }
 
   /** Settles a failed run of one partition (Store.fail). */
-  fail(partition: number, workerId: string, token: number, plan: FailurePlan, deadMax: number): Promise<FailOutcome> {
+  async fail(partition: number, workerId: string, token: number, plan: FailurePlan, deadMax: number): Promise<FailOutcome> {
+    if (!this.#located) await this.locate();
     return this.#stores[partition].fail(workerId, token, plan, deadMax);
   }
 
   /** Hands a worker's runs in one partition back to their queues (Store.requeueWorker: expired, shutdown or orphans). */
-  requeueWorker(
+  async requeueWorker(
     partition: number,
     workerId: string,
     mode: 'expired' | 'shutdown' | 'orphans',
@@ -179,21 +240,25 @@ export class Queues {
     deadMax: number,
     held?: readonly number[],
   ): Promise<number> {
+    if (!this.#located) await this.locate();
     return this.#stores[partition].requeueWorker(workerId, mode, attempts, deadMax, held);
   }
 
   /** The workers whose lease ran out in one partition (Store.expiredWorkers). */
-  expiredWorkers(partition: number, max?: number): Promise<string[]> {
+  async expiredWorkers(partition: number, max?: number): Promise<string[]> {
+    if (!this.#located) await this.locate();
     return this.#stores[partition].expiredWorkers(max);
   }
 
   /** Moves one partition's due retries back into their queues (Store.promoteDue). */
-  promoteDue(partition: number, deadMax: number, max?: number): Promise<number> {
+  async promoteDue(partition: number, deadMax: number, max?: number): Promise<number> {
+    if (!this.#located) await this.locate();
     return this.#stores[partition].promoteDue(deadMax, max);
   }
 
   /** Forgets one partition's kept finished jobs that are due (Store.pruneDone). */
-  pruneDone(partition: number, keepMs: number, keepMax: number, batch?: number): Promise<number> {
+  async pruneDone(partition: number, keepMs: number, keepMax: number, batch?: number): Promise<number> {
+    if (!this.#located) await this.locate();
     return this.#stores[partition].pruneDone(keepMs, keepMax, batch);
   }
 
@@ -203,6 +268,7 @@ export class Queues {
    * Several: on the deployment's wake keys (waitForWake), always null.
    */
   async waitForWork(blocking: RedisClient, workerId: string, levels: readonly Level[], timeoutSeconds: number): Promise<DeliveredRun | null> {
+    if (!this.#located) await this.locate();
     if (this.partitions > 1) {
       await this.waitForWake(blocking, levels, timeoutSeconds);
       return null;
@@ -225,6 +291,7 @@ export class Queues {
    * of the total and marked, with the error, in its entry; only when none answers does this fail.
    */
   async stats(): Promise<{ total: QueueStats & { unavailablePartitions?: number[] }; partitions: PartitionStats[] }> {
+    if (!this.#located) await this.locate();
     const { answers, unavailable } = await fromAnswering(this.#views, (v) => v.stats());
     const partitions: PartitionStats[] = answers.map((a, p) => a ?? { ...emptyStats(), unavailable: unavailable.find((u) => u.partition === p)!.error });
     const total: QueueStats & { unavailablePartitions?: number[] } = { ...sumStats(answers.filter((a): a is QueueStats => a !== undefined)) };
@@ -234,6 +301,7 @@ export class Queues {
 
   /** The gauges of the partitions that answer, summed; those that do not are listed. */
   async gauges(): Promise<QueueGauges & { unavailablePartitions?: number[] }> {
+    if (!this.#located) await this.locate();
     const { answers, unavailable } = await fromAnswering(this.#stores, (s) => s.gauges());
     const all = answers.filter((g): g is QueueGauges => g !== undefined);
     const total: QueueGauges & { unavailablePartitions?: number[] } = all[0];
@@ -255,6 +323,7 @@ export class Queues {
 
   /** The newest dead jobs of the whole deployment. */
   async listDead(limit: number): Promise<string[]> {
+    if (!this.#located) await this.locate();
     const lists = await Promise.all(this.#views.map((v) => v.listDead(limit)));
     if (lists.length === 1) return lists[0];
     const failedAt = (entry: string): number => Number(/^\{"failedAt":(\d+)/.exec(entry)?.[1] ?? 0);
@@ -265,10 +334,12 @@ export class Queues {
   }
 
   async requeueAllDead(): Promise<number> {
+    if (!this.#located) await this.locate();
     return (await Promise.all(this.#stores.map((s) => s.requeueAllDead()))).reduce((a, b) => a + b, 0);
   }
 
   async requeueDead(id: string): Promise<'requeued' | 'unknown' | 'superseded'> {
+    if (!this.#located) await this.locate();
     for (const store of this.#stores) {
       const outcome = await store.requeueDead(id);
       if (outcome !== 'unknown') return outcome;
@@ -276,7 +347,15 @@ export class Queues {
     return 'unknown';
   }
 
+  /** Removes one dead job from whichever partition holds it. */
+  async deleteDead(id: string): Promise<'deleted' | 'unknown'> {
+    if (!this.#located) await this.locate();
+    for (const store of this.#stores) if ((await store.deleteDead(id)) === 'deleted') return 'deleted';
+    return 'unknown';
+  }
+
   async purgeDead(): Promise<number> {
+    if (!this.#located) await this.locate();
     return (await Promise.all(this.#stores.map((s) => s.purgeDead()))).reduce((a, b) => a + b, 0);
   }
 
@@ -300,17 +379,23 @@ export class Queues {
 
   /** Where a job is, in whichever partition knows it. */
   async lookup(id: string): Promise<JobView> {
+    if (!this.#located) await this.locate();
     const found = await Promise.all(this.#stores.map((s) => s.lookup(id)));
-    const p = found.findIndex((raw) => raw !== null);
+    // A partition that found the job wins over one that gave up reading its lists.
+    let p = found.findIndex((raw) => raw !== null && raw.where !== '');
+    if (p === -1) p = found.findIndex((raw) => raw !== null);
     return viewOf(id, p === -1 ? null : found[p], this.partitions > 1 && p !== -1 ? p : undefined);
   }
 
   async deleteJob(id: string): Promise<DeleteOutcome> {
+    if (!this.#located) await this.locate();
+    let answer: DeleteOutcome = 'unknown';
     for (const store of this.#stores) {
       const outcome = await store.deleteJob(id);
-      if (outcome !== 'unknown') return outcome;
+      if (outcome === 'notWithinScan') answer = outcome;
+      else if (outcome !== 'unknown') return outcome;
     }
-    return 'unknown';
+    return answer;
   }
 
   /**
@@ -320,6 +405,7 @@ export class Queues {
    * they block on the deployment's wake keys, which a partition's script cannot reach.
    */
   async setPaused(level: Level, paused: boolean): Promise<boolean> {
+    if (!this.#located) await this.locate();
     const results = await Promise.allSettled(this.#stores.map((s) => s.setPaused(level, paused)));
     const changed = results.some((r) => r.status === 'fulfilled' && r.value);
     if (!paused && changed && this.partitions > 1) await this.wakeIdle(level);
@@ -339,6 +425,7 @@ export class Queues {
    * that partition's own (a cheap read; it fails when the partition does not answer).
    */
   async pausedLevels(partition?: number): Promise<Record<Level, boolean>> {
+    if (!this.#located) await this.locate();
     if (partition !== undefined) return this.#views[partition].pausedLevels();
     const { answers } = await fromAnswering(this.#views, (v) => v.pausedLevels());
     const paused = { 1: false, 2: false };
@@ -353,6 +440,7 @@ export class Queues {
     policies: ReadonlyArray<'execute' | 'last' | 'discard'>,
     limit: number,
   ): Promise<Array<{ policy: string; partition: number; payload: string }>> {
+    if (!this.#located) await this.locate();
     const out: Array<{ policy: string; partition: number; payload: string }> = [];
     for (const [partition, views] of this.#views.entries()) {
       for (const policy of policies) for (const payload of await views.peek(level, policy, limit)) out.push({ policy, partition, payload });
@@ -366,6 +454,7 @@ export class Queues {
    * one entry per process, under its process id, with its shortest lease.
    */
   async workers(): Promise<WorkerView[]> {
+    if (!this.#located) await this.locate();
     const byId = new Map<string, WorkerView>();
     const { answers } = await fromAnswering(this.#views, (v) => v.workers());
     for (const views of answers) {
@@ -384,10 +473,10 @@ export class Queues {
 
 /**
  * The Store of each partition of a deployment: `{prefix}` alone, or `{prefix:0}` …
- * `{prefix:N-1}`. Queues holds its own; the checker (check.ts) reads the partitions with these.
+ * `{prefix:N-1}` (or the tags given). Queues holds its own; the checker reads the partitions with these.
  */
-export function partitionStores(redis: RedisClient, prefix: string, partitions: number): Store[] {
-  return partitions === 1 ? [new Store(redis, prefix)] : Array.from({ length: partitions }, (_, p) => new Store(redis, prefix, p));
+export function partitionStores(redis: RedisClient, prefix: string, partitions: number, tags = defaultTags(prefix, partitions)): Store[] {
+  return partitions === 1 ? [new Store(redis, prefix)] : tags.map((tag, p) => new Store(redis, prefix, p, tag));
 }
 
 function hashOf(text: string): number {

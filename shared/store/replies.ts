@@ -28,6 +28,7 @@ export const REPLY_CODES = {
     superseded: 3,
   },
   requeueDead: { unknown: 0, requeued: 1, superseded: 2 },
+  deleteDead: { unknown: 0, deleted: 1 },
   deleteJob: {
     unknown: 0,
     deleted: 1,
@@ -36,6 +37,8 @@ export const REPLY_CODES = {
     finished: 4,
     /** The index named a place that no longer held the job: the entry was dropped. */
     notWhereIndexed: 5,
+    /** No index entry, and not among the waiting messages read (the lists hold more): it may wait further back. */
+    notWithinScan: 6,
   },
 } as const;
 

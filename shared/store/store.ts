@@ -63,6 +63,12 @@ export interface QueueGauges {
  */
 export const IDLE_REGISTRATION_MS = 1500;
 
+/**
+ * Most waiting messages one lookup or delete reads to find a job in the lists (a message waiting
+ * in a list has no index entry unless its id is the caller's): one call never reads without bound.
+ */
+export const SCAN_MAX = 100_000;
+
 /** What a claim delivered, and which levels still have work waiting in its partition (bit 1: level 1, bit 2: level 2). */
 export interface Claimed {
   runs: DeliveredRun[];
@@ -81,7 +87,7 @@ export interface ClaimSettles {
 /**
  * One partition of a deployment's queues: every script call of it. A deployment of
  * one partition is this store alone, under the tag `{prefix}`; one of several has partition p
- * under `{prefix:p}` (queues.ts holds the deployment as a whole).
+ * under `{prefix:p}` or the tag stored for it (queues.ts holds the deployment as a whole).
  */
 export class Store {
   readonly keys: Keys;
@@ -94,8 +100,9 @@ export class Store {
     readonly redis: RedisClient,
     prefix: string,
     readonly partition?: number,
+    tag?: string,
   ) {
-    this.keys = keysFor(prefix, partition);
+    this.keys = keysFor(prefix, partition, tag);
     this.handOff = partition === undefined;
     defineScripts(redis);
   }
@@ -286,22 +293,33 @@ export class Store {
     return replyOf('requeueDead', await runScript<number>(this.redis, 'requeueDead', this.keysOf('requeueDead'), ['one', id]));
   }
 
+  /** Removes one dead job (deleteDead.lua): 'deleted', or 'unknown' when no dead job has that id. */
+  async deleteDead(id: string): Promise<'deleted' | 'unknown'> {
+    return replyOf('deleteDead', await runScript<number>(this.redis, 'deleteDead', this.keysOf('deleteDead'), [id]));
+  }
+
   /** Empties the dead list in one step; returns how many entries it held. */
   purgeDead(): Promise<number> {
     return runScript<number>(this.redis, 'purgeDead', this.keysOf('purgeDead'), []);
   }
 
-  /** Where a job is and what it holds; null when this partition does not know it. */
-  async lookup(id: string, scanMax = 100_000): Promise<RawLookup | null> {
+  /**
+   * Where a job is and what it holds; null when this partition does not know it. A message
+   * waiting in a list without an index entry is found by reading the lists, at most `scanMax`
+   * entries: beyond that an unfound id answers `where` '' and `searched` (it may wait further back).
+   */
+  async lookup(id: string, scanMax = SCAN_MAX): Promise<RawLookup | null> {
     const k = this.keys;
     const reply = await runScript<Array<string | number>>(this.redis, 'lookupJob', this.keysOf('lookupJob'), [id, k.tag, scanMax]);
     if (reply.length === 0) return null;
-    return { where: String(reply[0]), found: String(reply[1]), position: Number(reply[2]), leaseUntil: Number(reply[3]), now: Number(reply[4]) };
+    const where = String(reply[0]);
+    if (where === '') return { where, found: '', position: -1, leaseUntil: 0, now: Number(reply[4]), searched: Number(reply[2]) };
+    return { where, found: String(reply[1]), position: Number(reply[2]), leaseUntil: Number(reply[3]), now: Number(reply[4]) };
   }
 
-  /** Removes a waiting or retrying job. */
-  async deleteJob(id: string): Promise<DeleteOutcome> {
-    const [code] = await runScript<[number, string]>(this.redis, 'deleteJob', this.keysOf('deleteJob'), [id]);
+  /** Removes a waiting or retrying job (a waiting one among the first `scanMax` of the lists it may be in). */
+  async deleteJob(id: string, scanMax = SCAN_MAX): Promise<DeleteOutcome> {
+    const [code] = await runScript<[number, string]>(this.redis, 'deleteJob', this.keysOf('deleteJob'), [id, scanMax]);
     const reply = replyOf('deleteJob', code);
     // An index entry that named the wrong place was dropped: to the operator the job is unknown.
     return reply === 'notWhereIndexed' ? 'unknown' : reply;
@@ -326,11 +344,15 @@ function enqueueOutcome(code: number): { outcome: EnqueueOutcome; wakeIdle: bool
 
 /** What lookupJob.lua answers: the index entry, and the payload or dead entry found there. */
 export interface RawLookup {
+  /** The index entry ('' when there is none and the job was not among the `searched` waiting messages read). */
   where: string;
   found: string;
   position: number;
   leaseUntil: number;
   now: number;
+  /** Only with where '': how many waiting messages were read (the lists hold more). */
+  searched?: number;
 }
 
-export type DeleteOutcome = 'deleted' | 'unknown' | 'running' | 'dead' | 'finished';
+/** `notWithinScan`: not indexed, and not among the first waiting messages read (the lists hold more). */
+export type DeleteOutcome = 'deleted' | 'unknown' | 'notWithinScan' | 'running' | 'dead' | 'finished';

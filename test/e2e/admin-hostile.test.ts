@@ -480,7 +480,7 @@ describe('fuzzing the admin port', () => {
   const pathArb = (isWild: boolean): fc.Arbitrary<string> =>
     either(
       fc
-        .tuple(base, fc.array(pieceArb(isWild), { maxLength: 2 }), fc.constantFrom('', '', '', '', '/requeue', '/pause', '/resume'))
+        .tuple(base, fc.array(pieceArb(isWild), { maxLength: 2 }), fc.constantFrom('', '', '', '', '/requeue', '/delete', '/pause', '/resume'))
         .map(([b, p, s]) => b + p.join('') + s),
       fc.constantFrom('', '*', 'http://attacker.example/api/dead', `//attacker.example/api/dead`, 'api/dead'),
       isWild,
@@ -580,7 +580,7 @@ describe('fuzzing the admin port', () => {
   const requestArb = (port: number) => fc.oneof(weighted(requestOf(port, false), 5), weighted(requestOf(port, true), 1));
   type FuzzRequest = ReturnType<typeof requestArb> extends fc.Arbitrary<infer T> ? T : never;
 
-  const DESTRUCTIVE = /^\/api\/(dead\/(purge|requeue-all)|levels\/[12]\/(pause|resume))$/;
+  const DESTRUCTIVE = /^\/api\/(dead\/(purge|requeue-all|[^/]*\/delete)|levels\/[12]\/(pause|resume))$/;
   function bytesOf(r: FuzzRequest): Buffer {
     // With the valid token, the actions that would change the planted deployment are read instead.
     const method = r.auth.valid && DESTRUCTIVE.test(r.path) ? 'GET' : r.method;

@@ -5,6 +5,7 @@
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
+import Redis from 'ioredis';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { closeClients, send } from '../../client';
 import { killAll, startSwitchyard, waitFor, type SwitchyardProcess } from '../helpers/processes';
@@ -125,14 +126,17 @@ const l2Row = 'table#queues tbody tr:nth-child(2)';
     await requeue.waitFor({ timeout: 10_000 });
     await page.fill('#token', '');
     await page.dispatchEvent('#token', 'change');
-    await requeue.click();
-    await until(
-      () => cellText('#message'),
-      (v) => v === 'the admin token is missing or wrong',
-    );
+    // Without the token the page shows the actions disabled, saying why; the API refuses them anyway.
+    await page.locator(`#dead button[data-job="${rejected}"][title="type the admin token"]:disabled`).waitFor();
+    expect(await page.isDisabled('#purge')).toBe(true);
+    const refused = await page.evaluate(async (id) => {
+      const r = await fetch(`api/dead/${encodeURIComponent(id)}/requeue`, { method: 'POST' });
+      return { status: r.status, body: (await r.json()) as unknown };
+    }, rejected);
+    expect(refused).toEqual({ status: 401, body: { error: 'the admin token is missing or wrong' } });
     await page.fill('#token', TOKEN);
     await page.dispatchEvent('#token', 'change');
-    await page.locator(`#dead button[data-job="${rejected}"]`).click();
+    await page.locator(`#dead button[data-job="${rejected}"]:enabled`).click();
     await until(
       () => cellText('#message'),
       (v) => v === `job ${rejected}: requeued`,
@@ -154,6 +158,64 @@ const l2Row = 'table#queues tbody tr:nth-child(2)';
     expect(await page.content()).not.toContain(TOKEN);
   },
   90_000,
+);
+
+(available ? test : test.skip)(
+  'before the first data the page says it is loading and every action is disabled; once it knows the token allows them they are enabled; one dead job deleted from the page',
+  async () => {
+    // Hold the data back for real: the gateway's Redis stopped (SIGSTOP), so the API cannot answer.
+    const info = new Redis(redis.url);
+    const pid = Number(/^process_id:(\d+)/m.exec(await info.info('server'))?.[1]);
+    info.disconnect();
+    expect(pid).toBeGreaterThan(0);
+    const fresh = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await fresh.goto(`http://127.0.0.1:${gateway.ready.admin}/`);
+      // The page asked for the data and got none yet (the first answer waits on the stopped Redis).
+      await fresh.waitForRequest((r) => r.url().endsWith('/api/overview'));
+      expect(await fresh.locator('#loading').isVisible()).toBe(true);
+      expect(await fresh.innerText('#loading')).toBe('Loading the deployment…');
+      expect(await fresh.getAttribute('body', 'class')).toBe('loading');
+      expect(await fresh.innerText('#mode')).toBe('loading…');
+      for (const id of ['#requeue-all', '#purge']) {
+        expect(await fresh.isDisabled(id)).toBe(true);
+        expect(await fresh.getAttribute(id, 'title')).toBe('loading…');
+      }
+      // No pause/resume or per-entry button exists yet that could be pressed.
+      expect(await fresh.locator('button[data-action]:enabled').count()).toBe(0);
+      await fresh.screenshot({ path: path.join((scratch ??= mkdtempSync(path.join(tmpdir(), 'sy-dashboard-'))), 'loading.png') });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // Redis answers again: the data arrives, the loading line goes. Without the token the actions stay disabled.
+    await fresh.locator('#loading').waitFor({ state: 'hidden', timeout: 15_000 });
+    await fresh.locator('#mode').filter({ hasText: 'actions need the admin token' }).waitFor();
+    await fresh.locator('#toggle-level-1').waitFor();
+    expect(await fresh.isDisabled('#toggle-level-1')).toBe(true);
+    expect(await fresh.isDisabled('#requeue-all')).toBe(true);
+    expect(await fresh.getAttribute('#requeue-all', 'title')).toBe('type the admin token');
+    await fresh.fill('#token', 'not-the-token');
+    await fresh.dispatchEvent('#token', 'change');
+    await fresh.locator('#requeue-all[title="the admin token is wrong"]').waitFor();
+    await fresh.fill('#token', TOKEN);
+    await fresh.dispatchEvent('#token', 'change');
+    await fresh.locator('#mode').filter({ hasText: 'admin token accepted' }).waitFor();
+    for (const id of ['#requeue-all', '#purge', '#toggle-level-1', '#toggle-level-2']) expect(await fresh.isEnabled(id)).toBe(true);
+
+    // Two dead jobs; one deleted from its row: the other stays.
+    const dead = await Promise.all([0, 1].map(async () => ((await send('/reject', { address, level: 1 })).data as { id: string }).id));
+    for (const id of dead) await fresh.locator(`#dead button[data-delete="${id}"]:enabled`).waitFor({ timeout: 10_000 });
+    await fresh.click(`#dead button[data-delete="${dead[0]}"]`);
+    await until(
+      () => fresh.locator('#message').innerText(),
+      (v) => v === `job ${dead[0]}: deleted`,
+    );
+    await fresh.locator(`#dead button[data-delete="${dead[0]}"]`).waitFor({ state: 'detached' });
+    expect(await fresh.locator(`#dead button[data-delete="${dead[1]}"]`).count()).toBe(1);
+    await fresh.close();
+  },
+  60_000,
 );
 
 (available && remote ? test : test.skip)(

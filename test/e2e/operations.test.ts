@@ -210,9 +210,40 @@ describe('the command line a new user meets', () => {
   test('dead: an unknown action and an unknown id say so in one line', () => {
     expect(run(['dead', 'bogus', '--redis', server.url, '--prefix', prefix])).toMatchObject({
       status: 2,
-      stderr: 'switchyard dead: unknown action "bogus" (list, requeue <id>|all, purge)\n',
+      stderr: 'switchyard dead: unknown action "bogus" (list, requeue <id>|all, delete <id>, purge)\n',
+    });
+    expect(run(['dead', 'delete', '--redis', server.url, '--prefix', prefix])).toMatchObject({
+      status: 2,
+      stderr: 'switchyard dead: delete needs a job id (purge empties the whole list)\n',
     });
     expect(run(['dead', 'requeue', 'nope', '--redis', server.url, '--prefix', prefix])).toMatchObject({ status: 1, stderr: 'no dead job has id nope\n' });
+  });
+
+  test('dead delete <id> removes that one dead job, the others stay; delete <id> of a dead job points there', async () => {
+    const gateway = await inProcessGateway(APP, server.url, prefix);
+    try {
+      await startSwitchyard('worker', ['--app', APP, '--redis', server.url, '--prefix', prefix, '--attempts', '1'], {
+        RECORD_URL: server.url,
+        RECORD_KEY: `${prefix}:runs`,
+      });
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push(((await send('/fail', { address: gateway.address, level: 1, content: { i } })).data as { id: string }).id);
+      expect(await waitFor(async () => (await redis.llen(keysFor(prefix).dead)) === 3, 10_000)).toBe(true);
+      const flags = ['--redis', server.url, '--prefix', prefix];
+      expect(run(['delete', ids[1], ...flags])).toMatchObject({
+        status: 1,
+        stderr: `job ${ids[1]} is in the dead list: switchyard dead delete ${ids[1]} removes it (dead requeue ${ids[1]} runs it again)\n`,
+      });
+      expect(run(['dead', 'delete', ids[1], ...flags])).toMatchObject({ status: 0, stdout: `dead job ${ids[1]} deleted\n` });
+      const left = (JSON.parse(run(['dead', 'list', '--json', ...flags]).stdout) as Array<{ job: { id: string } }>).map((e) => e.job.id);
+      expect(left.sort()).toEqual([ids[0], ids[2]].sort());
+      expect(run(['job', ids[1], ...flags]).stdout).toContain('unknown');
+      expect(run(['dead', 'delete', ids[1], ...flags])).toMatchObject({ status: 1, stderr: `no dead job has id ${ids[1]}\n` });
+      expect((JSON.parse(run(['stats', '--json', ...flags]).stdout) as { counters: Record<string, number> }).counters['dead:deleted']).toBe(1);
+      expect(run(['dead', 'purge', ...flags])).toMatchObject({ status: 0, stdout: '2 dead job(s) purged\n' });
+    } finally {
+      await gateway.stop();
+    }
   });
 
   test('stats --watch piped into a reader that goes away ends quietly', () => {

@@ -2,7 +2,7 @@
 // brings its own koa, run gateway and worker from that install, call them with its client.
 // Catches what the repository checkout hides: files left out of `files`, paths that only
 // resolve inside the repo, dependencies that are only devDependencies.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -103,7 +103,11 @@ test('the packed tarball installs and runs: gateway, worker, client', async () =
 
   writeFileSync(path.join(tmp, 'package.json'), JSON.stringify({ name: 'user-app', version: '1.0.0', private: true }));
   writeFileSync(path.join(tmp, 'app.js'), APP);
-  execFileSync('npm', ['install', tarball, 'koa', '@koa/router', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: tmp, stdio: 'pipe' });
+  const installed = spawnSync('npm', ['install', tarball, 'koa', '@koa/router', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: tmp, encoding: 'utf8' });
+  expect(installed.status).toBe(0);
+  // npm 11 lists every installed package with an install script (prepare, install …) for approval: not ours, which needs none.
+  const said = `${installed.stdout}\n${installed.stderr}`;
+  expect(said.split('\n').filter((line) => line.includes(NAME))).toEqual([]);
   console.log(`packed and installed in ${Date.now() - begin} ms`);
 
   const [port, gatewayAdmin, workerAdmin] = [await freePort(), await freePort(), await freePort()];

@@ -8,7 +8,7 @@
 // Nothing here waits without a bound: every command run has a timeout, and whatever a test
 // started (worker processes, in-process gateways) is killed when it ends, passes, fails or
 // times out — also what a timed-out test body starts after its teardown ran.
-import { execFileSync, type ExecFileSyncOptions } from 'node:child_process';
+import { execFile, execFileSync, type ExecFileSyncOptions } from 'node:child_process';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { call, closeClients, send } from '../../client';
@@ -19,6 +19,8 @@ import { expectCleanState } from '../helpers/check-state';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 import { killAllTopologies, startCluster, startSentinelSet, topologiesAvailable, type LocalCluster, type SentinelSet } from '../helpers/redis-topologies';
 import { Queues } from '../../shared/store/queues';
+import calculateSlot from 'cluster-key-slot';
+import { chooseTags, mastersBySlot, type SlotRanges } from '../../shared/store/placement';
 
 const APP = path.join(__dirname, '..', 'fixtures', 'recording-app.js');
 const available = topologiesAvailable();
@@ -112,6 +114,28 @@ async function workerOn(url: string, flags: string[] = []): Promise<SwitchyardPr
   });
   if (testEnded !== startedIn) worker.kill('SIGKILL');
   return worker;
+}
+
+/** The partitions' tags stored for the deployment under test (the first process chose them). */
+async function storedTags(url: string): Promise<string[]> {
+  const r = createRedis(url, 'cli');
+  try {
+    await r.connect();
+    return (await Queues.open(r, prefix)).tags;
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** The tags a new deployment of `candidate` with 3 partitions would choose on this Cluster now. */
+async function tagsChosenFor(url: string, candidate: string): Promise<string[]> {
+  const r = createRedis(url, 'cli');
+  try {
+    await r.connect();
+    return chooseTags(candidate, 3, mastersBySlot((await r.cluster('SLOTS')) as unknown as SlotRanges));
+  } finally {
+    r.disconnect();
+  }
 }
 
 /**
@@ -305,6 +329,166 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
     checkOn = cluster?.url;
   });
 
+  test('a fresh Cluster, the default prefix, --partitions 3: the first process stores tags that put each partition on its own master; the worker and stats use them; async calls round-trip', async () => {
+    // With the default prefix, {sy:0} and {sy:1} hash to slots 829 and 4892: the same master.
+    prefix = 'sy';
+    recordKey = `${prefix}:runs`;
+    const defaults = await Promise.all([0, 1, 2].map((p) => cluster.masterFor(`{sy:${p}}`)));
+    report(`default tags {sy:0..2} would sit on masters ${defaults.join(', ')}`);
+    const reader = createRedis(cluster.url, 'cli');
+    try {
+      await reader.connect();
+      expect(await reader.get('{sy}:partitions')).toBeNull();
+      const gateway = await gatewayOn(cluster.url, ['--partitions', '3']);
+      const stored = JSON.parse((await reader.get('{sy}:partitions'))!) as { partitions: number; tags: string[] };
+      expect(stored.partitions).toBe(3);
+      const masters = await Promise.all(stored.tags.map((tag) => cluster.masterFor(tag)));
+      report(`stored tags ${stored.tags.join(' ')} on masters ${masters.join(', ')}`);
+      expect(new Set(masters).size).toBe(3);
+      expect(stored.tags.every((tag, p) => tag === `{sy:${p}}` || tag.startsWith(`{sy:${p}.`))).toBe(true);
+
+      // A short lease: the renewal thread (which reads the tags on its own) must renew under the stored tags.
+      const worker = await workerOn(cluster.url, ['--partitions', '3', '--lease', '1s']);
+      const ids: string[] = [];
+      for (let i = 0; i < 9; i++) ids.push(((await send('/record', { address: gateway.address, level: 1, content: { i } })).data as { id: string }).id);
+      const { missing } = await allRun(ids, 20_000);
+      expect(missing).toEqual([]);
+      // Every partition was used, under its stored tag: the worker's lease and the runs done are there.
+      for (const tag of stored.tags) {
+        expect(await reader.zcard(`${tag}:workers`)).toBeGreaterThan(0);
+        expect(Number(await reader.hget(`${tag}:stats`, 'L1:done'))).toBeGreaterThan(0);
+      }
+      // Some leases later, every partition's lease is still the worker's, renewed under its tag.
+      await sleep(3000);
+      for (const tag of stored.tags) {
+        const [seconds] = await reader.time();
+        const [, expiry] = await reader.zrange(`${tag}:workers`, 0, 0, 'WITHSCORES');
+        expect(Number(expiry)).toBeGreaterThan(Number(seconds) * 1000);
+      }
+      expect(logLines(worker.output()).filter((l) => l.event === 'lease_lost' || l.event === 'lease_thread_failed')).toEqual([]);
+      // Nothing under the default tags the deployment does not use.
+      for (const p of [0, 1, 2]) if (stored.tags[p] !== `{sy:${p}}`) expect(await reader.exists(`{sy:${p}}:stats`, `{sy:${p}}:workers`)).toBe(0);
+      // The worker's own report of where its partitions are, and `switchyard stats` (no --prefix, no --partitions: the defaults and Redis).
+      const placed = logLines(worker.output()).find((l) => l.event === 'partitions') as { placement: Array<{ master: string }> } | undefined;
+      expect(placed?.placement.map((p) => p.master)).toEqual(masters.map((port) => `127.0.0.1:${port}`));
+      expect(logLines(worker.output()).some((l) => l.event === 'partitions_unbalanced')).toBe(false);
+      const stats = JSON.parse(cli(['stats', '--json', '--redis', cluster.url])) as { partitions: Array<{ tag: string; master: string }> };
+      expect(stats.partitions.map((p) => p.tag)).toEqual(stored.tags);
+      expect(stats.partitions.map((p) => p.master)).toEqual(masters.map((port) => `127.0.0.1:${port}`));
+      const text = cli(['stats', '--redis', cluster.url]);
+      for (const tag of stored.tags) expect(text).toContain(`  ${tag} `);
+      expect(text).toContain(`127.0.0.1:${masters[2]}`);
+    } finally {
+      reader.disconnect();
+    }
+  }, 60_000);
+
+  test('two processes creating a deployment at the same moment agree: the first to store wins, the other adopts its tags', async () => {
+    const clients = [0, 1, 2, 3].map(() => createRedis(cluster.url, 'cli'));
+    try {
+      await Promise.all(clients.map((c) => c.connect()));
+      const all = clients.map((c) => new Queues(c, prefix, 3));
+      await Promise.all(all.map((q) => q.agreeOnPartitions()));
+      const stored = JSON.parse((await clients[0].get(`{${prefix}}:partitions`))!) as { tags: string[] };
+      for (const q of all) expect(q.tags).toEqual(stored.tags);
+      expect(new Set(await Promise.all(stored.tags.map((tag) => cluster.masterFor(tag)))).size).toBe(3);
+      // A process that only reads (stats, the checker) and one that first uses a partition without agreeing adopt them too.
+      expect((await Queues.open(clients[0], prefix)).tags).toEqual(stored.tags);
+      const late = new Queues(clients[1], prefix, 3);
+      await late.stats();
+      expect(late.tags).toEqual(stored.tags);
+    } finally {
+      for (const c of clients) c.disconnect();
+    }
+  }, 30_000);
+
+  test('a deployment stored by an earlier version (the count alone) keeps {prefix:0} … {prefix:2}; crowded, the start says which one slot to move where', async () => {
+    // A prefix whose {p:0} … {p:2} crowd a master, as an earlier version left it.
+    for (let i = 0; ; i++) {
+      const masters = await Promise.all([0, 1, 2].map((p) => cluster.masterFor(`{${prefix}-${i}:${p}}`)));
+      if (new Set(masters).size < 3) {
+        prefix = `${prefix}-${i}`;
+        recordKey = `${prefix}:runs`;
+        break;
+      }
+    }
+    const reader = createRedis(cluster.url, 'cli');
+    try {
+      await reader.connect();
+      await reader.set(`{${prefix}}:partitions`, '3');
+      const gateway = await gatewayOn(cluster.url, ['--partitions', '3']);
+      const worker = await workerOn(cluster.url, ['--partitions', '3']);
+      const warning = logLines(worker.output()).find((l) => l.event === 'partitions_unbalanced') as
+        { msg: string; move: { slot: number; from: string; to: string }; idleMasters: string[] } | undefined;
+      report(`crowded legacy deployment: ${warning?.msg}`);
+      expect(warning).toBeDefined();
+      const crowdedSlots = [0, 1, 2].map((p) => calculateSlot(`{${prefix}:${p}}`));
+      expect(crowdedSlots).toContain(warning!.move.slot);
+      expect(warning!.idleMasters).toContain(warning!.move.to);
+      expect(warning!.msg.split('\n')).toHaveLength(1);
+      const command = `switchyard move-slot ${warning!.move.slot} --to ${warning!.move.to} --redis ${cluster.url}`;
+      expect(warning!.msg).toContain(command);
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push(((await send('/record', { address: gateway.address, level: 1, content: { i } })).data as { id: string }).id);
+      expect((await allRun(ids, 20_000)).missing).toEqual([]);
+      expect(await reader.get(`{${prefix}}:partitions`)).toBe('3');
+      for (const p of [0, 1, 2]) expect(Number(await reader.hget(`{${prefix}:${p}}:stats`, 'L1:done'))).toBeGreaterThan(0);
+      const stats = JSON.parse(cli(['stats', '--json', '--redis', cluster.url, '--prefix', prefix])) as { partitions: Array<{ tag: string }> };
+      expect(stats.partitions.map((p) => p.tag)).toEqual([0, 1, 2].map((p) => `{${prefix}:${p}}`));
+
+      // What the warning says to run, run as it says, with the gateway and the worker running and calls coming in.
+      const moved = crowdedSlots.indexOf(warning!.move.slot);
+      const doneBefore = Number(await reader.hget(`{${prefix}:${moved}}:stats`, 'L1:done'));
+      let sending = true;
+      const during: string[] = [];
+      const traffic = (async () => {
+        for (let i = 0; sending; i++) {
+          const r = await send('/record', { address: gateway.address, level: 1, content: { during: i }, deadline: 5 });
+          if (r.status === 201) during.push((r.data as { id: string }).id);
+        }
+      })();
+      // Not cli(): a synchronous run would hold this process's event loop, and with it the in-process gateway.
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, [BIN, ...command.replace('switchyard ', '').split(' ')], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+        ),
+      );
+      sending = false;
+      await traffic;
+      report(`${command}: ${out.trim()} (${during.length} async calls accepted meanwhile)`);
+      expect(out).toMatch(new RegExp(`^slot ${warning!.move.slot} moved from ${warning!.move.from} to ${warning!.move.to}: \\d+ key\\(s\\)\\n$`));
+      expect(`127.0.0.1:${await cluster.masterFor(`{${prefix}:${moved}}`)}`).toBe(warning!.move.to);
+      expect(new Set(await Promise.all([0, 1, 2].map((p) => cluster.masterFor(`{${prefix}:${p}}`)))).size).toBe(3);
+      // The keys went with their slot: the partition's counters are there, and nothing accepted is lost.
+      expect(Number(await reader.hget(`{${prefix}:${moved}}:stats`, 'L1:done'))).toBeGreaterThanOrEqual(doneBefore);
+      expect((await allRun(during, 20_000)).missing).toEqual([]);
+      // A process started now finds the partitions spread: no warning.
+      const second = await workerOn(cluster.url, ['--partitions', '3']);
+      expect(logLines(second.output()).some((l) => l.event === 'partitions')).toBe(true);
+      expect(logLines(second.output()).some((l) => l.event === 'partitions_unbalanced')).toBe(false);
+      expect(cli(command.replace('switchyard ', '').split(' '))).toBe(`slot ${warning!.move.slot} is on ${warning!.move.to} already\n`);
+      // Wrong arguments: one line each.
+      for (const [args, said] of [
+        [['move-slot', '16384', '--to', warning!.move.to, '--redis', cluster.url], 'the slot must be a whole number from 0 to 16383 (got "16384")'],
+        [['move-slot', '1', '--redis', cluster.url], '--to <host:port> is needed: the master to move the slot to'],
+        [
+          ['move-slot', '1', '--to', warning!.move.to, '--redis', 'redis://127.0.0.1:1'],
+          '--redis must be a Cluster URL, redis+cluster://host:port[,…] (got "redis://127.0.0.1:1")',
+        ],
+      ] as Array<[string[], string]>) {
+        let stderr = '';
+        try {
+          cli(args, { stdio: 'pipe' });
+        } catch (err) {
+          stderr = (err as { stderr: string }).stderr;
+        }
+        expect(stderr).toBe(`switchyard move-slot: ${said}\n`);
+      }
+    } finally {
+      reader.disconnect();
+    }
+  }, 60_000);
+
   test('the partitions spread over the masters; execute runs once, last coalesces per key, the level-2 switch and discard hold in total', async () => {
     // CRC16 decides where a tag lands: pick a prefix whose three partitions land on three masters.
     for (let i = 0; ; i++) {
@@ -416,7 +600,7 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
     try {
       await workerOn(cluster.url, ['--partitions', '3', '--concurrency', '20']);
       let failover = { oldPort: 0, newPort: 0, failoverMs: 0 };
-      const load = await underLoad(gateway.address, async () => (failover = await cluster.killMasterFor(keysFor(prefix, 2).stats)));
+      const load = await underLoad(gateway.address, async () => (failover = await cluster.killMasterFor((await storedTags(cluster.url))[2])));
       const { missing, duplicates } = await allRun(load.accepted, 20_000);
       report(
         `cluster failover of partition 2 with --replicas-ack 1 (${failover.oldPort} -> ${failover.newPort}, ${failover.failoverMs} ms): ` +
@@ -433,7 +617,7 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
     // An earlier failover left a promoted master without a replica: partition 1 must sit on a master that has one.
     for (let i = 0; ; i++) {
       const candidate = `${prefix}-${i}`;
-      if ((await cluster.replicasOf(await cluster.masterFor(keysFor(candidate, 1).stats))) > 0) {
+      if ((await cluster.replicasOf(await cluster.masterFor((await tagsChosenFor(cluster.url, candidate))[1]))) > 0) {
         prefix = candidate;
         recordKey = `${prefix}:runs`;
         break;
@@ -443,7 +627,7 @@ describeIf('Redis Cluster (3 masters, 3 replicas) with --partitions 3', () => {
     try {
       await workerOn(cluster.url, ['--partitions', '3', '--concurrency', '20']);
       let failover = { oldPort: 0, newPort: 0, failoverMs: 0 };
-      const load = await underLoad(gateway.address, async () => (failover = await cluster.killMasterFor(keysFor(prefix, 1).stats)));
+      const load = await underLoad(gateway.address, async () => (failover = await cluster.killMasterFor((await storedTags(cluster.url))[1])));
       const { missing, duplicates } = await allRun(load.accepted, 20_000);
       report(
         `cluster failover of partition 1 (${failover.oldPort} -> ${failover.newPort}) in ${failover.failoverMs} ms: sync ${load.syncCalls} calls, ${load.syncFailures.length} failed; ` +

@@ -3,6 +3,7 @@
 // with the checker's own lines (each problem: code, where, ids and keys, what --repair would do).
 import { checkDeployment, formatReport, type CheckReport } from '../../shared/store/check';
 import { deploymentKeys } from '../../shared/store/keys';
+import { storedCount } from '../../shared/store/placement';
 import { Queues } from '../../shared/store/queues';
 import { connectQuietly, createRedis } from '../../shared/store/redis';
 import { scanKeys } from '../../shared/store/check/read';
@@ -26,7 +27,7 @@ export async function expectCleanState(redisUrl: string, prefix: string, options
   try {
     if (!(await connectQuietly(redis, 5000))) throw new Error(`switchyard check: redis at ${redisUrl} is not answering`);
     const stored = await redis.get(deploymentKeys(prefix).partitions);
-    const queues = new Queues(redis, prefix, options.partitions ?? (stored === null ? 1 : Number(stored)));
+    const queues = new Queues(redis, prefix, options.partitions ?? storedCount(stored, prefix) ?? 1);
     const until = Date.now() + (options.waitMs ?? 5000);
     for (;;) {
       const report = await checkDeployment(queues, { recoveryGraceMs: options.recoveryGraceMs });
@@ -56,9 +57,9 @@ export async function expectCleanRedis(redisUrl: string, options: Omit<CleanStat
   } finally {
     redis.disconnect();
   }
-  // {prefix:N} is partition N of the deployment {prefix}, which holds its partition count.
+  // {prefix:N} (or, chosen on a Cluster, {prefix:N.M}) is partition N of the deployment {prefix}, which holds its partition count.
   const prefixes = [...tags].filter((tag) => {
-    const partition = /^(.+):\d+$/.exec(tag);
+    const partition = /^(.+):\d+(?:\.\d+)?$/.exec(tag);
     return !(partition && tags.has(partition[1]));
   });
   const failures: string[] = [];

@@ -73,8 +73,10 @@ async function liveState(queues: Queues): Promise<{ store: Store; running: Job[]
   expect(await claim(store, 'w-idle', 10)).toEqual([]);
   await enqueue(asyncCall('/handed', 1, 'execute'));
   expect(await redis.llen(store.keys.inbox('w-idle'))).toBe(1);
-  // And more waiting behind.
-  await enqueue(asyncCall('/w1', 1, 'execute'));
+  // And more waiting behind: in a list, one without an index entry (the gateway's id) and one
+  // with (the caller's id); a `last` message.
+  await enqueue(asyncCall('/w0', 1, 'execute'));
+  await enqueue(asyncCall('/w1', 1, 'execute', { id: 'w1-callers' }));
   await enqueue(asyncCall('/w2', 2, 'last', { key: 'k5' }));
   return { store, running: running.filter((j) => !['/e0', '/e1', '/e2', '/d'].includes(j.url) && j.key !== 'k3'), worker };
 }
@@ -86,7 +88,7 @@ describe('a deployment made by real calls', () => {
     const report = await checkDeployment(queues);
     expect(lines(report)).toBe('');
     expect(report.ok).toBe(true);
-    expect(report.counts).toMatchObject({ partitions: 1, waiting: 3, delayed: 3, dead: 2, done: 1, workers: 2, problems: 0 });
+    expect(report.counts).toMatchObject({ partitions: 1, waiting: 4, delayed: 3, dead: 2, done: 1, workers: 2, problems: 0 });
     // 3 runs left of the 8 claimed (e3, k1, k2), and the handed one.
     expect(report.counts.running).toBe(4);
   });
@@ -173,14 +175,16 @@ describe('a deployment that runs while it is checked', () => {
 });
 
 describe('each problem is found, and repaired when that is safe', () => {
-  test('INDEX_MISSING: a waiting and a running job without an entry; the repair writes where they are', async () => {
+  test('INDEX_MISSING: a waiting `last` message and a running job without an entry; the repair writes where they are', async () => {
     const d = await deployment();
-    const waiting = await idWhere(d, /^wL1:execute$/);
+    const waiting = await idWhere(d, /^wL2:last\nk5$/);
     const running = await idWhere(d, /^r/);
-    await redis.hdel(d.k.jobs, waiting, running);
+    // A message waiting in a list needs no entry: dropping the caller's id's one is no problem.
+    await redis.hdel(d.k.jobs, waiting, running, 'w1-callers');
     const report = await expectFound(d, ['INDEX_MISSING'], 'repairs');
     expect(report.problems.flatMap((p) => p.ids).sort()).toEqual([waiting, running].sort());
-    expect(await redis.hget(d.k.jobs, waiting)).toBe('wL1:execute');
+    expect(await redis.hget(d.k.jobs, waiting)).toBe('wL2:last\nk5');
+    expect(await redis.hget(d.k.jobs, 'w1-callers')).toBeNull();
     expect(await redis.hget(d.k.jobs, running)).toMatch(new RegExp(`^r\\d+:\\d+:${d.worker}$`));
   });
 
@@ -468,7 +472,7 @@ describe('switchyard check (the CLI, from dist/)', () => {
     let out = await run(...flags);
     expect(out).toMatchObject({ code: 0, stderr: '' });
     expect(out.stdout).toMatch(
-      /^check: no problems \(1 partition\(s\), 3 waiting, 4 running, 3 delayed, 2 dead, 1 done kept, \d+ index entries, 2 live worker\(s\)\)\n$/,
+      /^check: no problems \(1 partition\(s\), 4 waiting, 4 running, 3 delayed, 2 dead, 1 done kept, \d+ index entries, 2 live worker\(s\)\)\n$/,
     );
 
     await redis.hset(d.k.jobs, 'ghost', 'wL1:execute');

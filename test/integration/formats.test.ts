@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { parseParams, type CallRequest } from '../../shared/call/params';
 import { deadPayloadOf, encodeDeadEntry, readDeadEntry } from '../../shared/store/format/dead-entry';
 import { readIndexEntry, writeIndexEntry, type IndexEntry } from '../../shared/store/format/index-entry';
-import { decodeJob, encodeJob, jobIdOf, newJobId, routeOf } from '../../shared/store/format/job';
+import { AT_EPOCH_MS, atMs, decodeJob, encodeJob, jobIdOf, newJobId, readCall, routeOf, storedAt } from '../../shared/store/format/job';
 import { buildScript, loadHelpers } from '../../shared/store/scripts';
 import { PARAMS_LIMITS, suiteRedis } from '../helpers/store-calls';
 
@@ -18,13 +18,17 @@ const suite = suiteRedis();
 const PROBE = buildScript(
   'formatProbe',
   `-- KEYS:
--- USES: attemptOf deadEntry deadPayloadOf jobId placeOf routeOf setAttempt whereDead whereDone whereDue whereRunning whereWaiting
+-- USES: atMs atStamp attemptOf deadEntry deadPayloadOf jobId placeOf routeOf setAttempt whereDead whereDone whereDue whereRunning whereWaiting
 local op = ARGV[1]
 local function num(n) return n and string.format('%.0f', n) or false end
 if op == 'route' then
   local r = routeOf(ARGV[2])
   if not r then return false end
   return { r.id, num(r.at), num(r.level), r.policy, r.key or false, num(r.ttl), num(r.attempts), num(attemptOf(ARGV[2])) }
+elseif op == 'atStamp' then
+  return atStamp(tonumber(ARGV[2]))
+elseif op == 'atMs' then
+  return num(atMs(tonumber(ARGV[2])))
 elseif op == 'jobId' then
   return jobId(ARGV[2]) or false
 elseif op == 'setAttempt' then
@@ -131,7 +135,7 @@ test('a payload: the Lua routes it as the TypeScript reads it, and a retry attem
       const ttl = call.queue!.ttlMs;
       expect(await probe('route', bytes(payload))).toEqual([
         route.id,
-        String(at),
+        String(atMs(at)),
         String(route.level),
         route.policy,
         route.key ?? null,
@@ -148,6 +152,35 @@ test('a payload: the Lua routes it as the TypeScript reads it, and a retry attem
     }),
     { numRuns: 200 },
   );
+});
+
+test('the enqueue time: the Lua stamps what the TypeScript reads back, and the previous form (Unix ms) reads the same', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: AT_EPOCH_MS + 1, max: AT_EPOCH_MS + 2 ** 39 }), async (ms) => {
+      const at = (await probe('atStamp', ms)) as string;
+      expect(at).toBe(String(storedAt(ms)));
+      expect(at.length).toBeLessThan(String(ms).length);
+      expect(atMs(Number(at))).toBe(ms);
+      expect(await probe('atMs', at)).toBe(String(ms));
+      // A payload written before: "at" in Unix ms, read as it was by both sides.
+      expect(atMs(ms)).toBe(ms);
+      expect(await probe('atMs', ms)).toBe(String(ms));
+      const old = `{"id":"old1","at":${ms},"level":1,"method":"GET","url":"/x"}`;
+      const fresh = old.replace(`"at":${ms}`, `"at":${at}`);
+      for (const payload of [old, fresh]) {
+        expect([routeOf(payload)!.at, decodeJob(1, payload).at, readCall(payload).at]).toEqual([ms, ms, ms]);
+        expect(((await probe('route', payload)) as string[])[1]).toBe(String(ms));
+      }
+    }),
+    { numRuns: 100 },
+  );
+  // A Redis clock before the epoch stamps Unix ms, which both sides read as such.
+  for (const ms of [AT_EPOCH_MS, AT_EPOCH_MS - 86_400_000]) {
+    expect(await probe('atStamp', ms)).toBe(String(ms));
+    expect([storedAt(ms), atMs(ms), await probe('atMs', ms)]).toEqual([ms, ms, String(ms)]);
+  }
+  // Not stamped (the gateway's 0) stays 0 on both sides; readCall shows no time for it.
+  expect([atMs(0), await probe('atMs', 0), readCall('{"id":"a","at":0,"level":1}').at]).toEqual([0, '0', undefined]);
 });
 
 test('a dead entry: the Lua writes the document the TypeScript writes, read back on both sides with the job byte for byte', async () => {

@@ -1,7 +1,7 @@
 // The queue rules (levels, policies, weighted share, recovery, retries), one script call at a
 // time, against a real Redis.
 import Redis from 'ioredis';
-import { decodeJob, type Job } from '../../shared/store/format/job';
+import { AT_EPOCH_MS, atMs, decodeJob, type Job } from '../../shared/store/format/job';
 import { parseParams, type CallRequest } from '../../shared/call/params';
 import { Store, type DeliveredRun, type SelectionOptions } from '../../shared/store/store';
 import { PartitionViews } from '../../shared/store/views';
@@ -72,9 +72,11 @@ describe('enqueue', () => {
     const [payload] = await redis.lrange(store.keys.queue(2, 'execute'), 0, -1);
     expect(JSON.parse(payload)).toMatchObject({ id, url: '/users/42?x=1', method: 'POST', level: 2, content: { name: 'Ada' } });
     // Routing fields first, the enqueue time stamped on Redis's clock.
-    expect(payload).toMatch(new RegExp(`^\\{"id":"${id}","at":\\d{13},"level":2,"method":"POST"`));
+    // (milliseconds since AT_EPOCH_MS: 11 digits until 2029).
+    expect(payload).toMatch(new RegExp(`^\\{"id":"${id}","at":\\d{8,11},"level":2,"method":"POST"`));
     const [seconds] = await redis.time();
-    expect(Math.abs(JSON.parse(payload).at - Number(seconds) * 1000)).toBeLessThan(2000);
+    expect(Math.abs(atMs(JSON.parse(payload).at) - Number(seconds) * 1000)).toBeLessThan(2000);
+    expect(decodeJob(1, payload).at).toBe(atMs(JSON.parse(payload).at));
     expect(store.keys.queue(2, 'execute')).toMatch(/^\{store-[^}]+\}:L2:execute$/);
     expect(await redis.hget(store.keys.stats, 'L2:queued')).toBe('1');
   });
@@ -526,5 +528,15 @@ test('decodeJob reads what the gateway writes', () => {
     7,
     '{"attempt":3,"id":"a1","at":5,"level":2,"policy":"last","key":"k","timeout":2000,"method":"PUT","url":"/u","content":{"list":[],"n":12345678901234567}}',
   );
-  expect(job).toMatchObject({ attempt: 3, id: 'a1', at: 5, level: 2, policy: 'last', key: 'k', timeoutMs: 2000, token: 7, content: { list: [] } });
+  expect(job).toMatchObject({
+    attempt: 3,
+    id: 'a1',
+    at: AT_EPOCH_MS + 5,
+    level: 2,
+    policy: 'last',
+    key: 'k',
+    timeoutMs: 2000,
+    token: 7,
+    content: { list: [] },
+  });
 });

@@ -22,6 +22,7 @@ const SCRIPTS: ScriptName[] = [
   'deleteJob',
   'pauseLevel',
   'purgeDead',
+  'deleteDead',
   'pruneDone',
   'checkState',
 ];

@@ -9,9 +9,17 @@ const RATES = ['queued', 'done', 'retried', 'dead', 'refused', 'dropped'];
 const $ = (selector) => document.querySelector(selector);
 const tokenInput = $('#token');
 tokenInput.value = sessionStorage.getItem('switchyard-admin-token') || '';
-tokenInput.addEventListener('change', () => sessionStorage.setItem('switchyard-admin-token', tokenInput.value));
+tokenInput.addEventListener('change', () => {
+  sessionStorage.setItem('switchyard-admin-token', tokenInput.value);
+  // Whether the new token allows the actions is known once the API has seen it: ask at once.
+  void refresh().catch((err) => say(`cannot read the deployment: ${err.message}`, true));
+});
 
-let actions = 'read-only';
+// What the actions need, as the API last said: null until its first answer (every action is
+// disabled until then), 'read-only' (no --admin-token), or 'token-required'.
+let actions = null;
+// The token typed is the admin token (the API's last answer).
+let tokenAccepted = false;
 let previous = null;
 const series = [[], [], [], []]; // time (s), backlog L1, backlog L2, done per second
 
@@ -43,11 +51,25 @@ function changed(table, what) {
   return true;
 }
 
+/** Why the state-changing buttons are disabled, or null when they are enabled. */
+function actionsBlocked() {
+  if (actions === null) return 'loading…';
+  if (actions === 'read-only') return 'read-only: the dashboard was started without --admin-token';
+  if (!tokenAccepted) return tokenInput.value ? 'the admin token is wrong' : 'type the admin token';
+  return null;
+}
+
+function enableActions(b) {
+  const blocked = actionsBlocked();
+  b.disabled = blocked !== null;
+  b.title = blocked ?? '';
+}
+
 function button(label, onClick) {
   const b = document.createElement('button');
   b.textContent = label;
   b.dataset.action = 'true';
-  b.disabled = actions === 'read-only';
+  enableActions(b);
   b.addEventListener('click', onClick);
   return b;
 }
@@ -186,15 +208,17 @@ function drawWorkers(o) {
 
 async function drawDead() {
   const entries = await api('dead?limit=20');
-  if (!changed('dead', [entries, actions])) return;
+  if (!changed('dead', [entries, actionsBlocked()])) return;
   const body = $('#dead tbody');
   body.replaceChildren();
   $('#dead-count').textContent = `(${entries.total} in all; newest ${entries.items.length})`;
   for (const e of entries.items) {
     const requeue = button('Requeue', () => act(`dead/${encodeURIComponent(e.id)}/requeue`, (r) => `job ${e.id}: ${r.outcome}`));
     requeue.dataset.job = e.id;
+    const remove = button('Delete', () => act(`dead/${encodeURIComponent(e.id)}/delete`, (r) => `job ${e.id}: ${r.outcome}`));
+    remove.dataset.delete = e.id;
     const actionCell = cell('');
-    actionCell.append(requeue);
+    actionCell.append(requeue, ' ', remove);
     body.append(
       row([
         e.id,
@@ -212,10 +236,11 @@ async function drawDead() {
 async function refresh() {
   const o = await api('overview');
   actions = o.actions;
+  tokenAccepted = o.tokenAccepted === true;
   $('#deployment').textContent = `{${o.deployment.prefix}}${o.deployment.partitions > 1 ? ` · ${o.deployment.partitions} partitions` : ''}`;
   const mode = $('#mode');
-  mode.textContent = actions === 'read-only' ? 'read-only' : 'actions need the admin token';
-  mode.className = `badge ${actions === 'read-only' ? '' : 'ok'}`;
+  mode.textContent = actions === 'read-only' ? 'read-only' : tokenAccepted ? 'admin token accepted' : 'actions need the admin token';
+  mode.className = `badge ${actions === 'read-only' ? '' : tokenAccepted ? 'ok' : 'warn'}`;
   tokenInput.hidden = actions === 'read-only';
   const details = $('#details');
   details.hidden = o.details !== 'redacted';
@@ -226,9 +251,11 @@ async function refresh() {
   drawChart();
   drawWorkers(o);
   await drawDead();
-  for (const b of document.querySelectorAll('button[data-action]')) b.disabled = actions === 'read-only';
+  for (const b of document.querySelectorAll('button[data-action]')) enableActions(b);
   $('#updated').textContent = `updated ${new Date(o.time).toLocaleTimeString()}`;
   previous = o;
+  document.body.classList.remove('loading');
+  $('main').removeAttribute('aria-busy');
 }
 
 $('#lookup').addEventListener('submit', async (event) => {

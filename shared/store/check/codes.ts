@@ -4,7 +4,8 @@
 
 export const PROBLEMS = {
   INDEX_MISSING: {
-    means: 'a job sits in a queue, a worker hash, the delayed set or the dead list, and the lookup index has no entry for it',
+    means:
+      'a job sits in a `last` hash, a worker hash, the delayed set or the dead list, and the lookup index has no entry for it (a message waiting in a list needs none)',
     repair: 'adds the entry saying where the job is',
   },
   INDEX_WRONG: {

@@ -2,6 +2,7 @@
 // every key under the deployment's hash tags finds the keys no partition of this count reads,
 // and, on the way, the worker hashes and inboxes of each partition (a worker that is no
 // longer registered is found only this way).
+import { parseStored, tagsOf } from '../placement';
 import type { Queues } from '../queues';
 import type { ProblemCode } from './codes';
 import { shown, type Bytes } from './payload';
@@ -33,14 +34,17 @@ function deploymentKeyNames(queues: Queues): Set<string> {
 export async function scanDeployment(queues: Queues): Promise<DeploymentScan> {
   const { redis, prefix, partitions } = queues;
   const workerKeys = Array.from({ length: partitions }, () => new Set<Bytes>());
-  const tagOf = new RegExp(`^\\{${regexEscaped(prefix)}(?::(\\d+))?\\}`);
+  const tagOf = new RegExp(`^\\{${regexEscaped(prefix)}(?::[^}]*)?\\}`);
+  // The tag of each partition (stored with the count: placement.ts), and the plain one.
+  const partitionOf = new Map(partitions === 1 ? [] : queues.tags.map((tag, p) => [tag, p]));
+  const plainTag = `{${prefix}}`;
   const allowedPlain = deploymentKeyNames(queues);
   const stray = new Map<string, Bytes[]>();
   for await (const key of scanKeys(redis, `{${globEscaped(prefix)}*`)) {
     const m = tagOf.exec(key);
     if (!m) continue;
-    const partition = m[1] === undefined ? null : Number(m[1]);
-    const used = partitions === 1 ? partition === null : partition !== null && partition < partitions;
+    const partition = m[0] === plainTag ? null : (partitionOf.get(m[0]) ?? -1);
+    const used = partitions === 1 ? partition === null : partition !== null && partition >= 0;
     if (!used && !(partition === null && allowedPlain.has(key))) {
       const list = stray.get(m[0]) ?? [];
       list.push(key);
@@ -62,7 +66,16 @@ export async function scanDeployment(queues: Queues): Promise<DeploymentScan> {
     });
   }
   const stored = await redis.get(queues.deployment.partitions);
-  const disagrees = (value: string | null): boolean => (value === null ? partitions > 1 : value !== String(partitions));
+  // The count, and the tags it gives the partitions (the count alone: {prefix:p}), as checked.
+  const disagrees = (value: string | null): boolean => {
+    if (value === null) return partitions > 1;
+    try {
+      const read = parseStored(value, prefix, queues.deployment.partitions);
+      return read.partitions !== partitions || tagsOf(read, prefix).join(' ') !== queues.tags.join(' ');
+    } catch {
+      return true;
+    }
+  };
   if (disagrees(stored)) {
     findings.push({
       code: 'PARTITION_MISMATCH',

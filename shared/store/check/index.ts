@@ -109,6 +109,7 @@ export async function checkDeployment(queues: Queues, options: CheckOptions = {}
     repaired: [],
     counts: { partitions: queues.partitions, problems: 0, unlisted: 0, ...noCounts() },
   };
+  await queues.locate(true);
   const deployment = await scanDeployment(queues);
   for (const finding of deployment.findings) {
     if (await finding.confirm())
@@ -116,7 +117,7 @@ export async function checkDeployment(queues: Queues, options: CheckOptions = {}
         problemOf(finding.code, null, finding.message, false, { keys: finding.keys?.slice(0, 20).map((k) => JSON.parse(shown(k)) as string) }),
       );
   }
-  for (const [partition, store] of partitionStores(queues.redis, queues.prefix, queues.partitions).entries()) {
+  for (const [partition, store] of partitionStores(queues.redis, queues.prefix, queues.partitions, queues.tags).entries()) {
     const scan = await scanPartition(store, partition, deployment.workerKeys[partition], grace, max);
     await settle(scan, options.repair === true, report);
     for (const [name, n] of Object.entries(scan.counts) as Array<[keyof PartitionCounts, number]>) {

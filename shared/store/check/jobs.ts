@@ -4,7 +4,7 @@
 // job kept for lookup has its entry.
 import type { Level } from '../../levels';
 import { deadPayloadOf } from '../format/dead-entry';
-import { readIndexEntry } from '../format/index-entry';
+import { INDEX_KEEPER, readIndexEntry } from '../format/index-entry';
 import { jobIdOf, routeOf, type Route } from '../format/job';
 import { isJson, shown, type Bytes } from './payload';
 import { describePlace, entryFor, entryMatches, placeArgs, placeOfEntry, samePlace, type Place } from './place';
@@ -80,9 +80,11 @@ async function indexChunk(scan: PartitionScan, found: Found[]): Promise<void> {
       scan.seen.set(id, { place, route });
     }
     const where = entries[i];
-    // A job the scripts cannot route may have no entry (they index what they can route), but an
-    // entry it has must point to it (one left pointing to a run says "running" for good).
-    if (entryMatches(where, place) || (!route && where === null)) return;
+    // A job the scripts cannot route may have no entry (they index what they can route), nor may
+    // a message waiting in a list (enqueue indexes only a caller's id there: lookup and delete
+    // read the lists), but an entry a job has must point to it (one left pointing to a run says
+    // "running" for good).
+    if (entryMatches(where, place) || (where === null && (!route || place.kind === 'queue'))) return;
     scan.suspect({
       code: where === null ? 'INDEX_MISSING' : 'INDEX_WRONG',
       message: `job ${id} is in ${describePlace(place, scan.tag)} but its index entry ${where === null ? 'is missing' : `says ${shown(where)}`}`,
@@ -229,6 +231,7 @@ async function readDone(scan: PartitionScan): Promise<void> {
 async function readIndex(scan: PartitionScan): Promise<void> {
   for await (const chunk of hashChunks(scan.store.redis, scan.store.keys.jobs)) {
     for (const [id, where] of chunk) {
+      if (id === INDEX_KEEPER) continue;
       scan.counts.indexEntries += 1;
       const place = placeOfEntry(where);
       if (place?.kind === 'run') scan.token(place.token, `${scan.store.keys.jobs} ${id}`);

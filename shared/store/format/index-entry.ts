@@ -6,12 +6,19 @@
 // taken as it stands).
 import type { Level } from '../../levels';
 
+/**
+ * The one field of the index that is not a job (no job id holds ':'): its long value keeps the
+ * hash a hashtable (scripts/helpers/index/keepHashtable.lua). Readers of the whole index skip it.
+ */
+export const INDEX_KEEPER = ':hashtable';
+
 export type IndexEntry =
   | { kind: 'waiting'; level: Level; policy: 'execute' | 'discard' }
   | { kind: 'waiting'; level: Level; policy: 'last'; key: string }
   | { kind: 'running'; since: number; token: string; worker: string }
   | { kind: 'due'; due: number }
   | { kind: 'dead' }
+  /** `enqueued`: the payload's "at" as stored (either form: atMs of job.ts reads it). */
   | { kind: 'done'; at: number; status: string; attempt: number; enqueued: number; method: string; url: string };
 
 /** The entry a job at this place has, as the scripts write it. */

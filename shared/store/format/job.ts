@@ -7,7 +7,10 @@
 //    [,"headers":{…}][,"content":…]}
 // Defaults are left out to keep memory per waiting job small: policy `execute`, attempt 1, no
 // headers, no content. "attempt" is written by the scripts (retries, recovery); "at", the
-// enqueue time, is stamped by the enqueue script on Redis's clock (the gateway writes 0).
+// enqueue time, is stamped by the enqueue script on Redis's clock (the gateway writes 0), in
+// milliseconds since AT_EPOCH_MS (11 digits until 2029, where Unix milliseconds take 13). A
+// payload stored before that change holds Unix milliseconds: atMs reads both (below 10^12 is
+// since the epoch, until 2057).
 import { randomBytes } from 'node:crypto';
 import type { CallRequest } from '../../call/params';
 import type { Level, Policy } from '../../levels';
@@ -22,7 +25,7 @@ export interface Job {
   headers: Record<string, string>;
   content: unknown;
   attempt: number;
-  /** Enqueue time, Redis ms. */
+  /** Enqueue time, Redis ms (Unix; decoded from the stored form by atMs). */
   at: number;
   /** The run's deadline asked by the caller (its `timeout`, or queue_detail.job_timeout), if any. */
   timeoutMs: number | null;
@@ -33,6 +36,21 @@ export interface Job {
   token: number;
   /** The payload exactly as stored. */
   payload: string;
+}
+
+/** 2026-01-01T00:00:00Z: the payload's "at" counts from here (helpers/format/atMs.lua, atStamp.lua). */
+export const AT_EPOCH_MS = 1_767_225_600_000;
+/** A stored "at" at or above this is Unix milliseconds (a payload written before the epoch form). */
+const UNIX_MS_FROM = 1e12;
+
+/** The enqueue time in Unix ms of a payload's stored "at" (either form; 0, not stamped, stays 0). */
+export function atMs(stored: number): number {
+  return stored > 0 && stored < UNIX_MS_FROM ? stored + AT_EPOCH_MS : stored;
+}
+
+/** The "at" the enqueue script stores for Unix ms `ms` (atStamp.lua; Unix ms for a clock before the epoch). */
+export function storedAt(ms: number): number {
+  return ms > AT_EPOCH_MS ? ms - AT_EPOCH_MS : ms;
 }
 
 const processTag = randomBytes(6).toString('base64url');
@@ -94,7 +112,7 @@ export function decodeJob(token: number, payload: string): Job {
     headers,
     content: raw.content ?? null,
     attempt: raw.attempt ?? 1,
-    at: raw.at,
+    at: atMs(raw.at),
     timeoutMs: raw.timeout ?? null,
     attempts: raw.attempts ?? null,
     backoffMs: raw.backoff ?? null,
@@ -128,7 +146,7 @@ export function readCall(payload: string): CallSummary {
       ...(typeof raw.url === 'string' && { url: raw.url }),
       ...(typeof raw.method === 'string' && { method: raw.method }),
       attempt: typeof raw.attempt === 'number' ? raw.attempt : 1,
-      ...(typeof raw.at === 'number' && raw.at > 0 && { at: raw.at }),
+      ...(typeof raw.at === 'number' && raw.at > 0 && { at: atMs(raw.at) }),
     };
   } catch {
     return { attempt: 1 };
@@ -219,7 +237,13 @@ export function routeOf(payload: string): Route | null {
   const head = HEAD.exec(payload.slice(p));
   if (!head) return null;
   p += head[0].length;
-  const route: Route = { id: head[1], at: Number(head[2]), level: Number(head[3]) as Level, policy: 'execute', attempt: attempt ? Number(attempt[1]) : 1 };
+  const route: Route = {
+    id: head[1],
+    at: atMs(Number(head[2])),
+    level: Number(head[3]) as Level,
+    policy: 'execute',
+    attempt: attempt ? Number(attempt[1]) : 1,
+  };
   const policy = POLICY.exec(payload.slice(p));
   if (policy) {
     if (policy[1] !== 'last' && policy[1] !== 'discard') return null;

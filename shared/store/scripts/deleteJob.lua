@@ -1,25 +1,35 @@
 #!lua flags=allow-oom
 -- Removes a waiting job, or one waiting for its retry (or its delay), found through the lookup
--- index. A running, dead or finished job is not removed (dead jobs: `dead purge`).
+-- index or, for a message waiting in a list without an entry, by reading the lists. A running, dead or finished job is not removed (dead jobs: `dead purge`).
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest stats jobs delayed
--- USES: count countDelayed forgetJob forgetNewest jobId placeOf routeOf
--- ARGV[1] job id
+-- USES: count countDelayed findWaiting forgetJob forgetNewest jobId placeOf routeOf
+-- ARGV[1] job id   ARGV[2] most queue entries read to find a waiting job
 -- Output: {code, the index entry}: a code of replies.ts: deleted, unknown, running, dead,
---         finished, notWhereIndexed (not found where the index said: the entry is dropped)
-local id = ARGV[1]
+--         finished, notWhereIndexed (not found where the index said: the entry is dropped),
+--         notWithinScan (no index entry, and not among the ARGV[2] waiting messages read, which
+--         are not all: it may wait further back)
+-- A message waiting in a list has no index entry unless its id is the caller's (enqueue.lua):
+-- it is found by reading the lists from their tails (findWaiting), as far as ARGV[2].
+local id, scanMax = ARGV[1], tonumber(ARGV[2])
 local where = redis.call('HGET', K.jobs, id)
-if not where then return { CODE.unknown, '' } end
-local place = placeOf(where) or { kind = 'unreadable' }
-if place.kind == 'running' then return { CODE.running, where } end
-if place.kind == 'dead' then return { CODE.dead, where } end
-if place.kind == 'done' then return { CODE.finished, where } end
-
 local function gone(level, policy, key)
   forgetJob(id)
   if policy == 'last' then forgetNewest({ policy = 'last', level = level, key = key, id = id }) end
   count(level, 'deleted')
-  return { CODE.deleted, where }
+  return { CODE.deleted, where or '' }
 end
+if not where then
+  local hit, complete = findWaiting(id, scanMax)
+  if hit then
+    redis.call('LREM', (hit.policy == 'discard' and K['L' .. hit.level .. ':discard'] or K['L' .. hit.level .. ':execute']), -1, hit.payload)
+    return gone(hit.level, hit.policy, nil)
+  end
+  return { complete and CODE.unknown or CODE.notWithinScan, '' }
+end
+local place = placeOf(where) or { kind = 'unreadable' }
+if place.kind == 'running' then return { CODE.running, where } end
+if place.kind == 'dead' then return { CODE.dead, where } end
+if place.kind == 'done' then return { CODE.finished, where } end
 
 if place.kind == 'due' then
   local due = place.due
@@ -42,16 +52,12 @@ elseif place.kind == 'waiting' then
       return gone(level, policy, key)
     end
   else
-    local list = (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute'])
-    local length = redis.call('LLEN', list)
-    for from = 0, length - 1, 1000 do
-      for _, payload in ipairs(redis.call('LRANGE', list, from, from + 999)) do
-        if jobId(payload) == id then
-          redis.call('LREM', list, 1, payload)
-          return gone(level, policy, nil)
-        end
-      end
+    local hit, complete = findWaiting(id, scanMax, level, policy)
+    if hit then
+      redis.call('LREM', (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute']), -1, hit.payload)
+      return gone(level, policy, nil)
     end
+    if not complete then return { CODE.notWithinScan, where } end
   end
 end
 forgetJob(id)

@@ -4,8 +4,9 @@
 -- handed straight to that worker instead (see handOff below). A message with a delay waits in
 -- the delayed set, as a retry does, until it is due.
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed
--- USES: backlog claimable count countDelayed forgetJob jsonString jsonStringEnd newToken paused redisClock runningField setWhere wake whereDue whereRunning whereWaiting
+-- USES: atStamp backlog claimable count countDelayed forgetJob jsonString jsonStringEnd keepHashtable newToken paused redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
 -- ARGV[1] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
+--         (unique by construction: such a job waiting in a list gets no index entry, below)
 -- ARGV[2] payload JSON (format/job.ts), its enqueue time written as "at":0 (stamped here): the
 --         job's id, level, policy and key are read from it, the one place they are written
 -- ARGV[3] level-2 capacity   ARGV[4] discard threshold
@@ -45,12 +46,12 @@ if ARGV[1] == '1' and redis.call('HEXISTS', K.jobs, id) == 1 then return CODE.du
 local capacity, discardAt = tonumber(ARGV[3]), tonumber(ARGV[4])
 local tag = ARGV[5]
 local offAbove, onBelow = capacity * tonumber(ARGV[6]), capacity * tonumber(ARGV[7])
-local now, clockUs = redisClock()
+local now = redisNowMs()
 local delayMs = tonumber(ARGV[9]) or 0
 
 -- The enqueue time is Redis's, so a gateway's clock cannot age (or rejuvenate) a message.
 local atEnd = #id + 15 -- '{"id":"' .. id .. '","at":0' ends here
-payload = string.sub(payload, 1, atEnd - 1) .. now .. string.sub(payload, atEnd + 1)
+payload = string.sub(payload, 1, atEnd - 1) .. atStamp(now) .. string.sub(payload, atEnd + 1)
 
 -- An idle worker is blocked in BLPOP on its inbox. Recording the job in that worker's hash
 -- under a new run token (as a claim would) and pushing token and payload to its inbox saves
@@ -62,10 +63,10 @@ payload = string.sub(payload, 1, atEnd - 1) .. now .. string.sub(payload, atEnd 
 local handOffMode = ARGV[8] == 'handoff'
 local idleWaiting = false
 local function handOff(runningKey)
-  if delayMs > 0 or paused(level) then return false end
-  local idle = K['idle:L' .. level]
-  local candidates = redis.call('ZRANGEBYSCORE', idle, now, '+inf', 'LIMIT', 0, 1)
-  if #candidates == 0 then return false end
+  if delayMs > 0 then return false end
+  -- Under load no worker is idle: that is looked at first, the pause only when one is.
+  local candidates = redis.call('ZRANGEBYSCORE', K['idle:L' .. level], now, '+inf', 'LIMIT', 0, 1)
+  if #candidates == 0 or paused(level) then return false end
   if not handOffMode then
     idleWaiting = true
     return false
@@ -75,6 +76,7 @@ local function handOff(runningKey)
   redis.call('ZREM', K['idle:L1'], worker)
   redis.call('ZREM', K['idle:L2'], worker)
   local jobs = tag .. ':worker:' .. worker
+  local _, clockUs = redisClock() -- read here, not per call: only a hand-off hands out a token
   local token = newToken(clockUs)
   redis.call('HSET', jobs, token, payload)
   if runningKey then redis.call('HSET', K.running, runningField(level, runningKey), token) end
@@ -143,8 +145,13 @@ elseif policy == 'last' then
 elseif handOff(nil) then
   queued = false
 else
-  redis.call('LPUSH', (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute']), payload)
-  setWhere(id, whereWaiting(level, policy))
+  -- The first message of an empty list also sees that the lookup index is a hashtable (once
+  -- set, a no-op): the runs its claims will write are then fast from the start.
+  if redis.call('LPUSH', (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute']), payload) == 1 then keepHashtable() end
+  -- A message waiting in a list is found by reading the lists (lookupJob, deleteJob): only a
+  -- caller's id needs its entry, for the `duplicate` check above. The gateway's ids are unique,
+  -- and an index entry would cost more memory than the rest of the job's place in the list.
+  if ARGV[1] == '1' then setWhere(id, whereWaiting(level, policy)) end
 end
 
 if result == CODE.queued then

@@ -38,6 +38,7 @@ export type ScriptName =
   | 'deleteJob'
   | 'pauseLevel'
   | 'purgeDead'
+  | 'deleteDead'
   | 'pruneDone'
   | 'checkState';
 

@@ -1,16 +1,24 @@
 #!lua flags=no-writes
 -- Where a job is and what it holds, for `switchyard job <id>` and the dashboard (read-only).
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order jobs workers delayed dead
--- USES: deadJobOf jobId placeOf redisNowMs
+-- USES: deadJobOf findWaiting jobId placeOf redisNowMs whereWaiting
 -- ARGV[1] job id  ARGV[2] key prefix with its hash tag, "{p}" (to name a worker's hash)
--- ARGV[3] most queue entries read to find a waiting job's position
--- Output: {} for an unknown id, else { where (the index entry, see helpers/setWhere.lua),
+-- ARGV[3] most queue entries read to find a waiting job (and its position)
+-- Output: {} for an unknown id, else { where (the index entry, see helpers/format/placeOf.lua),
 --         payload or dead-letter entry ('' when not found), position (0: next to run; -1 unknown),
---         lease expiry of the running worker (Redis ms; 0 when not running), now (Redis ms) }
+--         lease expiry of the running worker (Redis ms; 0 when not running), now (Redis ms) }.
+--         A job waiting in a list without an index entry (enqueue.lua) is found by reading the
+--         lists: its `where` is the entry it would have. When the lists hold more than ARGV[3]
+--         entries and the job is not among those read: { '', '', entries read, 0, now }.
 local id, tag, scanMax = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local where = redis.call('HGET', K.jobs, id)
-if not where then return {} end
 local now = redisNowMs()
+if not where then
+  local hit, complete = findWaiting(id, scanMax)
+  if hit then return { whereWaiting(hit.level, hit.policy), hit.payload, hit.position, 0, now } end
+  if complete then return {} end
+  return { '', '', scanMax, 0, now }
+end
 local place = placeOf(where) or { kind = 'unreadable' }
 local found, position, leaseUntil = '', -1, 0
 
@@ -22,19 +30,9 @@ if place.kind == 'waiting' then
     local at = redis.call('LPOS', K['L' .. level .. ':last:order'], key, 'RANK', -1)
     if at then position = redis.call('LLEN', K['L' .. level .. ':last:order']) - 1 - at end
   else
-    -- The tail runs next: read from there, a thousand at a time, up to scanMax entries.
-    local list = (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute'])
-    local length = redis.call('LLEN', list)
-    for read = 0, math.min(length, scanMax) - 1, 1000 do
-      local chunk = redis.call('LRANGE', list, -read - 1000, -read - 1)
-      for i = #chunk, 1, -1 do
-        if jobId(chunk[i]) == id then
-          found, position = chunk[i], read + (#chunk - i)
-          break
-        end
-      end
-      if found ~= '' then break end
-    end
+    -- The tail runs next: read from there, up to scanMax entries.
+    local hit = findWaiting(id, scanMax, level, policy)
+    if hit then found, position = hit.payload, hit.position end
   end
 elseif place.kind == 'running' then
   local token, worker = place.token, place.worker

@@ -3,11 +3,13 @@
 -- are kept, or beyond the most kept (the oldest first); a worker that keeps none (0) forgets
 -- them all, so nothing is left behind when a deployment stops keeping them. Run by every
 -- worker's chore, not by the acknowledgement of each job, so a deployment that stops finishing
--- jobs still prunes. At most ARGV[3] entries per call.
+-- jobs still prunes. At most ARGV[3] entries per call. It also keeps the lookup index a
+-- hashtable (keepHashtable): every worker runs it within a second of starting.
 -- KEYS: jobs done
--- USES: placeOf redisNowMs
+-- USES: keepHashtable placeOf redisNowMs
 -- ARGV[1] keep finished jobs this long (ms; 0: not at all)   ARGV[2] most kept   ARGV[3] most removed per call
 -- Output: the number of jobs forgotten (ARGV[3] means more may be due)
+keepHashtable()
 local now = redisNowMs()
 local keepMs, keepMax, batch = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local old = redis.call('ZRANGEBYSCORE', K.done, '-inf', keepMs > 0 and (now - keepMs) or '+inf', 'LIMIT', 0, batch)

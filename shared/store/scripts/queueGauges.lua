@@ -3,7 +3,7 @@
 -- oldest waiting message per level, the level-2 switch, dead-list length, live workers and
 -- retries waiting.
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L2:active workers delayed dead
--- USES: redisNowMs
+-- USES: atMs redisNowMs
 -- Output: { L1 execute, L1 last, L1 discard, L2 execute, L2 last, L2 discard (counts),
 --           oldest age L1, oldest age L2 (ms; -1 when nothing waits), level 2 active (1|0),
 --           dead length, live workers, retries waiting }
@@ -13,7 +13,8 @@ local now = redisNowMs()
 -- the tail of its order list (a replaced key keeps its place, so that is the newest payload
 -- of the oldest key in line).
 local function enqueuedAt(payload)
-  return tonumber(string.match(payload, '^{[^{]-"at":(%d+)'))
+  local at = tonumber(string.match(payload, '^{[^{]-"at":(%d+)'))
+  return at and atMs(at)
 end
 
 local out = {}

@@ -1,13 +1,13 @@
--- USES: jsonString jsonStringEnd
+-- USES: atMs jsonString jsonStringEnd
 -- The routing fields of a payload, read from its fixed prefix:
---   {["attempt":N,]"id":"<id>","at":<ms>,"level":<1|2>[,"policy":"<p>"][,"key":"<k>"][,"ttl":<ms>],...
+--   {["attempt":N,]"id":"<id>","at":<stored ms, see atMs>,"level":<1|2>[,"policy":"<p>"][,"key":"<k>"][,"ttl":<ms>],...
 --    [,"timeout":<ms>][,"attempts":N],...
--- Returns {id, at, level, policy, key, ttl, attempts}, or nil for a payload that is not of this form.
+-- Returns {id, at (Unix ms), level, policy, key, ttl, attempts}, or nil for a payload that is not of this form.
 local function routeOf(payload)
   local i = string.match(payload, '^{"attempt":%d+,()') or 2
   local id, at, level, p = string.match(payload, '^"id":"([%w_-]+)","at":(%d+),"level":([12])()', i)
   if not id then return nil end
-  local route = { id = id, at = tonumber(at), level = tonumber(level), policy = 'execute' }
+  local route = { id = id, at = atMs(tonumber(at)), level = tonumber(level), policy = 'execute' }
   local policy, q = string.match(payload, '^,"policy":"(%a+)"()', p)
   if policy then
     if policy ~= 'last' and policy ~= 'discard' then return nil end

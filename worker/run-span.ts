@@ -1,0 +1,75 @@
+// A job run's CONSUMER span, `process L<level>:<policy>`: by default a new trace linked to the
+// context stored with the job when it was queued (the conventions' default for a consumer that
+// runs later), or its child with --otel-parent. A coalesced `last` run also links to the
+// messages it superseded. Retries, burial, a lost lease and a passed deadline are events with
+// the error recorded; a 5xx message stays out unless the route exposed it.
+import { destinationOf } from '../shared/call/tracing';
+import { contextOf, linkTo, recordFailure, ROOT_CONTEXT, SpanKind, SpanStatusCode, tracer, type Link, type Span, type TraceCarrier } from '../shared/trace';
+
+/** At most this many links to superseded messages (the scripts keep no more). */
+export const MAX_SUPERSEDED_LINKS = 8;
+
+export interface TracedRun {
+  id: string;
+  level: number;
+  policy: string;
+  attempt: number;
+  /** Enqueue time, Redis ms. */
+  at: number;
+  token: number;
+  partition: number;
+  /** The context stored with the job (absent when tracing was off at the gateway). */
+  trace?: TraceCarrier;
+  /** Contexts of the `last` messages this one superseded, newest first. */
+  superseded?: string[];
+}
+
+export function startRunSpan(run: TracedRun, asChild: boolean, nowMs: number): Span {
+  const destination = destinationOf(run.level, run.policy);
+  const links: Link[] = [];
+  const creation = asChild ? undefined : linkTo(run.trace);
+  if (creation) links.push(creation);
+  for (const traceparent of (run.superseded ?? []).slice(0, MAX_SUPERSEDED_LINKS)) {
+    const link = linkTo({ traceparent }, { 'switchyard.link': 'superseded' });
+    if (link) links.push(link);
+  }
+  return tracer.startSpan(
+    `process ${destination}`,
+    {
+      kind: SpanKind.CONSUMER,
+      links,
+      attributes: {
+        'messaging.system': 'switchyard',
+        'messaging.operation.type': 'process',
+        'messaging.operation.name': 'process',
+        'messaging.destination.name': destination,
+        'messaging.message.id': run.id,
+        'switchyard.partition': run.partition,
+        'switchyard.attempt': run.attempt,
+        'switchyard.fence': run.token,
+        'switchyard.waited_ms': Math.max(0, nowMs - run.at),
+      },
+    },
+    asChild ? contextOf(run.trace) : ROOT_CONTEXT,
+  );
+}
+
+/** How a run ended, for its span: done (with the route's status), or one of the failures. */
+export type RunEnd =
+  | { kind: 'done'; status: number }
+  | { kind: 'retry' | 'dead' | 'lease_lost' | 'deadline' | 'superseded'; status?: number; message: string; nextAttemptInMs?: number };
+
+export function endRunSpan(span: Span, end: RunEnd): void {
+  if (end.status !== undefined) span.setAttribute('http.response.status_code', end.status);
+  if (end.kind === 'done') {
+    if (end.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: `status ${end.status}` });
+  } else {
+    recordFailure(
+      span,
+      { name: end.kind, message: end.message },
+      end.kind,
+      end.nextAttemptInMs !== undefined ? { 'switchyard.retry_in_ms': end.nextAttemptInMs } : {},
+    );
+  }
+  span.end();
+}
