@@ -59,8 +59,8 @@ export async function startWorker(config: Config, app: LoadedApp, admin?: Starte
       jobCount(`${job.level} ${outcome}`)();
       jobSeconds(String(job.level))(ms / 1000);
     },
-    onRunning: (running) => metrics.running.set(running),
   });
+  metrics.runningNow = () => worker.status().running;
   adminServer.addReadiness('worker', () => {
     const status = worker.status();
     return { ready: status.claiming && redis.status === 'ready', detail: { ...status, redis: redis.status } };

@@ -1,13 +1,17 @@
 // Acknowledgements of finished runs: those of one turn of the event loop go to Redis in one
-// script call per worker id and partition. While Redis is away they are kept (bounded by the
-// concurrency) and sent again until Redis has them, the worker id's lease is gone, or the
-// worker stops (then its runs are handed back and run again); acknowledging twice is harmless
-// (the second finds nothing to remove). Giving up earlier would strand the runs: they stay
-// recorded under a live worker, which recovery never takes back.
+// script call per worker id and partition — with the next claim of that id and partition when
+// the claim loop is about to send one (take: claimJobs settles them first, in the same call),
+// else alone (finishJobs). A batch waits for a claim one more turn of the event loop at most.
+// While Redis is away they are kept (bounded by the concurrency) and sent again until Redis
+// has them, the worker id's lease is gone, or the worker stops (then its runs are handed back
+// and run again); acknowledging twice is harmless (the second finds nothing to remove), so a
+// claim whose reply was lost sends the acknowledgements it carried again, alone. Giving up
+// earlier would strand the runs: they stay recorded under a live worker, which recovery never
+// takes back.
 import { log } from '../shared/log';
 import type { Job } from '../shared/store/format/job';
 import type { Queues } from '../shared/store/queues';
-import type { Ack } from '../shared/store/store';
+import type { Ack, ClaimSettles } from '../shared/store/store';
 
 /** Waits between sends of a batch Redis did not take: doubling from the first, up to the last. */
 const RETRY_MS = [100, 250, 500, 1000, 2000];
@@ -15,6 +19,8 @@ const RETRY_MS = [100, 250, 500, 1000, 2000];
 export class AckBatcher {
   private pending = new Map<string, Ack[]>();
   private scheduled = false;
+  /** True while the claim loop is about to send a claim (which takes the batches along). */
+  private claimComing: () => boolean = () => false;
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -32,8 +38,49 @@ export class AckBatcher {
     list.push({ job, outcome, status });
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => void this.flush());
+      setImmediate(() => {
+        // A claim about to be sent in this turn takes the batch along; past one more turn the
+        // batch goes alone all the same (that claim may be waiting for Redis).
+        if (this.claimComing()) setImmediate(() => void this.flush());
+        else void this.flush();
+      });
     }
+  }
+
+  /** The claim loop tells when a claim is about to be sent: batches wait one turn more for it. */
+  awaitClaims(coming: () => boolean): void {
+    this.claimComing = coming;
+  }
+
+  /**
+   * The batch of `workerId` in `partition`, taken to ride on a claim: its tokens still count as
+   * held (pendingTokens) until rode() says how the claim went.
+   */
+  take(workerId: string, partition: number): ClaimSettles | undefined {
+    const batch = `${partition}:${workerId}`;
+    const acks = this.pending.get(batch);
+    if (!acks || this.stopped) return undefined;
+    this.pending.delete(batch);
+    let sending = this.sending.get(batch);
+    if (!sending) this.sending.set(batch, (sending = new Set()));
+    for (const ack of acks) sending.add(ack.job.token);
+    return { acks, keepMs: this.keepMs };
+  }
+
+  /**
+   * How the claim that carried a taken batch went: answered (the acknowledgements are in Redis,
+   * or were refused with the claim because the lease had run out: the claimer reports that), or
+   * failed (the reply may be lost: they are sent again, alone, until Redis has them).
+   */
+  rode(workerId: string, partition: number, settles: ClaimSettles, answered: boolean): void {
+    const batch = `${partition}:${workerId}`;
+    if (!answered) {
+      const resend = this.send(batch, settles.acks);
+      this.flushing = this.flushing.then(() => resend);
+      return;
+    }
+    const sending = this.sending.get(batch);
+    if (sending) for (const ack of settles.acks) sending.delete(ack.job.token);
   }
 
   /** Tokens acknowledged here but not yet in Redis (they are not orphans). */
@@ -68,7 +115,7 @@ export class AckBatcher {
     return this.flushing;
   }
 
-  private async send(batch: string, acks: Ack[]): Promise<void> {
+  private async send(batch: string, acks: readonly Ack[]): Promise<void> {
     const colon = batch.indexOf(':');
     const [partition, workerId] = [Number(batch.slice(0, colon)), batch.slice(colon + 1)];
     let sending = this.sending.get(batch);

@@ -68,9 +68,12 @@ export class Claimer implements Part {
   private pendingWait: Promise<unknown> | undefined;
   private wakeOnStop: () => void = () => undefined;
   private readonly stopRequested = new Promise<void>((resolve) => (this.wakeOnStop = resolve));
+  /** Slots were freed and a claim follows in this turn of the event loop: acknowledgements wait for it. */
+  private claimDue = false;
 
   constructor(private readonly o: ClaimerOptions) {
     this.parts = Array.from({ length: o.queues.partitions }, () => ({ inFlight: false, needsReconcile: false, retryAt: 0, failures: 0 }));
+    o.runner.acks.awaitClaims(() => this.claimDue);
   }
 
   get claiming(): boolean {
@@ -99,7 +102,9 @@ export class Claimer implements Part {
     while (!this.stopping) {
       if (this.o.concurrency - runner.running <= 0) {
         await Promise.race([runner.slotFreed(), this.stopRequested]);
-        // Let every run that ends in this turn of the event loop free its slot: one claim for all.
+        // Let every run that ends in this turn of the event loop free its slot: one claim for all,
+        // which carries their acknowledgements.
+        this.claimDue = true;
         await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
@@ -151,6 +156,7 @@ export class Claimer implements Part {
       workLeft |= claimed.workLeft;
     }
     this.firstPartition = (this.firstPartition + 1) % n;
+    this.claimDue = false;
     // Pass the baton: work left behind wakes another idle worker (with one partition the claim did).
     if (n > 1) for (const level of [1, 2] as const) if (workLeft & level) await queues.wakeIdle(level).catch(() => undefined);
     return { started, levels };
@@ -173,7 +179,18 @@ export class Claimer implements Part {
     if (this.parts[p].needsReconcile && !(queues.partitions === 1 && this.pendingWait)) await this.reconcile(p, workerId);
     const sentAt = monotonicMs();
     const selection = queues.share(this.o.selection);
-    const claimed = await queues.claim(p, workerId, free, room, selection, keeper.heldForMs, undefined, this.o.levels.includes(1));
+    // The acknowledgements waiting for this id and partition are settled by the claim first.
+    const { acks } = this.o.runner;
+    const settles = acks.take(workerId, p);
+    let claimed: Claimed | 'lost';
+    try {
+      claimed = await queues.claim(p, workerId, free, room, selection, keeper.heldForMs, undefined, this.o.levels.includes(1), settles);
+    } catch (err) {
+      // The reply may be lost after Redis settled them: sent again alone (a repeat counts nothing).
+      if (settles) acks.rode(workerId, p, settles, false);
+      throw err;
+    }
+    if (settles) acks.rode(workerId, p, settles, true);
     return { workerId, sentAt, claimed };
   }
 

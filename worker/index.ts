@@ -35,7 +35,6 @@ export interface WorkerOptions {
   levels: readonly Level[];
   debug: boolean;
   observe?: (job: Job, outcome: string, ms: number) => void;
-  onRunning?: (running: number) => void;
 }
 
 export interface WorkerStatus {

@@ -32,11 +32,11 @@ export interface RunnerOptions {
   debug: boolean;
   /** Called after each run, for metrics. */
   observe?: (job: Job, outcome: string, ms: number) => void;
-  /** Called whenever the number of runs changes, for metrics. */
-  onRunning?: (running: number) => void;
 }
 
 interface Run {
+  /** Its key in `runs` and `settling`: partition and run token. */
+  key: string;
   job: Job;
   /** The worker id the run was delivered to: its record in Redis is under this id … */
   workerId: string;
@@ -54,8 +54,10 @@ const SETTLE_RETRY_MS = [100, 250, 500, 1000, 2000];
 export class Runner {
   /** By partition and run token (each partition counts its own tokens). */
   private readonly runs = new Map<string, Run>();
-  /** The earliest deadline of the runs held (Infinity: none), as last given to the keeper. */
+  /** The earliest deadline of the runs held (Infinity: none), as last given to the keeper … */
   private heldUntil = Infinity;
+  /** … and how many runs held have that deadline (whole ms): only when the last of them ends are the runs read again. */
+  private atHeldUntil = 0;
   /**
    * Runs whose slot is free but whose record in Redis is not settled yet: a failure being sent
    * (again), or a `last` run past its deadline whose route has not returned (its key stays
@@ -63,7 +65,8 @@ export class Runner {
    */
   private readonly settling = new Map<string, Run>();
   private level2 = 0;
-  private readonly acks: AckBatcher;
+  /** Acknowledgements of finished runs; the claim loop takes them along with its claims. */
+  readonly acks: AckBatcher;
   private slotListeners: Array<() => void> = [];
 
   constructor(private readonly o: RunnerOptions) {
@@ -105,7 +108,15 @@ export class Runner {
       return;
     }
     const timeoutMs = job.timeoutMs ?? this.o.jobTimeoutMs;
-    const run: Run = { job, workerId, partition: delivered.partition, abort: new RunAbort(), deadlineAt: monotonicMs() + timeoutMs, abandoned: false };
+    const run: Run = {
+      key: `${delivered.partition}:${job.token}`,
+      job,
+      workerId,
+      partition: delivered.partition,
+      abort: new RunAbort(),
+      deadlineAt: monotonicMs() + timeoutMs,
+      abandoned: false,
+    };
     // Counted at once, so the claim loop sees the slot taken while the lease is checked.
     this.add(run);
     // A reply that sat in a frozen process may come after the lease ran out and the job was
@@ -146,13 +157,14 @@ export class Runner {
     );
     let outcome = 'abandoned';
     if (!run.abandoned) {
-      this.remove(run);
-      this.settling.set(runKey(run), run);
+      // Moved from the runs to those settling: it still counts for the lease's deadline.
+      this.remove(run, true);
+      this.settling.set(run.key, run);
       try {
         outcome = await this.settle(run, reply, timeoutMs, routeEnded);
       } finally {
-        this.settling.delete(runKey(run));
-        this.holdLease();
+        this.settling.delete(run.key);
+        this.released(run);
       }
     }
     this.o.observe?.(job, outcome, performance.now() - started);
@@ -227,24 +239,29 @@ export class Runner {
   }
 
   private add(run: Run): void {
-    this.runs.set(runKey(run), run);
+    this.runs.set(run.key, run);
     if (run.job.level === 2) this.level2++;
     // A new run can only bring the earliest deadline forward: no need to read every run.
     if (run.deadlineAt < this.heldUntil) {
       this.heldUntil = run.deadlineAt;
+      this.atHeldUntil = 1;
       this.o.keeper.holdUntil(run.deadlineAt);
-    }
-    this.o.onRunning?.(this.runs.size);
+    } else if (run.deadlineAt === this.heldUntil) this.atHeldUntil++;
   }
 
-  private remove(run: Run): void {
-    if (!this.runs.delete(runKey(run))) return;
+  /** A run leaves `runs` (its slot is free); `settling`: it stays held while its settle is sent. */
+  private remove(run: Run, settling = false): void {
+    if (!this.runs.delete(run.key)) return;
     if (run.job.level === 2) this.level2--;
-    this.holdLease();
-    this.o.onRunning?.(this.runs.size);
+    if (!settling) this.released(run);
     const listeners = this.slotListeners;
     this.slotListeners = [];
     for (const resolve of listeners) resolve();
+  }
+
+  /** A run is no longer held at all: the lease's deadline moves on once no run holds the earliest. */
+  private released(run: Run): void {
+    if (run.deadlineAt === this.heldUntil && --this.atHeldUntil <= 0) this.holdLease();
   }
 
   /**
@@ -256,8 +273,14 @@ export class Runner {
    */
   private holdLease(): void {
     let earliest = Infinity;
-    for (const run of this.runs.values()) if (run.deadlineAt < earliest) earliest = run.deadlineAt;
-    for (const run of this.settling.values()) if (run.deadlineAt < earliest) earliest = run.deadlineAt;
+    let at = 0;
+    for (const held of [this.runs, this.settling]) {
+      for (const run of held.values()) {
+        if (run.deadlineAt < earliest) [earliest, at] = [run.deadlineAt, 1];
+        else if (run.deadlineAt === earliest) at++;
+      }
+    }
+    this.atHeldUntil = at;
     if (earliest === this.heldUntil) return;
     this.heldUntil = earliest;
     this.o.keeper.holdUntil(earliest === Infinity ? 0 : earliest);
@@ -284,8 +307,4 @@ export class Runner {
       run.abort.abort(new Error(reason));
     }
   }
-}
-
-function runKey(run: Run): string {
-  return `${run.partition}:${run.job.token}`;
 }

@@ -102,7 +102,14 @@ export class Metrics {
   );
   readonly jobs = new LightCounter('switchyard_jobs_total', 'Jobs run by this worker, by outcome');
   readonly jobSeconds = new LightHistogram('switchyard_job_seconds', 'Run time of a job', [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30]);
-  readonly running = new Gauge({ name: 'switchyard_jobs_running', help: 'Jobs running in this worker', registers: [this.registry] });
+  /** The worker's running jobs, read at scrape time (a gauge set on every start and end cost the worker per job). */
+  runningNow: () => number = () => 0;
+  readonly running: Gauge = new Gauge({
+    name: 'switchyard_jobs_running',
+    help: 'Jobs running in this worker',
+    registers: [this.registry],
+    collect: () => this.running.set(this.runningNow()),
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

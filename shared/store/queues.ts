@@ -26,6 +26,7 @@ import {
   type Ack,
   type AdmissionLimits,
   type Claimed,
+  type ClaimSettles,
   type DeleteOutcome,
   type DeliveredRun,
   type EnqueueOutcome,
@@ -215,7 +216,7 @@ export class Queues {
     return this.#stores[partition].keys;
   }
 
-  /** A worker's claim in one partition (Store.claim): the jobs handed to it, then new runs; 'lost' when its lease there had run out. */
+  /** A worker's claim in one partition (Store.claim): settles sent along, the jobs handed to it, then new runs; 'lost' when its lease there had run out. */
   async claim(
     partition: number,
     workerId: string,
@@ -225,9 +226,10 @@ export class Queues {
     leaseMs: number,
     idleRegistrationMs?: number,
     takesLevel1?: boolean,
+    settles?: ClaimSettles,
   ): Promise<Claimed | 'lost'> {
     if (!this.#located) await this.locate();
-    return this.#stores[partition].claim(workerId, n, level2Room, selection, leaseMs, idleRegistrationMs, takesLevel1);
+    return this.#stores[partition].claim(workerId, n, level2Room, selection, leaseMs, idleRegistrationMs, takesLevel1, settles);
   }
 
   /** Acknowledges finished runs of one partition (Store.finish). */

@@ -74,6 +74,15 @@ export const SCAN_MAX = 100_000;
 export interface Claimed {
   runs: DeliveredRun[];
   workLeft: number;
+  /** How many of the acknowledgements sent along (ClaimSettles) Redis took: runs still in the worker's hash. */
+  acknowledged: number;
+}
+
+/** Finished runs sent along with a claim, settled by it first (finishJobs' work, in the same call). */
+export interface ClaimSettles {
+  acks: readonly Ack[];
+  /** How long finished jobs stay visible to lookup (--keep-done; 0: not at all). */
+  keepMs: number;
 }
 
 /**
@@ -163,8 +172,9 @@ export class Store {
    * Takes the jobs handed to this worker, then claims up to n in all (at most level2Room of
    * level 2), each as a new run with its token, and renews the worker's lease. With nothing to
    * take the worker is registered idle for idleRegistrationMs: it must then block in
-   * waitForWork (for less than that), where the next job may be handed to it.
-   * 'lost': the worker's lease had run out; nothing was claimed.
+   * waitForWork (for less than that), where the next job may be handed to it. `settles`:
+   * finished runs acknowledged first, in the same call (as finish would).
+   * 'lost': the worker's lease had run out; nothing was settled or claimed.
    */
   async claim(
     workerId: string,
@@ -174,8 +184,9 @@ export class Store {
     leaseMs: number,
     idleRegistrationMs = IDLE_REGISTRATION_MS,
     takesLevel1 = true,
+    settles?: ClaimSettles,
   ): Promise<Claimed | 'lost'> {
-    const reply = await runScript<Array<number | string> | number>(this.redis, 'claimJobs', this.keysOf('claimJobs', workerId), [
+    const args: Array<string | number> = [
       workerId,
       leaseMs,
       n,
@@ -187,11 +198,15 @@ export class Store {
       idleRegistrationMs,
       LEVEL2_ON_BELOW,
       takesLevel1 ? '1' : '0',
-    ]);
+      settles?.keepMs ?? 0,
+    ];
+    if (settles) pushAcks(args, settles.acks);
+    const reply = await runScript<Array<number | string> | number>(this.redis, 'claimJobs', this.keysOf('claimJobs', workerId), args);
     if (typeof reply === 'number') return replyOf('claimJobs', reply);
     const runs: DeliveredRun[] = [];
-    for (let i = 1; i < reply.length; i += 2) runs.push({ token: Number(reply[i]), payload: String(reply[i + 1]), partition: this.partition ?? 0 });
-    return { runs, workLeft: Number(reply[0]) };
+    const partition = this.partition ?? 0;
+    for (let i = 2; i < reply.length; i += 2) runs.push({ token: Number(reply[i]), payload: String(reply[i + 1]), partition });
+    return { runs, workLeft: Number(reply[0]), acknowledged: Number(reply[1]) };
   }
 
   /**
@@ -200,7 +215,7 @@ export class Store {
    */
   async finish(workerId: string, acks: readonly Ack[], keepMs = 0): Promise<number | 'lost'> {
     const args: Array<string | number> = [workerId, keepMs];
-    for (const { job, outcome, status } of acks) args.push(job.token, job.id, job.level, job.policy === 'last' ? (job.key ?? '') : '', outcome, status);
+    pushAcks(args, acks);
     const n = await runScript<number>(this.redis, 'finishJobs', this.keysOf('finishJobs', workerId), args);
     return n === REPLY_CODES.finishJobs.lost ? 'lost' : n;
   }
@@ -320,6 +335,11 @@ export class Store {
   async setPaused(level: Level, paused: boolean): Promise<boolean> {
     return (await runScript<number>(this.redis, 'pauseLevel', this.keysOf('pauseLevel'), [level, paused ? 'pause' : 'resume'])) === 1;
   }
+}
+
+/** Acknowledgements as finishJobs and claimJobs take them: groups of 6 (finishRuns.lua). */
+function pushAcks(args: Array<string | number>, acks: readonly Ack[]): void {
+  for (const { job, outcome, status } of acks) args.push(job.token, job.id, job.level, job.policy === 'last' ? (job.key ?? '') : '', outcome, status);
 }
 
 /** The enqueue script's answer as the gateway reports it. */

@@ -1,7 +1,8 @@
 // Worker-side edges found by an adversarial review (issue 14), on real worker processes, a real
 // gateway over gRPC and a real redis-server: a settle lost with its connection, a `last` run
 // past its deadline and the next run of its key, a wedged run and another run's long deadline,
-// a worker started while Redis is full. Each failed before the fix.
+// a worker started while Redis is full. Each failed before the fix. And a worker killed with
+// acknowledgements waiting (settles ride on claims since): nothing lost, nothing counted twice.
 import path from 'node:path';
 import Redis from 'ioredis';
 import { closeClients, send } from '../../client';
@@ -151,5 +152,32 @@ test('a worker starts while Redis is full (maxmemory, noeviction) and drains the
     await gateway.stop();
     client.disconnect();
     await own.close();
+  }
+});
+
+test('a worker killed while its finished runs wait to be acknowledged (alone or riding on its next claim) loses no job and counts none twice', async () => {
+  const d = await deployment('killed-acks');
+  try {
+    const victim = await d.worker(['--concurrency', '10', '--lease', '1s']);
+    for (let i = 0; i < 20; i++) expect((await send('/slow?ms=400', { address: d.address, level: 1, policy: 'execute', method: 'GET' })).status).toBe(201);
+    const victimHash = d.keys.workerJobs(victim.ready.id);
+    expect(await waitFor(async () => (await redis.hlen(victimHash)) === 10, 10_000)).toBe(true);
+    // Every write is held while the ten runs end: their acknowledgements (and the claim they
+    // ride on) wait in Redis's paused queue, and the worker is killed with them there.
+    await redis.call('CLIENT', 'PAUSE', '1500', 'WRITE');
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    victim.kill('SIGKILL');
+    await victim.exited;
+    await d.worker(['--concurrency', '10', '--lease', '1s']);
+    expect(await waitFor(async () => Number(await redis.hget(d.keys.stats, 'L1:done')) === 20, 20_000)).toBe(true);
+    expect(await redis.llen(d.keys.queue(1, 'execute'))).toBe(0);
+    expect(await redis.exists(victimHash)).toBe(0);
+    // Ten runs were recorded for the dead worker when it died (finished, or claimed by the held
+    // claim): recovery handed them back, and each job is counted done once.
+    expect(Number(await redis.hget(d.keys.stats, 'L1:recovered'))).toBeGreaterThanOrEqual(10);
+    expect(Number(await redis.hget(d.keys.stats, 'L1:done'))).toBe(20);
+    process.stderr.write(`[killed-acks] ${JSON.stringify(await redis.hgetall(d.keys.stats))}\n`);
+  } finally {
+    await d.gateway.stop();
   }
 });

@@ -2,20 +2,23 @@
 -- Claims up to n jobs for one worker by smooth weighted round robin between the levels
 -- (state kept here, so the share holds across all workers) and turns between the three
 -- queues of a level. Each job gets a new run token (its fencing token) and is recorded in the
--- worker's hash under it; the worker's lease is renewed. First delivers what enqueue already
--- handed to this worker (its inbox). A worker that gets nothing is about to block: it is
--- registered idle, so enqueue can hand it the next job.
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused sched workers worker inbox idle:L1 idle:L2
--- USES: backlog claimable count forgetJob forgetNewest jobId leaseHeld newToken redisClock routeOf runningField setWhere wake whereRunning
+-- worker's hash under it; the worker's lease is renewed. First settles the finished runs the
+-- worker sends along (finishRuns: the same as finishJobs, under the same lease check and clock
+-- reading), then delivers what enqueue already handed to this worker (its inbox). A worker that
+-- gets nothing is about to block: it is registered idle, so enqueue can hand it the next job.
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused sched workers worker inbox idle:L1 idle:L2 done
+-- USES: backlog claimable count finishRuns firstToken forgetJob forgetNewest jobId leaseHeld redisClock routeOf runningField setWhere wake whereRunning
 -- ARGV[1] worker id  ARGV[2] lease (ms)  ARGV[3] n  ARGV[4] most level-2 jobs allowed
 -- ARGV[5] weight L1  ARGV[6] weight L2  ARGV[7] strict ('1'|'0')  ARGV[8] level-2 capacity
 -- ARGV[9] how long an idle registration stays fresh (ms; longer than the worker's block timeout)
 -- ARGV[10] fraction of capacity under which level 2 reopens (0.6)
 -- ARGV[11] '1' when the worker takes level 1, '0' when it is dedicated to level 2 (its
 --          level-2 room is 0 when it does not take level 2)
--- Output: CODE.lost (-1) when the worker's lease has run out (it must not start anything);
---         else { work left (1: level 1, 2: level 2, 3: both, 0: none), token, payload, token,
---         payload, … in the order they were chosen }
+-- ARGV[12] keep finished jobs this long (ms; 0: not at all)
+-- ARGV[13..] finished runs to acknowledge first, in groups of 6 as finishJobs takes them
+-- Output: CODE.lost (-1) when the worker's lease has run out (nothing settled, nothing
+--         started); else { work left (1: level 1, 2: level 2, 3: both, 0: none), runs
+--         acknowledged, token, payload, token, payload, … in the order they were chosen }
 local worker, leaseMs, n, level2Room = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local weight = { tonumber(ARGV[5]), tonumber(ARGV[6]) }
 local strict = ARGV[7] == '1'
@@ -29,34 +32,43 @@ local open = { ARGV[11] ~= '0' and not isPaused[1], level2Room > 0 and not isPau
 
 if not leaseHeld(K.workers, worker, now) then return CODE.lost end
 redis.call('ZADD', K.workers, now + leaseMs, worker)
+-- Settled first: a `last` key released here can be claimed again in the same call.
+local acknowledged = finishRuns(13, now, tonumber(ARGV[12]))
 
 local state = redis.call('HMGET', K.sched, 'cw1', 'cw2', 'turn1', 'turn2')
 local credit = { tonumber(state[1]) or 0, tonumber(state[2]) or 0 }
 local turn = { tonumber(state[3]) or 0, tonumber(state[4]) or 0 }
+local before = { credit[1], credit[2], turn[1], turn[2] }
+-- The queues found empty in this call: nothing is pushed to them while it runs (the releases
+-- of the settles above came first), so each is asked once.
+local empty = { {}, {} }
 
 -- Pops the next job of a level, the three queues taking turns; nil when the level has none.
 local function popLevel(level)
   for i = 0, 2 do
     local q = (turn[level] + i) % 3
-    if q == 0 then
-      local payload = redis.call('RPOP', K['L' .. level .. ':execute'])
-      if payload then turn[level] = 1 return payload, nil end
-    elseif q == 1 then
-      local key = redis.call('RPOP', K['L' .. level .. ':last:order'])
-      while key do
-        if redis.call('HEXISTS', K.running, runningField(level, key)) == 0 then
-          local payload = redis.call('HGET', K['L' .. level .. ':last'], key)
-          if payload then
-            redis.call('HDEL', K['L' .. level .. ':last'], key)
-            turn[level] = 2
-            return payload, key
-          end
-        end -- a running key stays parked until its run ends (releaseKey)
-        key = redis.call('RPOP', K['L' .. level .. ':last:order'])
+    if not empty[level][q] then
+      if q == 0 then
+        local payload = redis.call('RPOP', K['L' .. level .. ':execute'])
+        if payload then turn[level] = 1 return payload, nil end
+      elseif q == 1 then
+        local key = redis.call('RPOP', K['L' .. level .. ':last:order'])
+        while key do
+          if redis.call('HEXISTS', K.running, runningField(level, key)) == 0 then
+            local payload = redis.call('HGET', K['L' .. level .. ':last'], key)
+            if payload then
+              redis.call('HDEL', K['L' .. level .. ':last'], key)
+              turn[level] = 2
+              return payload, key
+            end
+          end -- a running key stays parked until its run ends (releaseKey)
+          key = redis.call('RPOP', K['L' .. level .. ':last:order'])
+        end
+      else
+        local payload = redis.call('RPOP', K['L' .. level .. ':discard'])
+        if payload then turn[level] = 0 return payload, nil end
       end
-    else
-      local payload = redis.call('RPOP', K['L' .. level .. ':discard'])
-      if payload then turn[level] = 0 return payload, nil end
+      empty[level][q] = true
     end
   end
   return nil
@@ -89,9 +101,16 @@ if #handed > 0 then
   end
 end
 local drops = 0
+-- Whether a level has anything to claim, asked once; `emptied`: this call found it empty (at
+-- the start, or by the pop that found nothing), so the baton below need not ask again.
+local has = { open[1] and claimable(1), open[2] and claimable(2) }
+local emptied = { open[1] and not has[1], open[2] and not has[2] }
+-- Tokens are handed out in sequence from the first (one read of {p}:runs), written back once.
+local nextToken
+local held = {}
 while #out < 2 * n and drops < 1000 do
-  local has1 = open[1] and claimable(1)
-  local has2 = open[2] and level2Taken < level2Room and claimable(2)
+  local has1 = has[1]
+  local has2 = has[2] and level2Taken < level2Room
   local level
   if has1 and has2 then
     if strict then
@@ -110,17 +129,27 @@ while #out < 2 * n and drops < 1000 do
     break
   end
   local payload, key = popLevel(level)
-  if payload and expired(payload) then
+  if not payload then
+    has[level] = false
+    emptied[level] = true
+  elseif expired(payload) then
     drops = drops + 1
-  elseif payload then
-    local token = newToken(clockUs)
-    redis.call('HSET', K.worker, token, payload)
+  else
+    nextToken = nextToken or firstToken(clockUs)
+    local token = string.format('%.0f', nextToken)
+    nextToken = nextToken + 1
+    held[#held + 1] = token
+    held[#held + 1] = payload
     if key then redis.call('HSET', K.running, runningField(level, key), token) end
     setWhere(jobId(payload), whereRunning(now, token, worker))
     if level == 2 then level2Taken = level2Taken + 1 end
     out[#out + 1] = token
     out[#out + 1] = payload
   end
+end
+if nextToken then
+  redis.call('SET', K.runs, string.format('%.0f', nextToken - 1))
+  for i = 1, #held, 1000 do redis.call('HSET', K.worker, unpack(held, i, math.min(#held, i + 999))) end
 end
 
 if #out == 0 then
@@ -137,19 +166,23 @@ else
   redis.call('ZREM', K['idle:L1'], worker)
   redis.call('ZREM', K['idle:L2'], worker)
 end
-redis.call('HSET', K.sched, 'cw1', credit[1], 'cw2', credit[2], 'turn1', turn[1], 'turn2', turn[2])
+if credit[1] ~= before[1] or credit[2] ~= before[2] or turn[1] ~= before[3] or turn[2] ~= before[4] then
+  redis.call('HSET', K.sched, 'cw1', credit[1], 'cw2', credit[2], 'turn1', turn[1], 'turn2', turn[2])
+end
 if redis.call('GET', K['L2:active']) == '0' and backlog(2) < capacity * tonumber(ARGV[10]) then
   redis.call('SET', K['L2:active'], '1')
 end
 -- Pass the baton: work left over wakes another idle worker.
 local left = 0
-if not isPaused[1] and claimable(1) then
+-- (A level this call found empty stays empty: only a level it did not empty is asked.)
+if not isPaused[1] and not emptied[1] and claimable(1) then
   wake(1)
   left = 1
 end
-if not isPaused[2] and claimable(2) then
+if not isPaused[2] and not emptied[2] and claimable(2) then
   wake(2)
   left = left + 2
 end
+table.insert(out, 1, acknowledged)
 table.insert(out, 1, left)
 return out
