@@ -55,6 +55,7 @@ export async function startWorker(config: Config, app: LoadedApp, admin?: Starte
     keepDoneMs: config.keepDoneMs,
     levels: config.levels,
     debug: config.debug,
+    traceAsChild: config.otelParent,
     observe: (job, outcome, ms) => {
       jobCount(`${job.level} ${outcome}`)();
       jobSeconds(String(job.level))(ms / 1000);

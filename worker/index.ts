@@ -35,6 +35,8 @@ export interface WorkerOptions {
   levels: readonly Level[];
   debug: boolean;
   observe?: (job: Job, outcome: string, ms: number) => void;
+  /** While tracing: a run's span is a child of the call that queued it (--otel-parent). */
+  traceAsChild?: boolean;
 }
 
 export interface WorkerStatus {

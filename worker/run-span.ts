@@ -54,10 +54,24 @@ export function startRunSpan(run: TracedRun, asChild: boolean, nowMs: number): S
   );
 }
 
+/**
+ * A run's end as its span records it, from the runner's outcome. The message is what the
+ * caller would be shown (the status text of a 5xx unless the route exposed it), never the
+ * internal error.
+ */
+export function runEndOf(outcome: string, reply: { status: number; data: unknown }, deadlinePassed: boolean): RunEnd {
+  if (outcome === 'done') return { kind: 'done', status: reply.status };
+  const shown = typeof reply.data === 'string' ? reply.data : `status ${reply.status}`;
+  const message = deadlinePassed && reply.status === 504 ? `deadline passed: ${shown}` : shown;
+  if (outcome === 'retried') return { kind: 'retry', status: reply.status, message };
+  if (outcome === 'dead' || outcome === 'superseded') return { kind: outcome, status: reply.status, message };
+  // abandoned (the lease was lost), or the run was taken back before its settle arrived.
+  return { kind: 'lease_lost', message: 'the worker lost its lease on this run: the job runs again elsewhere' };
+}
+
 /** How a run ended, for its span: done (with the route's status), or one of the failures. */
 export type RunEnd =
-  | { kind: 'done'; status: number }
-  | { kind: 'retry' | 'dead' | 'lease_lost' | 'deadline' | 'superseded'; status?: number; message: string; nextAttemptInMs?: number };
+  { kind: 'done'; status: number } | { kind: 'retry' | 'dead' | 'lease_lost' | 'superseded'; status?: number; message: string; nextAttemptInMs?: number };
 
 export function endRunSpan(span: Span, end: RunEnd): void {
   if (end.status !== undefined) span.setAttribute('http.response.status_code', end.status);

@@ -14,6 +14,8 @@ import { decodeJob, type Job } from '../shared/store/format/job';
 import type { Queues } from '../shared/store/queues';
 import type { DeliveredRun } from '../shared/store/store';
 import { AckBatcher } from './acks';
+import { endRunSpan, runEndOf, startRunSpan } from './run-span';
+import { tracingOn } from '../shared/trace';
 import { retryDelayMs, verdictFor } from './backoff';
 import { monotonicMs } from './lease-clock';
 import type { LeaseKeeper } from './lease-keeper';
@@ -32,6 +34,8 @@ export interface RunnerOptions {
   debug: boolean;
   /** Called after each run, for metrics. */
   observe?: (job: Job, outcome: string, ms: number) => void;
+  /** While tracing: a run's span is a child of the call's PRODUCER span, not a new trace linked to it (--otel-parent). */
+  traceAsChild?: boolean;
 }
 
 interface Run {
@@ -135,6 +139,8 @@ export class Runner {
       return;
     }
     const started = performance.now();
+    // Only with an SDK registered: the run's CONSUMER span, linked to (or a child of) the call that queued it.
+    const span = tracingOn() ? startRunSpan({ ...job, partition: run.partition }, this.o.traceAsChild ?? false, Date.now()) : undefined;
     let routeEnded: Promise<void> = Promise.resolve();
     const reply = await dispatch(
       this.o.app,
@@ -153,6 +159,7 @@ export class Runner {
         timeoutMs,
         deadline: jobDeadline,
         whenRouteEnds: (ended) => (routeEnded = ended),
+        span,
       },
     );
     let outcome = 'abandoned';
@@ -167,6 +174,7 @@ export class Runner {
         this.released(run);
       }
     }
+    if (span) endRunSpan(span, runEndOf(outcome, reply, run.abort.aborted));
     this.o.observe?.(job, outcome, performance.now() - started);
   }
 

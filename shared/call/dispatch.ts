@@ -164,7 +164,7 @@ export function dispatch(loaded: LoadedApp, call: CallRequest, options: Dispatch
   try {
     const run = (): Promise<unknown> => (app.ctxStorage ? app.ctxStorage.run(ctx, () => loaded.run(ctx)) : loaded.run(ctx));
     running = span ? context.with(trace.setSpan(context.active(), span), run) : run();
-    if (span) running = running.finally(() => noteRouteRun(span, call.method, ctx));
+    if (span) running = running.finally(() => noteRouteRun(span, call.method, ctx, call.reply));
   } catch (err) {
     options.whenRouteEnds?.(Promise.resolve());
     return Promise.resolve(errorToReply(loaded, ctx, err, options));

@@ -46,12 +46,15 @@ export function startServerSpan(parent: Context, grpcMethod: string, call: CallR
   return span;
 }
 
-/** The route Koa really ran (a router sets `_matchedRoute`), named on the span once the call is answered. */
-export function noteRouteRun(span: Span, method: string, ctx: { _matchedRoute?: unknown }): void {
+/**
+ * The route Koa really ran (a router sets `_matchedRoute`), named on the span once the call is
+ * answered; a sync call's SERVER span is renamed after it (a job's CONSUMER span keeps its name).
+ */
+export function noteRouteRun(span: Span, method: string, ctx: { _matchedRoute?: unknown }, rename: boolean): void {
   const route = ctx._matchedRoute;
   if (typeof route !== 'string') return;
   span.setAttribute('http.route', route);
-  span.updateName(spanName(method, route));
+  if (rename) span.updateName(spanName(method, route));
 }
 
 /**

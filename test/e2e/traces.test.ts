@@ -91,7 +91,13 @@ const one = (spans: ReceivedSpan[], test: (s: ReceivedSpan) => boolean): Receive
 
     test('the PRODUCER span is the SERVER span’s child; the job’s CONSUMER span is a new trace linked to it', async () => {
       const caller = newCaller();
-      const [reply] = await callFromPython(address, caller.traceparent, { method: 'POST', url: '/jobs/7', reply: false, content: { n: 1 } });
+      const [reply] = await callFromPython(address, caller.traceparent, {
+        method: 'POST',
+        url: '/jobs/7',
+        reply: false,
+        content: { n: 1 },
+        queue_detail: { level: 1, limit_policy: 'execute' },
+      });
       expect(reply.status).toBe(201);
       const id = reply.data.id!;
       const spans = await receiver.waitFor((all) =>
@@ -125,7 +131,12 @@ const one = (spans: ReceivedSpan[], test: (s: ReceivedSpan) => boolean): Receive
 
     test('a retried job has one CONSUMER span per attempt, the failure recorded as an event', async () => {
       const caller = newCaller();
-      const [reply] = await callFromPython(address, caller.traceparent, { method: 'POST', url: '/flaky', reply: false });
+      const [reply] = await callFromPython(address, caller.traceparent, {
+        method: 'POST',
+        url: '/flaky',
+        reply: false,
+        queue_detail: { level: 1, limit_policy: 'execute' },
+      });
       const id = reply.data.id!;
       const spans = await receiver.waitFor((all) => all.filter((s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === id).length >= 2);
       const runs = spans
@@ -155,8 +166,8 @@ const one = (spans: ReceivedSpan[], test: (s: ReceivedSpan) => boolean): Receive
     try {
       const caller = newCaller();
       const calls = [
-        ...Array.from({ length: 10 }, (_, i) => ({ method: 'POST', url: `/jobs/${i}`, reply: false })),
-        { method: 'POST', url: '/flaky', reply: false },
+        ...Array.from({ length: 10 }, (_, i) => ({ method: 'POST', url: `/jobs/${i}`, reply: false, queue_detail: { level: 1, limit_policy: 'execute' } })),
+        { method: 'POST', url: '/flaky', reply: false, queue_detail: { level: 1, limit_policy: 'execute' } },
         { method: 'POST', url: '/slow/k', reply: false, content: { ms: 1500 }, queue_detail: { level: 1, limit_policy: 'last', key: 'k' } },
       ];
       const replies = await callFromPython(`127.0.0.1:${gw.ready.port}`, caller.traceparent, ...calls);
@@ -188,7 +199,12 @@ const one = (spans: ReceivedSpan[], test: (s: ReceivedSpan) => boolean): Receive
     const wk = await startSwitchyard('worker', ['--app', APP, '--redis', redis.url, '--prefix', childPrefix, '--otel-parent'], otlpEnv(receiver, 'worker'));
     try {
       const caller = newCaller();
-      const [reply] = await callFromPython(`127.0.0.1:${gw.ready.port}`, caller.traceparent, { method: 'POST', url: '/jobs/8', reply: false });
+      const [reply] = await callFromPython(`127.0.0.1:${gw.ready.port}`, caller.traceparent, {
+        method: 'POST',
+        url: '/jobs/8',
+        reply: false,
+        queue_detail: { level: 1, limit_policy: 'execute' },
+      });
       const id = reply.data.id!;
       const spans = await receiver.waitFor((all) => all.some((s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === id));
       const producer = one(spans, (s) => s.traceId === caller.traceId && s.kind === KIND.PRODUCER)!;
