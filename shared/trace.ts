@@ -25,10 +25,15 @@ export const tracer = trace.getTracer('switchyard');
 /** The provider the API hands out while no SDK is registered (a fresh proxy has no delegate). */
 const NoProvider = new ProxyTracerProvider().getDelegate().constructor;
 
+/**
+ * The API's global provider: a proxy that stays the same object when an SDK registers (the SDK
+ * becomes its delegate), so it is read once and asked per call.
+ */
+const globalProvider = trace.getTracerProvider();
+
 /** Whether an SDK is registered: decided per call, since one may be registered after this module loads. */
 export function tracingOn(): boolean {
-  const provider = trace.getTracerProvider();
-  const delegate = provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider;
+  const delegate = globalProvider instanceof ProxyTracerProvider ? globalProvider.getDelegate() : trace.getTracerProvider();
   return !(delegate instanceof NoProvider);
 }
 
