@@ -62,22 +62,25 @@ export function startRunSpan(run: TracedRun, asChild: boolean, nowMs: number): S
 export function runEndOf(outcome: string, reply: { status: number; data: unknown }, deadlinePassed: boolean): RunEnd {
   if (outcome === 'done') return { kind: 'done', status: reply.status };
   const shown = typeof reply.data === 'string' ? reply.data : `status ${reply.status}`;
-  const message = deadlinePassed && reply.status === 504 ? `deadline passed: ${shown}` : shown;
-  if (outcome === 'retried') return { kind: 'retry', status: reply.status, message };
-  if (outcome === 'dead' || outcome === 'superseded') return { kind: outcome, status: reply.status, message };
+  const deadline = deadlinePassed && reply.status === 504;
+  if (outcome === 'retried') return { kind: 'retry', status: reply.status, message: shown, deadline };
+  if (outcome === 'dead' || outcome === 'superseded') return { kind: outcome, status: reply.status, message: shown, deadline };
   // abandoned (the lease was lost), or the run was taken back before its settle arrived.
   return { kind: 'lease_lost', message: 'the worker lost its lease on this run: the job runs again elsewhere' };
 }
 
 /** How a run ended, for its span: done (with the route's status), or one of the failures. */
 export type RunEnd =
-  { kind: 'done'; status: number } | { kind: 'retry' | 'dead' | 'lease_lost' | 'superseded'; status?: number; message: string; nextAttemptInMs?: number };
+  | { kind: 'done'; status: number }
+  | { kind: 'retry' | 'dead' | 'lease_lost' | 'superseded'; status?: number; message: string; nextAttemptInMs?: number; deadline?: boolean };
 
 export function endRunSpan(span: Span, end: RunEnd): void {
   if (end.status !== undefined) span.setAttribute('http.response.status_code', end.status);
   if (end.kind === 'done') {
     if (end.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: `status ${end.status}` });
   } else {
+    // A passed deadline is an event of its own, before what became of the run.
+    if (end.deadline) span.addEvent('deadline_passed', { 'exception.message': end.message });
     recordFailure(
       span,
       { name: end.kind, message: end.message },

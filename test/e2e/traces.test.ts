@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KIND, otlpEnv, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver';
-import { killAll, startSwitchyard, type SwitchyardProcess } from '../helpers/processes';
+import { BIN, killAll, startSwitchyard, type SwitchyardProcess } from '../helpers/processes';
 import { startRedis, uniquePrefix, type TestRedis } from '../helpers/redis';
 
 const PYTHON = '/usr/bin/python3';
@@ -127,6 +127,34 @@ const one = (spans: ReceivedSpan[], test: (s: ReceivedSpan) => boolean): Receive
       expect(typeof consumer.attributes['switchyard.fence']).toBe('number');
       expect(consumer.attributes['switchyard.waited_ms']).toBeGreaterThanOrEqual(0);
       await receiver.waitFor((all) => all.some((s) => s.name === 'db.query' && s.parentSpanId === consumer.spanId));
+    });
+
+    test('a coalesced `last` run links to the calls it superseded, newest first', async () => {
+      const cli = (...args: string[]): Promise<unknown> => promisify(execFile)(process.execPath, [BIN, ...args, '--redis', redis.url, '--prefix', prefix]);
+      await cli('pause', '1');
+      try {
+        const caller = newCaller();
+        const call = { method: 'POST', url: '/slow/coal', reply: false, queue_detail: { level: 1, limit_policy: 'last', key: 'coal' } };
+        const replies = await callFromPython(address, caller.traceparent, call, call, call);
+        expect(replies.map((r) => r.status)).toEqual([201, 201, 201]);
+        expect(replies.map((r) => (r.data as { state?: string }).state)).toEqual(['queued', 'replaced', 'replaced']);
+        const producers = await receiver.waitFor((all) => all.filter((s) => s.traceId === caller.traceId && s.kind === KIND.PRODUCER).length === 3);
+        const sent = replies.map((r) => producers.find((s) => s.kind === KIND.PRODUCER && s.attributes['messaging.message.id'] === r.data.id)!);
+        await cli('resume', '1');
+        const spans = await receiver.waitFor((all) => all.some((s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === replies[2].data.id));
+        const run = one(spans, (s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === replies[2].data.id)!;
+        expect(run.links.map((l) => [l.spanId, l.attributes['switchyard.link']])).toEqual([
+          [sent[2].spanId, undefined],
+          [sent[1].spanId, 'superseded'],
+          [sent[0].spanId, 'superseded'],
+        ]);
+        // The superseded messages never ran.
+        expect(
+          spans.filter((s) => s.kind === KIND.CONSUMER && [replies[0].data.id, replies[1].data.id].includes(String(s.attributes['messaging.message.id']))),
+        ).toEqual([]);
+      } finally {
+        await cli('resume', '1');
+      }
     });
 
     test('a retried job has one CONSUMER span per attempt, the failure recorded as an event', async () => {
