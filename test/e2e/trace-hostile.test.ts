@@ -23,7 +23,24 @@ const SPAN_ID = '00f067aa0ba902b7';
 const VALID = `00-${TRACE_ID}-${SPAN_ID}-01`;
 const STORED_CONTEXT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 /** The fields a gateway may write, in a payload still waiting (no "attempt" yet). */
-const FIELDS = new Set(['id', 'at', 'level', 'policy', 'key', 'ttl', 'timeout', 'attempts', 'backoff', 'trace', 'tracestate', 'links', 'method', 'url', 'headers', 'content']);
+const FIELDS = new Set([
+  'id',
+  'at',
+  'level',
+  'policy',
+  'key',
+  'ttl',
+  'timeout',
+  'attempts',
+  'backoff',
+  'trace',
+  'tracestate',
+  'links',
+  'method',
+  'url',
+  'headers',
+  'content',
+]);
 
 type Metadata = Record<string, string | string[]>;
 
@@ -123,7 +140,10 @@ describe('hostile trace context through a traced gateway', () => {
     for (const [what, metadata] of HOSTILE) {
       // An execute job and a `last` one per set: the `last` ones supersede each other, so the
       // links carried over are read from payloads stored under every hostile set.
-      for (const detail of [{ level: 1, limit_policy: 'execute' }, { level: 1, limit_policy: 'last', key: 'k' }]) {
+      for (const detail of [
+        { level: 1, limit_policy: 'execute' },
+        { level: 1, limit_policy: 'last', key: 'k' },
+      ]) {
         const reply = await rawCall(session, { method: 'POST', url: '/record', reply: false, content: { what }, queue_detail: detail }, metadata);
         expect([what, reply.status]).toEqual([what, reply.status === 200 ? 200 : 201]);
         ids.push(reply.data.id!);
@@ -147,11 +167,71 @@ describe('hostile trace context through a traced gateway', () => {
     );
 
     // A worker with no SDK (no OTEL_* variables) runs every payload the traced gateway wrote.
-    const noOtel = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('OTEL_')).map((k) => [k, undefined]));
+    const noOtel = Object.fromEntries(
+      Object.keys(process.env)
+        .filter((k) => k.startsWith('OTEL_'))
+        .map((k) => [k, undefined]),
+    );
     await startSwitchyard('worker', ['--app', APP, '--redis', redis.url, '--prefix', prefix], { ...noOtel, RECORD_URL: redis.url, RECORD_KEY: recordKey });
     expect(await waitFor(async () => (await client.llen(recordKey)) >= HOSTILE.length + 1, 60_000)).toBe(true);
     const runs = (await client.lrange(recordKey, 0, -1)).map((line) => JSON.parse(line) as { id: string; body: { what: string } });
     expect(runs.map((r) => r.id).sort()).toEqual([...ids.filter((_, i) => i % 2 === 0), ids[ids.length - 1]].sort());
+    await killAll();
+    await expectCleanState(redis.url, prefix);
+  });
+});
+
+// A deployment whose tracing speaks another format (OTEL_PROPAGATORS=b3, as Zipkin shops set it):
+// the gateway continues the caller's `b3` header, and the context stored with the job is still
+// the W3C one the payload's format names, so the worker links the run to the call.
+describe('a propagator other than W3C trace context', () => {
+  let receiver: OtlpReceiver;
+  let redis: TestRedis;
+  let client: Redis;
+  let session: http2.ClientHttp2Session;
+  const prefix = uniquePrefix('trace-b3');
+  const recordKey = `${prefix}:runs`;
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    redis = await startRedis();
+    client = new Redis(redis.url);
+    const gateway = await startSwitchyard('gateway', ['--app', APP, '--redis', redis.url, '--prefix', prefix, '--port', '0', '--host', '127.0.0.1'], {
+      ...otlpEnv(receiver, 'gateway'),
+      OTEL_PROPAGATORS: 'b3',
+    });
+    session = http2.connect(`http://127.0.0.1:${gateway.ready.port}`);
+  });
+  afterAll(async () => {
+    session?.close();
+    client?.disconnect();
+    await killAll();
+    await redis?.stop();
+    await receiver?.close();
+  });
+
+  test('the caller’s b3 context is continued, the job stores its context, and its run links to it', async () => {
+    const b3 = `${TRACE_ID}-${SPAN_ID}-1`;
+    const reply = await rawCall(session, { method: 'POST', url: '/record', reply: false, queue_detail: { level: 1, limit_policy: 'execute' } }, { b3 });
+    expect(reply.status).toBe(201);
+    const id = reply.data.id!;
+    const [payload] = await client.lrange(`{${prefix}}:L1:execute`, 0, -1);
+    expectReadable(payload);
+    const spans = await receiver.waitFor((all) => all.some((s) => s.kind === KIND.PRODUCER && s.attributes['messaging.message.id'] === id));
+    const server = spans.find((s) => s.kind === KIND.SERVER)!;
+    expect(server).toMatchObject({ traceId: TRACE_ID, parentSpanId: SPAN_ID });
+    const producer = spans.find((s) => s.kind === KIND.PRODUCER && s.attributes['messaging.message.id'] === id)!;
+    expect(decodeJob(1, payload).trace).toEqual({ traceparent: `00-${TRACE_ID}-${producer.spanId}-01` });
+
+    await startSwitchyard('worker', ['--app', APP, '--redis', redis.url, '--prefix', prefix], {
+      ...otlpEnv(receiver, 'worker'),
+      OTEL_PROPAGATORS: 'b3',
+      RECORD_URL: redis.url,
+      RECORD_KEY: recordKey,
+    });
+    const all = await receiver.waitFor((got) => got.some((s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === id));
+    const consumer = all.find((s) => s.kind === KIND.CONSUMER && s.attributes['messaging.message.id'] === id)!;
+    expect(consumer.links).toEqual([expect.objectContaining({ traceId: TRACE_ID, spanId: producer.spanId })]);
     await killAll();
     await expectCleanState(redis.url, prefix);
   });
