@@ -5,7 +5,8 @@
 import { node, tracing } from '@opentelemetry/sdk-node';
 import { trace } from '@opentelemetry/api';
 import { Queues } from '../../shared/store/queues';
-import { decodeJob, MAX_LINKS } from '../../shared/store/format/job';
+import { decodeJob, MAX_LINKS, routeOf } from '../../shared/store/format/job';
+import { expectCleanState } from '../helpers/check-state';
 import { SpanKind } from '../../shared/trace';
 import { uniquePrefix } from '../helpers/redis';
 import { asyncCall, suiteRedis } from '../helpers/store-calls';
@@ -110,5 +111,44 @@ describe('with an SDK', () => {
     expect(payload).not.toContain('"trace"');
     expect(payload).not.toContain('"links"');
     expect(decodeJob(1, payload)).toMatchObject({ id: plain.id, content: { n: 3 } });
+  });
+
+  test('a payload with a context and links stays whole through a retry, the dead list and its requeue, and a recovery', async () => {
+    const prefix = uniquePrefix('links-life');
+    const queues = new Queues(suite.redis, prefix);
+    const selection = { weights: [3, 1], strict: false, capacity: 1e9 };
+    await queues.enqueue(asyncCall('/k', 1, 'last', { key: 'k' }), ADMISSION);
+    const { id } = await queues.enqueue(asyncCall('/k', 1, 'last', { key: 'k' }, { n: 1 }), ADMISSION);
+    const stored = decodeJob(1, (await suite.redis.hget(`{${prefix}}:L1:last`, 'k'))!);
+    expect(stored.links).toHaveLength(1);
+    const same = (payload: string, attempt: number): void => {
+      const job = decodeJob(1, payload);
+      expect(job).toMatchObject({ id, attempt, key: 'k', content: { n: 1 }, trace: stored.trace, links: stored.links });
+      expect(routeOf(payload)).toMatchObject({ id, attempt, key: 'k', policy: 'last' });
+    };
+    const claimOne = async (leaseMs = 60_000): Promise<{ token: number; payload: string }> => {
+      await queues.promoteDue(0, 1000);
+      const claimed = await queues.claim(0, 'w1', 1, 1, selection, leaseMs);
+      if (claimed === 'lost' || claimed.runs.length !== 1) throw new Error(`nothing claimed: ${JSON.stringify(claimed)}`);
+      return claimed.runs[0];
+    };
+    expect(await queues.register('w1', 60_000)).toBe(true);
+    let run = await claimOne();
+    same(run.payload, 1);
+    expect(await queues.fail(0, 'w1', run.token, { retryDelayMs: 0 }, 100)).toBe('retry');
+    run = await claimOne();
+    same(run.payload, 2);
+    expect(await queues.fail(0, 'w1', run.token, { status: 500, error: 'boom' }, 100)).toBe('dead');
+    expect(await queues.requeueDead(id)).toBe('requeued');
+    run = await claimOne(1);
+    same(run.payload, 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The worker dies: its runs come back (recovery), the payload still whole.
+    expect(await queues.requeueWorker(0, 'w1', 'expired', 5, 100)).toBe(1);
+    expect(await queues.register('w1', 60_000)).toBe(true);
+    run = await claimOne();
+    same(run.payload, 2);
+    expect(await queues.finish(0, 'w1', [{ job: decodeJob(run.token, run.payload), outcome: 'done', status: 200 }])).toBe(1);
+    await expectCleanState(suite.server.url, prefix);
   });
 });
