@@ -116,7 +116,7 @@ describe('with an SDK', () => {
   test('a payload with a context and links stays whole through a retry, the dead list and its requeue, and a recovery', async () => {
     const prefix = uniquePrefix('links-life');
     const queues = new Queues(suite.redis, prefix);
-    const selection = { weights: [3, 1], strict: false, capacity: 1e9 };
+    const selection = { weights: [3, 1] as const, strict: false, capacity: 1e9 };
     await queues.enqueue(asyncCall('/k', 1, 'last', { key: 'k' }), ADMISSION);
     const { id } = await queues.enqueue(asyncCall('/k', 1, 'last', { key: 'k' }, { n: 1 }), ADMISSION);
     const stored = decodeJob(1, (await suite.redis.hget(`{${prefix}}:L1:last`, 'k'))!);
