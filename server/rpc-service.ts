@@ -6,7 +6,7 @@ import { noQueueConfigured, replyFor } from '../shared/call/errors';
 import { RunAbort } from '../shared/call/run-abort';
 import { parseParams, type CallRequest, type ParamsLimits } from '../shared/call/params';
 import { endServerSpan, startServerSpan } from '../shared/call/tracing';
-import { context, contextOf, trace, tracingOn, type Span } from '../shared/trace';
+import { callerContextOf, context, trace, tracingOn, type Span } from '../shared/trace';
 
 /** Puts an async call into the queues; answers 201/200/409/503 (docs/protocol.md, section 3). */
 export interface Enqueuer {
@@ -106,6 +106,6 @@ function methodOf(call: RpcCall): string {
 }
 
 function serverSpan(call: RpcCall, request: CallRequest, options: RpcServiceOptions): Span {
-  const caller = contextOf({ traceparent: call.header('traceparent'), tracestate: call.header('tracestate') });
+  const caller = callerContextOf((name) => call.header(name));
   return startServerSpan(caller, methodOf(call), request, options.app);
 }

@@ -5,6 +5,7 @@
 // section 10, lists each one).
 import {
   context,
+  createTraceState,
   propagation,
   ProxyTracerProvider,
   ROOT_CONTEXT,
@@ -15,6 +16,7 @@ import {
   type Context,
   type Link,
   type Span,
+  type SpanContext,
   type TextMapGetter,
 } from '@opentelemetry/api';
 
@@ -37,38 +39,57 @@ export function tracingOn(): boolean {
   return !(delegate instanceof NoProvider);
 }
 
-/** The W3C trace context of a job or a call: what travels in gRPC metadata and is stored with a job. */
+/**
+ * The W3C trace context stored with a job (`"trace"`, `"tracestate"` of its payload). Always this
+ * format, whatever propagator the process registered (OTEL_PROPAGATORS=b3 changes what the
+ * gateway reads from a caller, never what a payload holds): gateways and workers configured
+ * differently still read each other's jobs, and the scripts read it (carryLinks.lua).
+ */
 export interface TraceCarrier {
   traceparent?: string;
   tracestate?: string;
 }
 
-const carrierGetter: TextMapGetter<TraceCarrier> = {
-  keys: (carrier) => Object.keys(carrier),
-  get: (carrier, key) => (key === 'traceparent' ? carrier.traceparent : key === 'tracestate' ? carrier.tracestate : undefined),
-};
+/** The traceparent a job stores: version 00, lowercase hex, nothing after the flags. */
+const STORED_TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-/** The context a carrier names (the global propagator: W3C trace context by default); ROOT when it names none. */
+/** The context a stored carrier names; ROOT when it names none (or an invalid one). */
 export function contextOf(carrier: TraceCarrier | undefined): Context {
-  if (!carrier?.traceparent) return ROOT_CONTEXT;
-  return propagation.extract(ROOT_CONTEXT, carrier, carrierGetter);
+  const match = carrier?.traceparent ? STORED_TRACEPARENT.exec(carrier.traceparent) : null;
+  if (!match) return ROOT_CONTEXT;
+  const spanContext: SpanContext = { traceId: match[1], spanId: match[2], traceFlags: parseInt(match[3], 16), isRemote: true };
+  if (!trace.isSpanContextValid(spanContext)) return ROOT_CONTEXT;
+  if (carrier!.tracestate) spanContext.traceState = createTraceState(carrier!.tracestate);
+  return trace.setSpanContext(ROOT_CONTEXT, spanContext);
 }
 
-/** The carrier of a context's span, to store with a job; undefined when the context holds no span. */
+/**
+ * The caller's context from a call's headers (gRPC metadata), read by the registered propagator:
+ * `traceparent`/`tracestate` by default, `b3` or `uber-trace-id` when the process is set up so.
+ */
+export function callerContextOf(header: (name: string) => string | undefined): Context {
+  return propagation.extract(ROOT_CONTEXT, header, callGetter);
+}
+
+const callGetter: TextMapGetter<(name: string) => string | undefined> = {
+  keys: () => propagation.fields(),
+  get: (header, key) => header(key.toLowerCase()),
+};
+
+/** The carrier of a context's span, to store with a job; undefined when the context holds no valid span. */
 export function carrierOf(ctx: Context): TraceCarrier | undefined {
-  if (!trace.getSpan(ctx)) return undefined;
-  const carrier: Record<string, string> = {};
-  propagation.inject(ctx, carrier);
-  if (!carrier.traceparent) return undefined;
-  return carrier.tracestate ? { traceparent: carrier.traceparent, tracestate: carrier.tracestate } : { traceparent: carrier.traceparent };
+  const spanContext = trace.getSpan(ctx)?.spanContext();
+  if (!spanContext || !trace.isSpanContextValid(spanContext)) return undefined;
+  const flags = (spanContext.traceFlags & 0xff).toString(16).padStart(2, '0');
+  const traceparent = `00-${spanContext.traceId.toLowerCase()}-${spanContext.spanId.toLowerCase()}-${flags}`;
+  const tracestate = spanContext.traceState?.serialize();
+  return tracestate ? { traceparent, tracestate } : { traceparent };
 }
 
 /** A link to the span a carrier names; undefined when it names none (or an invalid one). */
 export function linkTo(carrier: TraceCarrier | undefined, attributes?: Attributes): Link | undefined {
-  const span = carrier?.traceparent ? trace.getSpan(contextOf(carrier)) : undefined;
-  if (!span) return undefined;
-  const spanContext = span.spanContext();
-  return trace.isSpanContextValid(spanContext) ? { context: spanContext, attributes } : undefined;
+  const spanContext = trace.getSpan(contextOf(carrier))?.spanContext();
+  return spanContext ? { context: spanContext, attributes } : undefined;
 }
 
 /** Records an error on a span as the conventions ask: an `exception` event and an ERROR status. */

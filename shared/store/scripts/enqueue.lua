@@ -4,7 +4,7 @@
 -- handed straight to that worker instead (see handOff below). A message with a delay waits in
 -- the delayed set, as a retry does, until it is due.
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed
--- USES: atStamp backlog carryLinks claimable count countDelayed forgetJob jsonString jsonStringEnd keepHashtable newToken paused redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
+-- USES: atStamp backlog carryLinks claimable count countDelayed forgetJob jobId jsonString jsonStringEnd keepHashtable newToken paused redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
 -- ARGV[1] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
 --         (unique by construction: such a job waiting in a list gets no index entry, below)
 -- ARGV[2] payload JSON (format/job.ts), its enqueue time written as "at":0 (stamped here): the
@@ -105,6 +105,20 @@ end
 
 local result, queued = CODE.queued, true
 local traced = ARGV[10] == '1'
+if traced and policy == 'last' and redis.call('HEXISTS', K['L' .. level .. ':last'], key) == 0 then
+  -- The key's newest message may wait in the delayed set (its delay, or a retry): this message
+  -- supersedes it too (promotion drops it as superseded), so it carries that one's context.
+  local newest = redis.call('HGET', K['L' .. level .. ':last:newest'], key)
+  local due = newest and string.match(redis.call('HGET', K.jobs, newest) or '', '^t(%d+)$')
+  if due then
+    for _, held in ipairs(redis.call('ZRANGEBYSCORE', K.delayed, due, due)) do
+      if jobId(held) == newest then
+        payload = carryLinks(payload, held)
+        break
+      end
+    end
+  end
+end
 if delayMs > 0 then
   -- Held like a retry; a waiting `last` message of its key is replaced by it (it is newer).
   if policy == 'last' then

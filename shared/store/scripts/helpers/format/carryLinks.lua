@@ -1,7 +1,8 @@
 -- USES:
--- A traced `last` message that supersedes a waiting one carries the superseded message's trace
--- context (and the contexts it carried) as "links", newest first, at most 8 (MAX_LINKS of
--- format/job.ts), so the run of the newest message is linked to every call it stands for.
+-- A traced `last` message that supersedes a waiting (or delayed) one carries the superseded
+-- message's trace context (and the contexts it carried) as "links", newest first, at most 8
+-- (MAX_LINKS of format/job.ts), so the run of the newest message is linked to every call it
+-- stands for.
 -- Both payloads are read only before their "method" field: the routing and trace fields,
 -- never the caller's content. Returns `payload` unchanged when `old` carries no context.
 local function carryLinks(payload, old)
