@@ -4,10 +4,8 @@
 // messages it superseded. Retries, burial, a lost lease and a passed deadline are events with
 // the error recorded; a 5xx message stays out unless the route exposed it.
 import { destinationOf } from '../shared/call/tracing';
+import { MAX_LINKS } from '../shared/store/format/job';
 import { contextOf, linkTo, recordFailure, ROOT_CONTEXT, SpanKind, SpanStatusCode, tracer, type Link, type Span, type TraceCarrier } from '../shared/trace';
-
-/** At most this many links to superseded messages (the scripts keep no more). */
-export const MAX_SUPERSEDED_LINKS = 8;
 
 export interface TracedRun {
   id: string;
@@ -20,8 +18,8 @@ export interface TracedRun {
   partition: number;
   /** The context stored with the job (absent when tracing was off at the gateway). */
   trace?: TraceCarrier;
-  /** Contexts of the `last` messages this one superseded, newest first. */
-  superseded?: string[];
+  /** Contexts of the `last` messages this one superseded, newest first (the payload's "links"). */
+  links?: string[];
 }
 
 export function startRunSpan(run: TracedRun, asChild: boolean, nowMs: number): Span {
@@ -29,7 +27,7 @@ export function startRunSpan(run: TracedRun, asChild: boolean, nowMs: number): S
   const links: Link[] = [];
   const creation = asChild ? undefined : linkTo(run.trace);
   if (creation) links.push(creation);
-  for (const traceparent of (run.superseded ?? []).slice(0, MAX_SUPERSEDED_LINKS)) {
+  for (const traceparent of (run.links ?? []).slice(0, MAX_LINKS)) {
     const link = linkTo({ traceparent }, { 'switchyard.link': 'superseded' });
     if (link) links.push(link);
   }
