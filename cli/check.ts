@@ -1,6 +1,7 @@
 // `switchyard check`: verifies every invariant of a deployment's stored state (the work is
 // shared/store/check/index.ts's); prints one line per problem and a summary, or JSON; exit 1 when a
 // problem is left, 0 when the state is clean (or every problem found was repaired).
+import { eachArg } from './args';
 import { envName, parseDuration } from './config';
 import { redactUrl } from '../shared/log';
 import { checkDeployment, formatReport } from '../shared/store/check';
@@ -50,30 +51,25 @@ function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): CheckFlags
     return Number(raw);
   };
   if (env[envName('partitions')]) flags.partitions = partitions(env[envName('partitions')]!, envName('partitions'));
-  for (let i = 0; i < argv.length; i++) {
-    const [name, inline] =
-      argv[i].startsWith('--') && argv[i].includes('=')
-        ? [argv[i].slice(0, argv[i].indexOf('=')), argv[i].slice(argv[i].indexOf('=') + 1)]
-        : [argv[i], undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new FlagError(`${name} needs a value`);
-      return v;
-    };
-    if (name === '--json') flags.json = true;
-    else if (name === '--repair') flags.repair = true;
-    else if (name === '--redis') flags.redis = value();
-    else if (name === '--prefix') flags.prefix = value();
-    else if (name === '--partitions') flags.partitions = partitions(value(), '--partitions');
-    else if (name === '--recovery-grace') {
-      const raw = value();
-      try {
-        flags.graceMs = parseDuration(raw);
-      } catch (err) {
-        throw new FlagError(`--recovery-grace must be ${(err as Error).message} (got ${JSON.stringify(raw)})`);
-      }
-    } else throw new FlagError(`unknown ${name.startsWith('--') ? 'flag' : 'argument'} ${name} (see switchyard check --help)`);
-  }
+  eachArg(
+    argv,
+    (name) => new FlagError(`${name} needs a value`),
+    (name, value) => {
+      if (name === '--json') flags.json = true;
+      else if (name === '--repair') flags.repair = true;
+      else if (name === '--redis') flags.redis = value();
+      else if (name === '--prefix') flags.prefix = value();
+      else if (name === '--partitions') flags.partitions = partitions(value(), '--partitions');
+      else if (name === '--recovery-grace') {
+        const raw = value();
+        try {
+          flags.graceMs = parseDuration(raw);
+        } catch (err) {
+          throw new FlagError(`--recovery-grace must be ${(err as Error).message} (got ${JSON.stringify(raw)})`);
+        }
+      } else throw new FlagError(`unknown ${name.startsWith('--') ? 'flag' : 'argument'} ${name} (see switchyard check --help)`);
+    },
+  );
   try {
     parseRedisUrl(flags.redis);
   } catch (err) {

@@ -5,6 +5,7 @@
 // MIGRATE of the slot's keys in batches, then CLUSTER SETSLOT NODE on every master. Meanwhile a
 // command for a key already moved is redirected (ASK), and a script over keys on both sides
 // answers TRYAGAIN, which the client retries: the deployment keeps running.
+import { eachArg } from './args';
 import { Cluster, type Redis } from 'ioredis';
 import { envName } from './config';
 import { redactUrl } from '../shared/log';
@@ -38,21 +39,16 @@ function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): MoveFlags 
   let slot: string | undefined;
   let to: string | undefined;
   let redis = env[envName('redis')] || 'redis://127.0.0.1:6379';
-  for (let i = 0; i < argv.length; i++) {
-    const [name, inline] =
-      argv[i].startsWith('--') && argv[i].includes('=')
-        ? [argv[i].slice(0, argv[i].indexOf('=')), argv[i].slice(argv[i].indexOf('=') + 1)]
-        : [argv[i], undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new ArgumentError(`${name} needs a value`);
-      return v;
-    };
-    if (name === '--to') to = value();
-    else if (name === '--redis') redis = value();
-    else if (!name.startsWith('-') && slot === undefined) slot = name;
-    else throw new ArgumentError(`unknown ${name.startsWith('--') ? 'flag' : 'argument'} ${name} (see switchyard move-slot --help)`);
-  }
+  eachArg(
+    argv,
+    (name) => new ArgumentError(`${name} needs a value`),
+    (name, value) => {
+      if (name === '--to') to = value();
+      else if (name === '--redis') redis = value();
+      else if (!name.startsWith('-') && slot === undefined) slot = name;
+      else throw new ArgumentError(`unknown ${name.startsWith('--') ? 'flag' : 'argument'} ${name} (see switchyard move-slot --help)`);
+    },
+  );
   if (slot === undefined) throw new ArgumentError('which slot? switchyard move-slot <slot> --to <host:port>');
   if (!/^\d{1,5}$/.test(slot) || Number(slot) > 16383) throw new ArgumentError(`the slot must be a whole number from 0 to 16383 (got ${JSON.stringify(slot)})`);
   if (to === undefined) throw new ArgumentError('--to <host:port> is needed: the master to move the slot to');
