@@ -35,6 +35,18 @@ export interface Keys {
   readonly paused: string;
   /** Finished jobs kept for lookup (--keep-done): id -> finished time (Redis ms). */
   readonly done: string;
+  /** A named group's queue of a level (`last`: its hash; see groupOrder, groupNewest). */
+  groupQueue(level: Level, group: string, policy: Policy): string;
+  groupOrder(level: Level, group: string): string;
+  groupNewest(level: Level, group: string): string;
+  /** The ring of a level: named groups with something in line -> their turn stamp (Redis µs). */
+  groupRing(level: Level): string;
+  /** group -> its runs in worker hashes now. */
+  readonly groupsRunning: string;
+  /** group -> `<concurrency>:<rate per second>` set by `switchyard group`. */
+  readonly groupsLimits: string;
+  /** group -> its rate limiter's theoretical arrival time (Redis ms). */
+  readonly groupsTat: string;
 }
 
 /**
@@ -76,6 +88,14 @@ export function keysFor(prefix: string, partition?: number, tag = partition === 
     jobs,
     paused,
     done,
+    // The scripts build a group's key names themselves from the tag (groupKey.lua), the same way.
+    groupQueue: (level, group, policy) => `${tag}:L${level}:g:${group}:${policy}`,
+    groupOrder: (level, group) => `${tag}:L${level}:g:${group}:last:order`,
+    groupNewest: (level, group) => `${tag}:L${level}:g:${group}:last:newest`,
+    groupRing: (level) => `${tag}:L${level}:groups`,
+    groupsRunning: `${tag}:groups:running`,
+    groupsLimits: `${tag}:groups:limits`,
+    groupsTat: `${tag}:groups:tat`,
   };
 }
 
@@ -119,6 +139,15 @@ export function keyNamed(keys: Keys, name: string, workerId?: string): string {
       return keys.idle(l!);
     case 'L2:active':
       return keys.l2Active;
+    case 'L1:groups':
+    case 'L2:groups':
+      return keys.groupRing(l!);
+    case 'groups:running':
+      return keys.groupsRunning;
+    case 'groups:limits':
+      return keys.groupsLimits;
+    case 'groups:tat':
+      return keys.groupsTat;
     case 'running':
     case 'stats':
     case 'dead':
