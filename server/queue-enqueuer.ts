@@ -91,16 +91,20 @@ export class QueueEnqueuer implements Enqueuer {
         this.noteFailure(`no connection to Redis within ${Math.max(0, Math.round(connectWaitMs))} ms`);
         return replyFor(notQueued('no connection to Redis'));
       }
+      const started = performance.now();
       try {
         result = await this.queues.enqueue(request, this.limits);
         break;
       } catch (err) {
+        const took = performance.now() - started;
         this.noteFailure((err as Error).message);
         const failure = enqueueFailure(err);
         // Never run (a connection that dropped just before the call, a master being replaced):
         // nothing is queued, so the call waits for the connection and goes again within its
-        // budget rather than answer "not queued" while Redis is a moment away.
-        if (failure.code !== 'QUEUE_NOT_QUEUED' || until - performance.now() < RETRY_PAUSE_MS) return replyFor(failure);
+        // budget rather than answer "not queued" while Redis is a moment away. Another try is
+        // made only when the pause and twice what this one took still fit: on a loaded machine a
+        // refusal's round trip is slow, and the answer must reach the caller before its deadline.
+        if (failure.code !== 'QUEUE_NOT_QUEUED' || until - performance.now() < RETRY_PAUSE_MS + 2 * took) return replyFor(failure);
         await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
       }
     }
