@@ -1,6 +1,7 @@
 // Every flag of every command, its default and its SWITCHYARD_* variable, in one table.
 // Parsed and validated once at start, then frozen; a bad value stops the process with one line.
 // The only defaults not written in the table are the derived ones, computed in derive().
+import { parseRate } from '../shared/groups';
 import { DISCARD_SHARE, RESERVE_SHARE } from '../shared/policy';
 import { parseRedisUrl } from '../shared/store/redis';
 import type { Level, Policy } from '../shared/levels';
@@ -8,7 +9,7 @@ import { LOG_LEVELS, redactUrl, type LogLevel } from '../shared/log';
 
 export type CommandName = 'gateway' | 'worker' | 'dev' | 'stats' | 'dead' | 'job' | 'queue' | 'pause' | 'resume' | 'delete' | 'dashboard';
 
-type Kind = 'string' | 'int' | 'duration' | 'bool' | 'weights' | 'size' | 'url' | 'level' | 'levels' | 'policy';
+type Kind = 'string' | 'int' | 'duration' | 'bool' | 'weights' | 'size' | 'url' | 'level' | 'levels' | 'policy' | 'rate';
 
 interface FlagSpec {
   kind: Kind;
@@ -111,6 +112,21 @@ export const FLAGS = {
   },
   weights: { kind: 'weights', field: 'weights', commands: WORKER, default: '3:1', help: 'level 1 : level 2 share of work while both wait' },
   strict: { kind: 'bool', field: 'strict', commands: WORKER, default: 'false', help: 'level 1 always first' },
+  'group-concurrency': {
+    kind: 'int',
+    field: 'groupConcurrency',
+    commands: WORKER,
+    default: '0',
+    min: 0,
+    help: 'runs of one group (queue_detail.group) at once, across all workers (0: no cap; `switchyard group` sets one group\'s)',
+  },
+  'group-rate': {
+    kind: 'rate',
+    field: 'groupRate',
+    commands: WORKER,
+    default: 'off',
+    help: 'runs of one group started per second, like 100/s or 30/m (off: no limit; `switchyard group` sets one group\'s)',
+  },
   concurrency: { kind: 'int', field: 'concurrency', commands: WORKER, default: '50', min: 1, max: 10000, help: 'jobs one worker runs at once' },
   reserve: {
     kind: 'int',
@@ -210,6 +226,9 @@ export interface Config {
   discardThreshold: number;
   weights: readonly [number, number];
   strict: boolean;
+  groupConcurrency: number;
+  /** Runs per second (0: no limit). */
+  groupRate: number;
   concurrency: number;
   reserve: number;
   leaseMs: number;
@@ -291,6 +310,8 @@ function parseValue(flag: FlagName, raw: string): unknown {
     case 'policy':
       if (!['execute', 'last', 'discard'].includes(raw)) throw new Error('execute, last or discard');
       return raw;
+    case 'rate':
+      return parseRate(raw);
     case 'weights': {
       const m = /^(\d+):(\d+)$/.exec(raw);
       if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error('two positive whole numbers like 3:1');

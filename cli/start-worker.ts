@@ -46,6 +46,8 @@ export async function startWorker(config: Config, app: LoadedApp, admin?: Starte
     reserve: config.reserve,
     weights: config.weights,
     strict: config.strict,
+    groupConcurrency: config.groupConcurrency,
+    groupRate: config.groupRate,
     capacity: config.capacity,
     leaseMs: config.leaseMs,
     attempts: config.attempts,

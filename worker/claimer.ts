@@ -111,7 +111,7 @@ export class Claimer implements Part {
       try {
         const claimed = await this.claimRound();
         if (claimed.started > 0 || this.stopping) continue;
-        await this.waitForWork(claimed.levels);
+        await this.waitForWork(claimed.levels, claimed.dueInMs);
       } catch {
         // Only the blocking wait gets here (each partition's errors are its own, recorded where they happen).
         if (this.stopping) break;
@@ -121,11 +121,12 @@ export class Claimer implements Part {
   }
 
   /** One claim per partition that answers, while slots are free; the runs are started as they come. */
-  private async claimRound(): Promise<{ started: number; levels: Level[] }> {
+  private async claimRound(): Promise<{ started: number; levels: Level[]; dueInMs: number }> {
     const { queues, keeper, runner, concurrency, reserve } = this.o;
     const n = queues.partitions;
     let started = 0;
     let workLeft = 0;
+    let dueInMs = 0;
     let levels = this.levelsWithRoom(concurrency - runner.running);
     for (let i = 0; i < n; i++) {
       const free = concurrency - runner.running;
@@ -154,12 +155,13 @@ export class Claimer implements Part {
       for (const run of claimed.runs) void runner.start(run, workerId);
       started += claimed.runs.length;
       workLeft |= claimed.workLeft;
+      if (claimed.dueInMs > 0 && (dueInMs === 0 || claimed.dueInMs < dueInMs)) dueInMs = claimed.dueInMs;
     }
     this.firstPartition = (this.firstPartition + 1) % n;
     this.claimDue = false;
     // Pass the baton: work left behind wakes another idle worker (with one partition the claim did).
     if (n > 1) for (const level of [1, 2] as const) if (workLeft & level) await queues.wakeIdle(level).catch(() => undefined);
-    return { started, levels };
+    return { started, levels, dueInMs };
   }
 
   private levelsWithRoom(free: number): Level[] {
@@ -279,7 +281,8 @@ export class Claimer implements Part {
   }
 
   /** Blocks until a job is handed to this worker (one partition), a wake marker appears, or a second passes. */
-  private async waitForWork(levels: Level[]): Promise<void> {
+  /** `dueInMs`: a group held back by its rate may run then (0: none is): the wait ends by then. */
+  private async waitForWork(levels: Level[], dueInMs = 0): Promise<void> {
     const { queues, runner, blocking, keeper } = this.o;
     if (levels.length === 0) {
       // Nothing this worker may take has room (a level-2 worker full): wait for a slot.
@@ -295,14 +298,16 @@ export class Claimer implements Part {
     // A wait whose connection hangs (its master stopped) is not answered for as long as that
     // lasts: claim again after a while anyway, without sending another wait behind it.
     let timer: NodeJS.Timeout | undefined;
-    const patience = new Promise((resolve) => (timer = setTimeout(resolve, IDLE_BLOCK_PATIENCE_MS)));
+    const patience = new Promise((resolve) => (timer = setTimeout(resolve, dueInMs > 0 ? Math.min(dueInMs, IDLE_BLOCK_PATIENCE_MS) : IDLE_BLOCK_PATIENCE_MS)));
     try {
       if (this.pendingWait) {
         await Promise.race([this.pendingWait, patience, this.stopRequested]);
         return;
       }
       const workerId = keeper.idIn(0);
-      const wait = queues.waitForWork(blocking, workerId, levels, IDLE_BLOCK_SECONDS);
+      // Redis takes a block timeout in fractions of a second (its clock ticks every 10 ms or so).
+      const blockSeconds = dueInMs > 0 ? Math.min(IDLE_BLOCK_SECONDS, Math.max(0.01, dueInMs / 1000)) : IDLE_BLOCK_SECONDS;
+      const wait = queues.waitForWork(blocking, workerId, levels, blockSeconds);
       const settled = wait.then(
         (handed) => {
           if (handed) void runner.start(handed, workerId);

@@ -25,6 +25,9 @@ export interface WorkerOptions {
   weights: readonly [number, number];
   strict: boolean;
   capacity: number;
+  /** Runs of one named group at once / per second (0: none): the claim's defaults for groups without their own. */
+  groupConcurrency?: number;
+  groupRate?: number;
   leaseMs: number;
   attempts: number;
   backoffMs: number;
@@ -79,7 +82,7 @@ export function createWorker(o: WorkerOptions): Worker {
     runner,
     concurrency: o.concurrency,
     reserve: o.reserve,
-    selection: { weights: o.weights, strict: o.strict, capacity: o.capacity },
+    selection: { weights: o.weights, strict: o.strict, capacity: o.capacity, groupConcurrency: o.groupConcurrency ?? 0, groupRate: o.groupRate ?? 0 },
     levels: o.levels,
     attempts: o.attempts,
     deadMax: o.deadMax,

@@ -2,6 +2,7 @@
 import { METHODS } from 'node:http';
 import { z } from 'zod';
 import { badParams } from './errors';
+import { GROUP_NAME, GROUP_NAME_RULE, isGroupName } from '../groups';
 import type { Level, Policy } from '../levels';
 
 export interface QueueDetail {
@@ -11,6 +12,8 @@ export interface QueueDetail {
   key: string;
   /** The caller's own job id: a retry with the same id answers the job already known (`duplicate`). */
   id?: string;
+  /** The tenant: groups of a level are served in turn, each within its cap and rate (docs/design.md, Tenants). */
+  group?: string;
   ttlMs?: number;
   /** This job's own --attempts and --backoff. */
   attempts?: number;
@@ -118,6 +121,7 @@ const schema = z.object({
           .string({ error: expected('a string') })
           .regex(JOB_ID_PATTERN, 'must be 1 to 100 letters, digits, "_" or "-"')
           .optional(),
+        group: z.string({ error: expected('a string') }).regex(GROUP_NAME, `must be ${GROUP_NAME_RULE}`).optional(),
         ttl: positiveSeconds(RANGES.ttl, '2592000 seconds (30 days)').optional(),
         attempts: z
           .number({ error: expected('a whole number of runs') })
@@ -235,6 +239,8 @@ export function isCommonShape(json: object): json is Params {
   if (key !== undefined && (typeof key !== 'string' || key.length < 1 || key.length > 1024)) return false;
   const id = q.id;
   if (id !== undefined && (typeof id !== 'string' || !JOB_ID_PATTERN.test(id))) return false;
+  const group = q.group;
+  if (group !== undefined && !isGroupName(group)) return false;
   const attempts = q.attempts;
   if (attempts !== undefined && (!Number.isSafeInteger(attempts) || !within(attempts, RANGES.attempts))) return false;
   return (
@@ -313,6 +319,7 @@ function finish(p: Params, text: string, limits: ParamsLimits): CallRequest {
     if (!q) throw badParams('queue_detail', 'required when reply is false');
     request.queue = { level: q.level, policy: q.limit_policy, key: q.key ?? `${method} ${p.url}` };
     if (q.id !== undefined) request.queue.id = q.id;
+    if (q.group !== undefined) request.queue.group = q.group;
     if (q.ttl !== undefined) request.queue.ttlMs = millis(q.ttl);
     if (q.attempts !== undefined) request.queue.attempts = q.attempts;
     if (q.backoff !== undefined) request.queue.backoffMs = millis(q.backoff);

@@ -149,13 +149,15 @@ export class Queues {
   }
 
   /**
-   * A `last` message by a hash of its key (one partition per key keeps coalescing and one run at
-   * a time); a message with the caller's own id by a hash of the id (a retry of the call meets
+   * A grouped message by a hash of its group (one partition per group keeps its cap and rate
+   * exact, and a `last` key's scope is its group); a `last` message by a hash of its key (one
+   * partition per key keeps coalescing and one run at a time); a message with the caller's own id by a hash of the id (a retry of the call meets
    * the first one there); others in turn.
    */
   partitionFor(call: CallRequest): number {
     if (this.partitions === 1) return 0;
     const q = call.queue!;
+    if (q.group !== undefined) return hashOf(`group:${q.group}`) % this.partitions;
     if (q.policy === 'last') return hashOf(`${q.level}:${q.key}`) % this.partitions;
     if (q.id !== undefined) return hashOf(`id:${q.id}`) % this.partitions;
     this.turn = (this.turn + 1) % this.partitions;

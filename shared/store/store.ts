@@ -26,6 +26,10 @@ export interface SelectionOptions {
   weights: readonly [number, number];
   strict: boolean;
   capacity: number;
+  /** Runs of one named group at once (--group-concurrency; 0 or absent: no cap). */
+  groupConcurrency?: number;
+  /** Runs of one named group per second (--group-rate; 0 or absent: no limit). */
+  groupRate?: number;
 }
 
 export interface Ack {
@@ -76,6 +80,8 @@ export interface Claimed {
   workLeft: number;
   /** How many of the acknowledgements sent along (ClaimSettles) Redis took: runs still in the worker's hash. */
   acknowledged: number;
+  /** Ms until a group held back by its rate may run (0: none is): the worker blocks no longer. */
+  dueInMs: number;
 }
 
 /** Finished runs sent along with a claim, settled by it first (finishJobs' work, in the same call). */
@@ -199,14 +205,16 @@ export class Store {
       LEVEL2_ON_BELOW,
       takesLevel1 ? '1' : '0',
       settles?.keepMs ?? 0,
+      selection.groupConcurrency ?? 0,
+      selection.groupRate ?? 0,
     ];
     if (settles) pushAcks(args, settles.acks);
     const reply = await runScript<Array<number | string> | number>(this.redis, 'claimJobs', this.keysOf('claimJobs', workerId), args);
     if (typeof reply === 'number') return replyOf('claimJobs', reply);
     const runs: DeliveredRun[] = [];
     const partition = this.partition ?? 0;
-    for (let i = 2; i < reply.length; i += 2) runs.push({ token: Number(reply[i]), payload: String(reply[i + 1]), partition });
-    return { runs, workLeft: Number(reply[0]), acknowledged: Number(reply[1]) };
+    for (let i = 3; i < reply.length; i += 2) runs.push({ token: Number(reply[i]), payload: String(reply[i + 1]), partition });
+    return { runs, workLeft: Number(reply[0]), acknowledged: Number(reply[1]), dueInMs: Number(reply[2]) };
   }
 
   /**

@@ -3,9 +3,10 @@
 // come first, always in this order, so the scripts read them without decoding the caller's
 // content (routeOf):
 //   {["attempt":N,]"id":"…","at":<ms>,"level":1|2[,"policy":"last"|"discard"][,"key":"…"]
-//    [,"ttl":<ms>][,"timeout":<ms>][,"attempts":N][,"backoff":<ms>]
+//    [,"group":"<g>"][,"ttl":<ms>][,"timeout":<ms>][,"attempts":N][,"backoff":<ms>]
 //    [,"trace":"<traceparent>"[,"tracestate":"…"]][,"links":["<traceparent>",…]],"method":"…","url":"…"
 //    [,"headers":{…}][,"content":…]}
+// "group" is the tenant (shared/groups.ts: plain ASCII, never escaped); absent: the default group.
 // "trace" is the PRODUCER span's context (written only while tracing is on at the gateway);
 // "links" the contexts of the `last` messages this one superseded, newest first, at most
 // MAX_LINKS (carried over by the enqueue script, helpers/format/carryLinks.lua).
@@ -28,6 +29,8 @@ export interface Job {
   level: Level;
   policy: Policy;
   key: string | null;
+  /** The tenant; null: the default group. */
+  group: string | null;
   url: string;
   method: string;
   headers: Record<string, string>;
@@ -79,6 +82,7 @@ export function encodeJob(id: string, call: CallRequest, trace?: TraceCarrier): 
   let json = `{"id":"${id}","at":0,"level":${q.level}`;
   if (q.policy !== 'execute') json += `,"policy":"${q.policy}"`;
   if (q.policy === 'last') json += `,"key":${JSON.stringify(q.key)}`;
+  if (q.group !== undefined) json += `,"group":"${q.group}"`;
   if (q.ttlMs !== undefined) json += `,"ttl":${q.ttlMs}`;
   if (call.timeoutMs !== undefined) json += `,"timeout":${call.timeoutMs}`;
   if (q.attempts !== undefined) json += `,"attempts":${q.attempts}`;
@@ -103,6 +107,7 @@ export function decodeJob(token: number, payload: string): Job {
     level: Level;
     policy?: Policy;
     key?: string;
+    group?: string;
     ttl?: number;
     timeout?: number;
     attempts?: number;
@@ -126,6 +131,7 @@ export function decodeJob(token: number, payload: string): Job {
     level: raw.level,
     policy: raw.policy ?? 'execute',
     key: raw.key ?? null,
+    group: typeof raw.group === 'string' ? raw.group : null,
     url: raw.url,
     method: raw.method,
     headers,
@@ -150,6 +156,7 @@ export interface CallSummary {
   level?: Level;
   policy?: Policy;
   key?: string;
+  group?: string;
   url?: string;
   method?: string;
   attempt: number;
@@ -160,12 +167,13 @@ export interface CallSummary {
 /** Reads a payload for display (lookup, the dashboard, `switchyard queue`); never throws. */
 export function readCall(payload: string): CallSummary {
   try {
-    const raw = JSON.parse(payload) as Partial<Record<'id' | 'key' | 'url' | 'method' | 'policy', string> & Record<'level' | 'attempt' | 'at', number>>;
+    const raw = JSON.parse(payload) as Partial<Record<'id' | 'key' | 'group' | 'url' | 'method' | 'policy', string> & Record<'level' | 'attempt' | 'at', number>>;
     return {
       ...(typeof raw.id === 'string' && { id: raw.id }),
       ...((raw.level === 1 || raw.level === 2) && { level: raw.level }),
       ...(typeof raw.policy === 'string' && { policy: raw.policy as Policy }),
       ...(typeof raw.key === 'string' && { key: raw.key }),
+      ...(typeof raw.group === 'string' && { group: raw.group }),
       ...(typeof raw.url === 'string' && { url: raw.url }),
       ...(typeof raw.method === 'string' && { method: raw.method }),
       attempt: typeof raw.attempt === 'number' ? raw.attempt : 1,
@@ -188,6 +196,8 @@ export interface Route {
   policy: Policy;
   /** `last` only: the coalescing key, as bytes (the scripts' decoding of the JSON string). */
   key?: string;
+  /** The tenant (its bytes as written: a group name is plain ASCII); absent: the default group. */
+  group?: string;
   attempt: number;
   ttl?: number;
   attempts?: number;
@@ -249,6 +259,7 @@ export function jsonStringEnd(s: string, i: number): number {
 const ATTEMPT = /^\{"attempt":(\d+),/;
 const HEAD = /^"id":"([A-Za-z0-9_-]+)","at":(\d+),"level":([12])/;
 const POLICY = /^,"policy":"([A-Za-z]+)"/;
+const GROUP = /^,"group":"([A-Za-z0-9_.:@/+=-]{1,64})"/;
 const TTL = /^,"ttl":(\d+)/;
 const TIMEOUT = /^,"timeout":\d+/;
 const ATTEMPTS = /^,"attempts":(\d+)/;
@@ -281,6 +292,11 @@ export function routeOf(payload: string): Route | null {
     if (key === null) return null;
     route.key = key;
     p = close + 1;
+  }
+  const group = GROUP.exec(payload.slice(p));
+  if (group) {
+    route.group = group[1];
+    p += group[0].length;
   }
   const ttl = TTL.exec(payload.slice(p));
   if (ttl) {

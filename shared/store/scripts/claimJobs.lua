@@ -6,8 +6,8 @@
 -- worker sends along (finishRuns: the same as finishJobs, under the same lease check and clock
 -- reading), then delivers what enqueue already handed to this worker (its inbox). A worker that
 -- gets nothing is about to block: it is registered idle, so enqueue can hand it the next job.
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused sched workers worker inbox idle:L1 idle:L2 done
--- USES: backlog claimable count finishRuns firstToken forgetJob forgetNewest jobId leaseHeld redisClock routeOf runningField setWhere wake whereRunning
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused sched workers worker inbox idle:L1 idle:L2 done L1:groups L2:groups groups:running groups:limits groups:tat
+-- USES: backlog claimable count finishRuns firstToken forgetJob forgetNewest groupKey jobId leaseHeld redisClock routeOf runningField setWhere wake whereRunning
 -- ARGV[1] worker id  ARGV[2] lease (ms)  ARGV[3] n  ARGV[4] most level-2 jobs allowed
 -- ARGV[5] weight L1  ARGV[6] weight L2  ARGV[7] strict ('1'|'0')  ARGV[8] level-2 capacity
 -- ARGV[9] how long an idle registration stays fresh (ms; longer than the worker's block timeout)
@@ -15,10 +15,13 @@
 -- ARGV[11] '1' when the worker takes level 1, '0' when it is dedicated to level 2 (its
 --          level-2 room is 0 when it does not take level 2)
 -- ARGV[12] keep finished jobs this long (ms; 0: not at all)
--- ARGV[13..] finished runs to acknowledge first, in groups of 6 as finishJobs takes them
+-- ARGV[13] runs of one group at once (0: no cap)  ARGV[14] runs of one group per second (0: no
+--          limit); a group's own limits in {p}:groups:limits win (docs/design.md, Tenants)
+-- ARGV[15..] finished runs to acknowledge first, in groups of 6 as finishJobs takes them
 -- Output: CODE.lost (-1) when the worker's lease has run out (nothing settled, nothing
 --         started); else { work left (1: level 1, 2: level 2, 3: both, 0: none), runs
---         acknowledged, token, payload, token, payload, … in the order they were chosen }
+--         acknowledged, ms until a group held back by its rate may run (0: none is),
+--         token, payload, token, payload, … in the order they were chosen }
 local worker, leaseMs, n, level2Room = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local weight = { tonumber(ARGV[5]), tonumber(ARGV[6]) }
 local strict = ARGV[7] == '1'
@@ -33,45 +36,176 @@ local open = { ARGV[11] ~= '0' and not isPaused[1], level2Room > 0 and not isPau
 if not leaseHeld(K.workers, worker, now) then return CODE.lost end
 redis.call('ZADD', K.workers, now + leaseMs, worker)
 -- Settled first: a `last` key released here can be claimed again in the same call.
-local acknowledged = finishRuns(13, now, tonumber(ARGV[12]))
+local acknowledged = finishRuns(15, now, tonumber(ARGV[12]))
 
-local state = redis.call('HMGET', K.sched, 'cw1', 'cw2', 'turn1', 'turn2')
+local state = redis.call('HMGET', K.sched, 'cw1', 'cw2', 'turn1', 'turn2', 'turn:L1', 'turn:L2')
 local credit = { tonumber(state[1]) or 0, tonumber(state[2]) or 0 }
 local turn = { tonumber(state[3]) or 0, tonumber(state[4]) or 0 }
 local before = { credit[1], credit[2], turn[1], turn[2] }
+-- The default group's turn stamp in each level's round of groups (compared with the ring's).
+local defaultStamp = { tonumber(state[5]) or 0, tonumber(state[6]) or 0 }
+local defaultServed = false
 -- The queues found empty in this call: nothing is pushed to them while it runs (the releases
 -- of the settles above came first), so each is asked once.
 local empty = { {}, {} }
 
--- Pops the next job of a level, the three queues taking turns; nil when the level has none.
-local function popLevel(level)
+-- Pops the next job of the default group's queues of a level (group nil), the three taking
+-- turns, or of a named group's, the three tried from `start` on; nil when it has none.
+local function popQueues(level, group, start)
+  local empty = group and {} or empty[level]
+  local from = group and start or turn[level]
   for i = 0, 2 do
-    local q = (turn[level] + i) % 3
-    if not empty[level][q] then
+    local q = (from + i) % 3
+    if not empty[q] then
       if q == 0 then
-        local payload = redis.call('RPOP', K['L' .. level .. ':execute'])
-        if payload then turn[level] = 1 return payload, nil end
+        local payload = redis.call('RPOP', group and groupKey(level, group, 'execute') or K['L' .. level .. ':execute'])
+        if payload then
+          if not group then turn[level] = 1 end
+          return payload, nil
+        end
       elseif q == 1 then
-        local key = redis.call('RPOP', K['L' .. level .. ':last:order'])
+        local order = group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order']
+        local hash = group and groupKey(level, group, 'last') or K['L' .. level .. ':last']
+        local key = redis.call('RPOP', order)
         while key do
-          if redis.call('HEXISTS', K.running, runningField(level, key)) == 0 then
-            local payload = redis.call('HGET', K['L' .. level .. ':last'], key)
+          if redis.call('HEXISTS', K.running, runningField(level, key, group)) == 0 then
+            local payload = redis.call('HGET', hash, key)
             if payload then
-              redis.call('HDEL', K['L' .. level .. ':last'], key)
-              turn[level] = 2
+              redis.call('HDEL', hash, key)
+              if not group then turn[level] = 2 end
               return payload, key
             end
           end -- a running key stays parked until its run ends (releaseKey)
-          key = redis.call('RPOP', K['L' .. level .. ':last:order'])
+          key = redis.call('RPOP', order)
         end
       else
-        local payload = redis.call('RPOP', K['L' .. level .. ':discard'])
-        if payload then turn[level] = 0 return payload, nil end
+        local payload = redis.call('RPOP', group and groupKey(level, group, 'discard') or K['L' .. level .. ':discard'])
+        if payload then
+          if not group then turn[level] = 0 end
+          return payload, nil
+        end
       end
-      empty[level][q] = true
+      empty[q] = true
     end
   end
   return nil
+end
+
+-- Tenants (docs/design.md): the named groups of a level with something in line wait in its
+-- ring, a sorted set scored by turn stamp; the default group's stamp is in sched. The lowest
+-- stamp is served next, one message per turn, and goes to the back (a stamp above every
+-- other: this claim's Redis µs, plus one per pick). A group at its cap or not yet due by its
+-- rate is passed over and keeps its place.
+local READ = 64 -- ring members read at a time
+local stamp = clockUs
+local ringEmpty = {} -- level -> the ring has no member (asked once per level)
+local round = {} -- level -> { list of candidates in turn order, whole ring read? }
+local passed = {} -- group -> passed over in this claim (its cap or its rate)
+local blocked = { false, false } -- level -> work was passed over, none taken
+local dueIn -- ms until the first group passed over for its rate may run
+local defaultCap, defaultRate = tonumber(ARGV[13]) or 0, tonumber(ARGV[14]) or 0
+local limited -- any limit may apply: a default flag, or an override stored
+local groups = {} -- group -> { cap, rate, running, tat } as read and charged in this claim
+
+local function limitsOf(g)
+  local st = groups[g]
+  if st then return st end
+  if limited == nil then limited = defaultCap > 0 or defaultRate > 0 or redis.call('EXISTS', K['groups:limits']) == 1 end
+  st = { cap = defaultCap, rate = defaultRate, running = 0, tat = 0 }
+  if limited then
+    local own = redis.call('HGET', K['groups:limits'], g)
+    if own then
+      local c, r = string.match(own, '^([%d.]*):([%d.]*)$')
+      if c and c ~= '' then st.cap = tonumber(c) end
+      if r and r ~= '' then st.rate = tonumber(r) end
+    end
+    if st.cap > 0 then st.running = tonumber(redis.call('HGET', K['groups:running'], g)) or 0 end
+    if st.rate > 0 then st.tat = tonumber(redis.call('HGET', K['groups:tat'], g)) or 0 end
+  end
+  groups[g] = st
+  return st
+end
+
+-- May group g run one more now? A group passed over for its rate sets dueIn.
+local function mayRun(g)
+  local st = limitsOf(g)
+  if st.cap > 0 and st.running >= st.cap then return false end
+  if st.rate > 0 and now < st.tat then
+    local wait = math.ceil(st.tat - now)
+    if not dueIn or wait < dueIn then dueIn = wait end
+    return false
+  end
+  return true
+end
+
+-- One run of group g starts: counted, and its limiter advanced (GCRA, interval 1000/rate ms;
+-- a late claim keeps the schedule for up to half an interval, so the rate holds on average).
+local function charge(g)
+  local st = limitsOf(g)
+  st.running = st.running + 1
+  redis.call('HINCRBY', K['groups:running'], g, 1)
+  if st.rate > 0 then
+    local interval = 1000 / st.rate
+    st.tat = math.max(st.tat, now - interval / 2) + interval
+    redis.call('HSET', K['groups:tat'], g, string.format('%.3f', st.tat))
+  end
+end
+
+-- The candidates of a level in turn order: the ring's first READ members not passed over, and
+-- the default group by its stamp unless its queues were found empty.
+local function readRound(level)
+  local raw = redis.call('ZRANGE', K['L' .. level .. ':groups'], 0, READ - 1, 'WITHSCORES')
+  local list = {}
+  local defaultAt = (empty[level][0] and empty[level][1] and empty[level][2]) and -1 or nil
+  for i = 1, #raw, 2 do
+    local s = tonumber(raw[i + 1])
+    if not defaultAt and defaultStamp[level] <= s then
+      list[#list + 1] = false
+      defaultAt = #list
+    end
+    if not passed[raw[i]] then list[#list + 1] = raw[i] end
+  end
+  if not defaultAt then list[#list + 1] = false end
+  round[level] = { list = list, whole = #raw < 2 * READ }
+end
+
+-- Pops the next job of a level by the round of its groups, with its group (nil: the default);
+-- nil when none can be taken now (the caller charges the group once the job is not expired).
+local function popLevel(level)
+  if ringEmpty[level] == nil then ringEmpty[level] = redis.call('ZCARD', K['L' .. level .. ':groups']) == 0 end
+  if ringEmpty[level] then return popQueues(level, nil) end
+  if not round[level] then readRound(level) end
+  while true do
+    local r = round[level]
+    if #r.list == 0 then
+      if r.whole then return nil end
+      readRound(level) -- the served went to the back, behind members not read yet
+      if #round[level].list == 0 then return nil end
+      r = round[level]
+    end
+    local g = table.remove(r.list, 1)
+    stamp = stamp + 1
+    if g == false then
+      local payload, key = popQueues(level, nil)
+      if payload then
+        defaultStamp[level], defaultServed = stamp, true
+        if r.whole then r.list[#r.list + 1] = false end
+        return payload, key
+      end
+    elseif not mayRun(g) then
+      passed[g] = true
+      blocked[level] = true
+    else
+      local payload, key = popQueues(level, g, stamp % 3)
+      if payload then
+        count(level, 'grouped', -1)
+        redis.call('ZADD', K['L' .. level .. ':groups'], stamp, g)
+        if r.whole then r.list[#r.list + 1] = g end
+        return payload, key, g
+      end
+      redis.call('ZREM', K['L' .. level .. ':groups'], g) -- nothing in line: it leaves the round
+    end
+  end
 end
 
 -- A message older than its ttl is dropped here, on Redis's clock. Only payloads that carry a
@@ -128,7 +262,7 @@ while #out < 2 * n and drops < 1000 do
   else
     break
   end
-  local payload, key = popLevel(level)
+  local payload, key, group = popLevel(level)
   if not payload then
     has[level] = false
     emptied[level] = true
@@ -140,7 +274,8 @@ while #out < 2 * n and drops < 1000 do
     nextToken = nextToken + 1
     held[#held + 1] = token
     held[#held + 1] = payload
-    if key then redis.call('HSET', K.running, runningField(level, key), token) end
+    if group then charge(group) end
+    if key then redis.call('HSET', K.running, runningField(level, key, group), token) end
     setWhere(jobId(payload), whereRunning(now, token, worker))
     if level == 2 then level2Taken = level2Taken + 1 end
     out[#out + 1] = token
@@ -169,12 +304,14 @@ end
 if credit[1] ~= before[1] or credit[2] ~= before[2] or turn[1] ~= before[3] or turn[2] ~= before[4] then
   redis.call('HSET', K.sched, 'cw1', credit[1], 'cw2', credit[2], 'turn1', turn[1], 'turn2', turn[2])
 end
+if defaultServed then redis.call('HSET', K.sched, 'turn:L1', defaultStamp[1], 'turn:L2', defaultStamp[2]) end
 if redis.call('GET', K['L2:active']) == '0' and backlog(2) < capacity * tonumber(ARGV[10]) then
   redis.call('SET', K['L2:active'], '1')
 end
 -- Pass the baton: work left over wakes another idle worker.
 local left = 0
--- (A level this call found empty stays empty: only a level it did not empty is asked.)
+-- (A level this call found empty stays empty: only a level it did not empty is asked. A level
+-- whose groups were all passed over counts as emptied: another worker could take no more.)
 if not isPaused[1] and not emptied[1] and claimable(1) then
   wake(1)
   left = 1
@@ -183,6 +320,7 @@ if not isPaused[2] and not emptied[2] and claimable(2) then
   wake(2)
   left = left + 2
 end
+table.insert(out, 1, dueIn or 0)
 table.insert(out, 1, acknowledged)
 table.insert(out, 1, left)
 return out

@@ -3,8 +3,8 @@
 -- When a worker is blocked idle and nothing of the message's level waits, the message is
 -- handed straight to that worker instead (see handOff below). A message with a delay waits in
 -- the delayed set, as a retry does, until it is due.
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed
--- USES: atStamp backlog carryLinks claimable count countDelayed forgetJob jobId jsonString jsonStringEnd keepHashtable newToken paused redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed L1:groups L2:groups
+-- USES: atStamp backlog carryLinks claimable count countDelayed forgetJob groupKey jobId joinRing jsonString jsonStringEnd keepHashtable newToken paused redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
 -- ARGV[1] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
 --         (unique by construction: such a job waiting in a list gets no index entry, below)
 -- ARGV[2] payload JSON (format/job.ts), its enqueue time written as "at":0 (stamped here): the
@@ -36,10 +36,20 @@ local named, afterPolicy = string.match(payload, '^,"policy":"(%a+)"()', afterLe
 if named then policy = named end
 if policy ~= 'execute' and policy ~= 'last' and policy ~= 'discard' then return redis.error_reply('ERR payload has an unknown "policy"') end
 local key
+local afterKey = afterPolicy or afterLevel
 if policy == 'last' then
   local close = string.sub(payload, afterPolicy, afterPolicy + 6) == ',"key":' and jsonStringEnd(payload, afterPolicy + 7)
   key = close and jsonString(payload, afterPolicy + 7, close)
   if not key then return redis.error_reply('ERR payload has no readable "key" after "policy":"last"') end
+  afterKey = close + 1
+end
+-- A named group's message waits in the group's own queues (docs/design.md, Tenants).
+local group = string.match(payload, '^,"group":"([%w_.:@/+=-]+)"', afterKey)
+local lastHash, lastOrder, lastNewest
+if policy == 'last' then
+  lastHash = group and groupKey(level, group, 'last') or K['L' .. level .. ':last']
+  lastOrder = group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order']
+  lastNewest = group and groupKey(level, group, 'last:newest') or K['L' .. level .. ':last:newest']
 end
 
 -- A caller's id still known (the call sent again: a retry after an unknown outcome) queues
@@ -65,7 +75,8 @@ payload = string.sub(payload, 1, atEnd - 1) .. atStamp(now) .. string.sub(payloa
 local handOffMode = ARGV[8] == 'handoff'
 local idleWaiting = false
 local function handOff(runningKey)
-  if delayMs > 0 then return false end
+  -- A grouped message always goes through a claim, which applies its group's cap and rate.
+  if delayMs > 0 or group then return false end
   -- Under load no worker is idle: that is looked at first, the pause only when one is.
   local candidates = redis.call('ZRANGEBYSCORE', K['idle:L' .. level], now, '+inf', 'LIMIT', 0, 1)
   if #candidates == 0 or paused(level) then return false end
@@ -105,10 +116,10 @@ end
 
 local result, queued = CODE.queued, true
 local traced = ARGV[10] == '1'
-if traced and policy == 'last' and redis.call('HEXISTS', K['L' .. level .. ':last'], key) == 0 then
+if traced and policy == 'last' and redis.call('HEXISTS', lastHash, key) == 0 then
   -- The key's newest message may wait in the delayed set (its delay, or a retry): this message
   -- supersedes it too (promotion drops it as superseded), so it carries that one's context.
-  local newest = redis.call('HGET', K['L' .. level .. ':last:newest'], key)
+  local newest = redis.call('HGET', lastNewest, key)
   local due = newest and string.match(redis.call('HGET', K.jobs, newest) or '', '^t(%d+)$')
   if due then
     for _, held in ipairs(redis.call('ZRANGEBYSCORE', K.delayed, due, due)) do
@@ -122,41 +133,45 @@ end
 if delayMs > 0 then
   -- Held like a retry; a waiting `last` message of its key is replaced by it (it is newer).
   if policy == 'last' then
-    local hash = K['L' .. level .. ':last']
-    if redis.call('HEXISTS', hash, key) == 1 then
-      if traced then payload = carryLinks(payload, redis.call('HGET', hash, key)) end
-      forgetJob(redis.call('HGET', K['L' .. level .. ':last:newest'], key))
-      redis.call('HDEL', hash, key)
-      redis.call('LREM', K['L' .. level .. ':last:order'], 1, key)
+    if redis.call('HEXISTS', lastHash, key) == 1 then
+      if traced then payload = carryLinks(payload, redis.call('HGET', lastHash, key)) end
+      forgetJob(redis.call('HGET', lastNewest, key))
+      redis.call('HDEL', lastHash, key)
+      redis.call('LREM', lastOrder, 1, key)
+      if group then count(level, 'grouped', -1) end
       result = CODE.replaced
     end
-    redis.call('HSET', K['L' .. level .. ':last:newest'], key, id)
+    redis.call('HSET', lastNewest, key, id)
   end
   redis.call('ZADD', K.delayed, now + delayMs, payload)
   countDelayed(level, 1)
   setWhere(id, whereDue(now + delayMs))
   queued = false
 elseif policy == 'last' then
-  local hash = K['L' .. level .. ':last']
-  if redis.call('HEXISTS', hash, key) == 1 then
+  if redis.call('HEXISTS', lastHash, key) == 1 then
     -- The message waiting for this key is its newest so far: it is overwritten, and forgotten.
-    if traced then payload = carryLinks(payload, redis.call('HGET', hash, key)) end
-    forgetJob(redis.call('HGET', K['L' .. level .. ':last:newest'], key))
-    redis.call('HSET', K['L' .. level .. ':last:newest'], key, id)
-    redis.call('HSET', hash, key, payload)
-    setWhere(id, whereWaiting(level, policy, key))
+    if traced then payload = carryLinks(payload, redis.call('HGET', lastHash, key)) end
+    forgetJob(redis.call('HGET', lastNewest, key))
+    redis.call('HSET', lastNewest, key, id)
+    redis.call('HSET', lastHash, key, payload)
+    setWhere(id, whereWaiting(level, policy, key, group))
     result = CODE.replaced -- keeps the key's place in line
-  elseif redis.call('HEXISTS', K.running, runningField(level, key)) == 1 then
-    redis.call('HSET', K['L' .. level .. ':last:newest'], key, id)
-    redis.call('HSET', hash, key, payload) -- the key is running; its release puts it in line
-    setWhere(id, whereWaiting(level, policy, key))
+  elseif redis.call('HEXISTS', K.running, runningField(level, key, group)) == 1 then
+    redis.call('HSET', lastNewest, key, id)
+    redis.call('HSET', lastHash, key, payload) -- the key is running; its release puts it in line
+    if group then count(level, 'grouped') end
+    setWhere(id, whereWaiting(level, policy, key, group))
     queued = false
   else
-    redis.call('HSET', K['L' .. level .. ':last:newest'], key, id)
+    redis.call('HSET', lastNewest, key, id)
     if not handOff(key) then
-      redis.call('HSET', hash, key, payload)
-      redis.call('LPUSH', K['L' .. level .. ':last:order'], key)
-      setWhere(id, whereWaiting(level, policy, key))
+      redis.call('HSET', lastHash, key, payload)
+      redis.call('LPUSH', lastOrder, key)
+      if group then
+        count(level, 'grouped')
+        joinRing(level, group)
+      end
+      setWhere(id, whereWaiting(level, policy, key, group))
     else
       queued = false
     end
@@ -164,13 +179,23 @@ elseif policy == 'last' then
 elseif handOff(nil) then
   queued = false
 else
+  local list
+  if group then
+    list = groupKey(level, group, policy)
+  else
+    list = (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute'])
+  end
   -- The first message of an empty list also sees that the lookup index is a hashtable (once
   -- set, a no-op): the runs its claims will write are then fast from the start.
-  if redis.call('LPUSH', (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute']), payload) == 1 then keepHashtable() end
+  if redis.call('LPUSH', list, payload) == 1 then
+    keepHashtable()
+    if group then joinRing(level, group) end
+  end
+  if group then count(level, 'grouped') end
   -- A message waiting in a list is found by reading the lists (lookupJob, deleteJob): only a
   -- caller's id needs its entry, for the `duplicate` check above. The gateway's ids are unique,
   -- and an index entry would cost more memory than the rest of the job's place in the list.
-  if ARGV[1] == '1' then setWhere(id, whereWaiting(level, policy)) end
+  if ARGV[1] == '1' then setWhere(id, whereWaiting(level, policy, nil, group)) end
 end
 
 if result == CODE.queued then

@@ -1,8 +1,8 @@
 #!lua flags=allow-oom
 -- Settles a run that failed: schedules the job's retry, or buries it in the dead-letter list.
 -- The retry payload and the dead-letter entry are written here, from the stored payload.
--- KEYS: L1:last L1:last:order L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs workers worker delayed dead
--- USES: attemptOf bury buryUnreadable count countDelayed deadEntry forgetJob isNewest leaseHeld redisNowMs releaseKey routeOf setAttempt setWhere whereDue
+-- KEYS: L1:last L1:last:order L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs workers worker delayed dead L1:groups L2:groups groups:running
+-- USES: attemptOf bury buryUnreadable count countDelayed deadEntry forgetJob groupRunEnded isNewest leaseHeld redisNowMs releaseKey routeOf setAttempt setWhere whereDue
 -- ARGV[1] worker id  ARGV[2] run token  ARGV[3] retry|dead  ARGV[4] retry delay (ms)
 -- ARGV[5] status of the failed run ('' when none)  ARGV[6] error text  ARGV[7] dead-letter cap
 -- Output: a code of replies.ts: lost (the lease has run out: nothing done), gone (not this
@@ -14,12 +14,13 @@ if not leaseHeld(K.workers, worker, now) then return CODE.lost end
 local payload = redis.call('HGET', K.worker, token)
 if not payload then return CODE.gone end
 redis.call('HDEL', K.worker, token)
+groupRunEnded(payload)
 local route = routeOf(payload)
 if not route then
   buryUnreadable(K.dead, payload, now, tonumber(ARGV[7]), token)
   return CODE.dead
 end
-if route.policy == 'last' then releaseKey(route.level, route.key, token) end
+if route.policy == 'last' then releaseKey(route.level, route.key, token, route.group) end
 
 if action == 'retry' then
   if not isNewest(route) then

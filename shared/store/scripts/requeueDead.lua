@@ -3,7 +3,7 @@
 -- them, oldest first. A `last` job is requeued only while it is still its key's
 -- newest accepted message: a newer one, waiting, running or already finished, wins.
 -- Entries that cannot be read stay in the list.
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs dead
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs dead L1:groups L2:groups
 -- USES: count deadPayloadOf forgetJob forgetNewest requeue routeOf setAttempt
 -- ARGV[1] 'all' or 'one'   ARGV[2] the job id (one): an id is never a pattern, '*' included
 -- Output: for all, the number of jobs requeued; for one id, a code of replies.ts: requeued,

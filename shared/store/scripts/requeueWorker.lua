@@ -11,8 +11,8 @@
 -- Each run leaves the hash as it is handed back, so a pass that stopped half-way can be run
 -- again without handing anything back twice; a payload that cannot be routed goes to the dead
 -- list rather than stopping the pass.
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs workers worker inbox idle:L1 idle:L2 dead
--- USES: attemptOf bury buryUnreadable count deadEntry leaseHeld redisNowMs releaseKey requeue routeOf setAttempt
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs workers worker inbox idle:L1 idle:L2 dead L1:groups L2:groups groups:running
+-- USES: attemptOf bury buryUnreadable count deadEntry groupRunEnded leaseHeld redisNowMs releaseKey requeue routeOf setAttempt
 -- ARGV[1] worker id  ARGV[2] expired|shutdown|orphans  ARGV[3] attempts allowed (unless the job
 -- carries its own)  ARGV[4] dead-letter cap
 -- ARGV[5..] run tokens the worker holds (orphans)
@@ -28,12 +28,13 @@ local handedBack = 0
 
 local function handBack(token, payload)
   redis.call('HDEL', K.worker, token)
+  groupRunEnded(payload)
   local route = routeOf(payload)
   if not route then
     buryUnreadable(K.dead, payload, now, deadMax, token)
     return
   end
-  if route.policy == 'last' then releaseKey(route.level, route.key, token) end
+  if route.policy == 'last' then releaseKey(route.level, route.key, token, route.group) end
   local attempt = attemptOf(payload)
   -- The job's own attempts (queue_detail.attempts) win over the worker's --attempts.
   if expired and attempt >= (route.attempts or attempts) then

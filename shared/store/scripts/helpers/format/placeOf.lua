@@ -1,6 +1,6 @@
 -- USES:
 -- The lookup index entry ({p}:jobs, job id -> where the job is now), one short string per job:
---   wL<level>:<policy>[\n<key>]   waiting in that queue (a `last` message with its key)
+--   wL<level>:<policy>[@<group>][\n<key>]   waiting in that queue, or that group's (a `last` message with its key)
 --   r<since>:<token>:<worker>     running, claimed at <since> (Redis ms), as run <token>
 --   t<due>                        waiting for its retry (or its delay) until <due> (Redis ms)
 --   x                             in the dead list
@@ -13,12 +13,14 @@ local function placeOf(where)
   if kind == 'w' then
     local level, policy, rest = string.match(where, '^wL([12]):(%a+)()')
     if not level then return nil end
+    local group, after = string.match(where, '^@([%w_.:@/+=-]+)()', rest)
+    if group then rest = after end
     if policy == 'last' then
       if string.sub(where, rest, rest) ~= '\n' then return nil end
-      return { kind = 'waiting', level = tonumber(level), policy = policy, key = string.sub(where, rest + 1) }
+      return { kind = 'waiting', level = tonumber(level), policy = policy, key = string.sub(where, rest + 1), group = group }
     end
     if rest <= #where or (policy ~= 'execute' and policy ~= 'discard') then return nil end
-    return { kind = 'waiting', level = tonumber(level), policy = policy }
+    return { kind = 'waiting', level = tonumber(level), policy = policy, group = group }
   elseif kind == 'r' then
     local since, token, worker = string.match(where, '^r(%d+):(%d+):(.+)$')
     if not since then return nil end

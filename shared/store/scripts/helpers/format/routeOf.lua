@@ -1,8 +1,8 @@
 -- USES: atMs jsonString jsonStringEnd
 -- The routing fields of a payload, read from its fixed prefix:
---   {["attempt":N,]"id":"<id>","at":<stored ms, see atMs>,"level":<1|2>[,"policy":"<p>"][,"key":"<k>"][,"ttl":<ms>],...
+--   {["attempt":N,]"id":"<id>","at":<stored ms, see atMs>,"level":<1|2>[,"policy":"<p>"][,"key":"<k>"][,"group":"<g>"][,"ttl":<ms>],...
 --    [,"timeout":<ms>][,"attempts":N],...
--- Returns {id, at (Unix ms), level, policy, key, ttl, attempts}, or nil for a payload that is not of this form.
+-- Returns {id, at (Unix ms), level, policy, key, group, ttl, attempts}, or nil for a payload that is not of this form.
 local function routeOf(payload)
   local i = string.match(payload, '^{"attempt":%d+,()') or 2
   local id, at, level, p = string.match(payload, '^"id":"([%w_-]+)","at":(%d+),"level":([12])()', i)
@@ -21,6 +21,8 @@ local function routeOf(payload)
     if not route.key then return nil end
     p = close + 1
   end
+  local group, g = string.match(payload, '^,"group":"([%w_.:@/+=-]+)"()', p)
+  if group then route.group, p = group, g end
   local ttl, q = string.match(payload, '^,"ttl":(%d+)()', p)
   if ttl then route.ttl, p = tonumber(ttl), q end
   local _, r = string.match(payload, '^,"timeout":(%d+)()', p)

@@ -1,5 +1,7 @@
--- USES:
--- Is this message still the newest accepted for its `last` key? (Always true for other policies.)
+-- USES: groupKey
+-- Is this message still the newest accepted for its `last` key (in its group)? (Always true for other policies.)
 local function isNewest(route)
-  return route.policy ~= 'last' or redis.call('HGET', K['L' .. route.level .. ':last:newest'], route.key) == route.id
+  if route.policy ~= 'last' then return true end
+  local newest = route.group and groupKey(route.level, route.group, 'last:newest') or K['L' .. route.level .. ':last:newest']
+  return redis.call('HGET', newest, route.key) == route.id
 end

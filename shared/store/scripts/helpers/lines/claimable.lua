@@ -1,5 +1,7 @@
 -- USES:
+-- Whether a level has anything in line: its own queues, or a named group in its ring (whose
+-- cap or rate may still hold it back: the claim tells).
 local function claimable(level)
   return redis.call('LLEN', K['L' .. level .. ':execute']) > 0 or redis.call('LLEN', K['L' .. level .. ':last:order']) > 0
-    or redis.call('LLEN', K['L' .. level .. ':discard']) > 0
+    or redis.call('LLEN', K['L' .. level .. ':discard']) > 0 or redis.call('ZCARD', K['L' .. level .. ':groups']) > 0
 end

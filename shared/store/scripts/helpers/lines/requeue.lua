@@ -1,24 +1,36 @@
--- USES: count forgetJob isNewest runningField setWhere wake whereWaiting
--- Puts a job back in line: at the front for a job that already had its turn (crash, shutdown),
--- at the back for a retry. A `last` job that is no longer its key's newest message, or whose
--- key is waiting or running, is dropped instead: the newest message wins. True when queued.
+-- USES: count forgetJob groupKey isNewest joinRing runningField setWhere wake whereWaiting
+-- Puts a job back in line (its level's, or its group's): at the front for a job that already
+-- had its turn (crash, shutdown), at the back for a retry. A `last` job that is no longer its
+-- key's newest message, or whose key is waiting or running, is dropped instead: the newest
+-- message wins. True when queued.
 local function requeue(payload, route, front)
-  local level = route.level
+  local level, group = route.level, route.group
   if route.policy == 'last' then
     local key = route.key
-    if not isNewest(route) or redis.call('HEXISTS', K['L' .. level .. ':last'], key) == 1
-      or redis.call('HEXISTS', K.running, runningField(level, key)) == 1 then
+    local hash = group and groupKey(level, group, 'last') or K['L' .. level .. ':last']
+    if not isNewest(route) or redis.call('HEXISTS', hash, key) == 1
+      or redis.call('HEXISTS', K.running, runningField(level, key, group)) == 1 then
       count(level, 'superseded')
       forgetJob(route.id)
       return false
     end
-    redis.call('HSET', K['L' .. level .. ':last'], key, payload)
-    if front then redis.call('RPUSH', K['L' .. level .. ':last:order'], key) else redis.call('LPUSH', K['L' .. level .. ':last:order'], key) end
+    redis.call('HSET', hash, key, payload)
+    local order = group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order']
+    if front then redis.call('RPUSH', order, key) else redis.call('LPUSH', order, key) end
   else
-    local list = (route.policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute'])
+    local list
+    if group then
+      list = groupKey(level, group, route.policy)
+    else
+      list = (route.policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute'])
+    end
     if front then redis.call('RPUSH', list, payload) else redis.call('LPUSH', list, payload) end
   end
-  setWhere(route.id, whereWaiting(level, route.policy, route.key))
+  if group then
+    count(level, 'grouped')
+    joinRing(level, group)
+  end
+  setWhere(route.id, whereWaiting(level, route.policy, route.key, group))
   wake(level)
   return true
 end

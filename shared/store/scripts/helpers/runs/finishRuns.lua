@@ -1,4 +1,4 @@
--- USES: attemptOf count forgetJob forgetNewest jsonString jsonStringEnd releaseByToken releaseKey setWhere whereDone
+-- USES: attemptOf count forgetJob forgetNewest groupOf groupRunEnded jsonString jsonStringEnd releaseByToken releaseKey setWhere whereDone
 -- Acknowledges finished runs of the calling worker (its hash K.worker), given in ARGV from index
 -- `from` on, in groups of 6: run token, job id, level, coalescing key ('' unless `last`),
 -- outcome (done|dropped), status of the answer. Each run leaves the worker's hash, its outcome
@@ -21,6 +21,9 @@ local function finishRuns(from, now, keepMs)
     redis.call('ZADD', K.done, now, id)
   end
 
+  -- A grouped run is counted in {p}:groups:running while it lives: with none counted, no payload
+  -- is read for its group (a deployment without groups pays one EXISTS per call).
+  local grouped = redis.call('EXISTS', K['groups:running']) == 1
   local acknowledged = 0
   local tally = {} -- level -> outcome -> runs: one HINCRBY per outcome
   local taken = {}
@@ -47,14 +50,16 @@ local function finishRuns(from, now, keepMs)
         acknowledged = acknowledged + 1
         tally[level] = tally[level] or {}
         tally[level][outcome] = (tally[level][outcome] or 0) + 1
+        local group = grouped and groupOf(payload) or nil
+        if group then groupRunEnded(payload) end
         if key ~= '' then
           -- The key comes from the worker's decoding of the payload; should its bytes differ from
           -- the payload's, the run's key is still found (by its token), never held for good.
-          if not releaseKey(level, key, token) then
+          if not releaseKey(level, key, token, group) then
             local heldLevel, heldKey = releaseByToken(token)
             if heldKey then key = heldKey end
           end
-          forgetNewest({ policy = 'last', level = level, key = key, id = id })
+          forgetNewest({ policy = 'last', level = level, key = key, id = id, group = group })
         end
         if keepMs > 0 then finished(id, payload, ARGV[i + 5]) else forgetJob(id) end
       end

@@ -1,0 +1,145 @@
+// Tenants in the store's scripts (docs/design.md, "Tenants"): groups of a level served in
+// turn, FIFO inside a group; a cap on a group's live runs and a rate on its starts, both
+// applied in the claim's step; run ends counting down, recovery too; `last` inside a group.
+import Redis from 'ioredis';
+import { decodeJob, type Job } from '../../shared/store/format/job';
+import { keysFor } from '../../shared/store/keys';
+import { Store, type SelectionOptions } from '../../shared/store/store';
+import { uniquePrefix } from '../helpers/redis';
+import { asyncCall, suiteRedis } from '../helpers/store-calls';
+
+const LEASE = 60_000;
+const suite = suiteRedis();
+let redis: Redis;
+beforeAll(() => ({ redis } = suite));
+
+const admission = { capacity: 100_000, discardThreshold: 100_000 };
+const selection = (extra: Partial<SelectionOptions> = {}): SelectionOptions => ({ weights: [3, 1], strict: false, capacity: 100_000, ...extra });
+
+async function fresh(name: string): Promise<{ store: Store; prefix: string }> {
+  const prefix = uniquePrefix(name);
+  const store = new Store(redis, prefix);
+  await store.register('w', LEASE);
+  return { store, prefix };
+}
+
+async function send(store: Store, url: string, group?: string, policy: 'execute' | 'last' | 'discard' = 'execute', detail: Record<string, unknown> = {}) {
+  return store.enqueue(asyncCall(url, 1, policy, { ...(group !== undefined && { group }), ...detail }), admission);
+}
+
+async function claim(store: Store, n: number, sel = selection(), worker = 'w', lease = LEASE): Promise<Array<Job & { payload: string }>> {
+  const claimed = await store.claim(worker, n, n, sel, lease);
+  if (claimed === 'lost') throw new Error('lease lost');
+  return claimed.runs.map((r) => ({ ...decodeJob(r.token, r.payload), payload: r.payload }));
+}
+
+const done = (job: Job) => ({ job, outcome: 'done' as const, status: 200 });
+
+test('groups of a level are served in turn, one message each, FIFO inside a group; the default group takes its turn too', async () => {
+  const { store } = await fresh('groups-turn');
+  for (let i = 0; i < 4; i++) await send(store, `/a${i}`, 'a');
+  for (let i = 0; i < 2; i++) await send(store, `/b${i}`, 'b');
+  for (let i = 0; i < 2; i++) await send(store, `/d${i}`);
+  const order: string[] = [];
+  for (;;) {
+    const [job] = await claim(store, 1);
+    if (!job) break;
+    order.push(job.url);
+  }
+  // a joined first, then b; the default group's stamp starts at 0, so it is served first.
+  expect(order).toEqual(['/d0', '/a0', '/b0', '/d1', '/a1', '/b1', '/a2', '/a3']);
+  // Within one claim of many, the same turns.
+  for (let i = 0; i < 3; i++) await send(store, `/x${i}`, 'x');
+  for (let i = 0; i < 3; i++) await send(store, `/y${i}`, 'y');
+  expect((await claim(store, 6)).map((j) => j.url)).toEqual(['/x0', '/y0', '/x1', '/y1', '/x2', '/y2']);
+});
+
+test('a group past its cap is passed over and keeps its place; a finished run frees the place', async () => {
+  const { store, prefix } = await fresh('groups-cap');
+  for (let i = 0; i < 5; i++) await send(store, `/a${i}`, 'a');
+  for (let i = 0; i < 5; i++) await send(store, `/b${i}`, 'b');
+  const first = await claim(store, 10, selection({ groupConcurrency: 2 }));
+  expect(first.map((j) => j.url)).toEqual(['/a0', '/b0', '/a1', '/b1']);
+  expect(await redis.hgetall(keysFor(prefix).groupsRunning)).toEqual({ a: '2', b: '2' });
+  // Nothing more while both are at their cap; the claim does not hand the turn away.
+  expect(await claim(store, 10, selection({ groupConcurrency: 2 }))).toEqual([]);
+  await store.finish('w', [done(first[0])]);
+  expect(await redis.hget(keysFor(prefix).groupsRunning, 'a')).toBe('1');
+  expect((await claim(store, 10, selection({ groupConcurrency: 2 }))).map((j) => j.url)).toEqual(['/a2']);
+  // A group's own limit (switchyard group) wins over the flag.
+  await redis.hset(keysFor(prefix).groupsLimits, 'b', '3:');
+  expect((await claim(store, 10, selection({ groupConcurrency: 2 }))).map((j) => j.url)).toEqual(['/b2']);
+});
+
+test("recovery of a dead worker's runs frees its groups' places", async () => {
+  const { store, prefix } = await fresh('groups-recover');
+  await store.register('dead', 50);
+  for (let i = 0; i < 3; i++) await send(store, `/a${i}`, 'a');
+  const taken = await claim(store, 3, selection({ groupConcurrency: 2 }), 'dead', 50);
+  expect(taken.map((j) => j.url)).toEqual(['/a0', '/a1']);
+  expect(await claim(store, 3, selection({ groupConcurrency: 2 }))).toEqual([]);
+  await new Promise((r) => setTimeout(r, 120));
+  expect(await store.requeueWorker('dead', 'expired', 5, 100)).toBe(2);
+  expect(await redis.hget(keysFor(prefix).groupsRunning, 'a')).toBeNull();
+  // Back at the front of the group, in their order.
+  expect((await claim(store, 3, selection({ groupConcurrency: 2 }))).map((j) => j.url)).toEqual(['/a0', '/a1']);
+});
+
+test('a failed run counts down and its retry waits in the group', async () => {
+  const { store, prefix } = await fresh('groups-fail');
+  await send(store, '/a0', 'a');
+  const [job] = await claim(store, 1, selection({ groupConcurrency: 1 }));
+  expect(await store.fail('w', job.token, { retryDelayMs: 0 }, 100)).toBe('retry');
+  expect(await redis.hget(keysFor(prefix).groupsRunning, 'a')).toBeNull();
+  await store.promoteDue(100);
+  const [again] = await claim(store, 1, selection({ groupConcurrency: 1 }));
+  expect([again.url, again.attempt, again.group]).toEqual(['/a0', 2, 'a']);
+});
+
+test('a rate-limited group starts no more than its rate; the claim says when it may run next', async () => {
+  const { store } = await fresh('groups-rate');
+  for (let i = 0; i < 5; i++) await send(store, `/a${i}`, 'a');
+  for (let i = 0; i < 5; i++) await send(store, `/b${i}`, 'b');
+  const sel = selection({ groupRate: 10 }); // one every 100 ms
+  const claimed = await store.claim('w', 10, 10, sel, LEASE);
+  if (claimed === 'lost') throw new Error('lost');
+  expect(claimed.runs.map((r) => decodeJob(r.token, r.payload).url)).toEqual(['/a0', '/b0']);
+  const again = await store.claim('w', 10, 10, sel, LEASE);
+  if (again === 'lost') throw new Error('lost');
+  expect(again.runs).toEqual([]);
+  expect(again.dueInMs).toBeGreaterThan(0);
+  expect(again.dueInMs).toBeLessThanOrEqual(100);
+  await new Promise((r) => setTimeout(r, again.dueInMs + 5));
+  expect((await claim(store, 10, sel)).map((j) => j.url)).toEqual(['/a1', '/b1']);
+});
+
+test('`last` inside a group: newest wins, the key is the group\'s, never two runs of it at once', async () => {
+  const { store } = await fresh('groups-last');
+  expect((await send(store, '/v1', 'a', 'last', { key: 'k' })).outcome).toBe('queued');
+  expect((await send(store, '/v2', 'a', 'last', { key: 'k' })).outcome).toBe('replaced');
+  // The same key in another group is another key.
+  expect((await send(store, '/w1', 'b', 'last', { key: 'k' })).outcome).toBe('queued');
+  const [first, second] = await claim(store, 5);
+  expect([first.url, second.url].sort()).toEqual(['/v2', '/w1']);
+  const runOfA = first.group === 'a' ? first : second;
+  // While group a's key runs, a newer message waits parked, and is not claimed.
+  expect((await send(store, '/v3', 'a', 'last', { key: 'k' })).outcome).toBe('queued');
+  expect(await claim(store, 5)).toEqual([]);
+  await store.finish('w', [done(runOfA)]);
+  expect((await claim(store, 5)).map((j) => j.url)).toEqual(['/v3']);
+});
+
+test('grouped messages count in the level\'s backlog: discard drops at the threshold', async () => {
+  const { store } = await fresh('groups-backlog');
+  const limits = { capacity: 100, discardThreshold: 3 };
+  const outcomes: string[] = [];
+  for (let i = 0; i < 5; i++) outcomes.push((await store.enqueue(asyncCall(`/x${i}`, 1, 'discard', { group: `g${i % 2}` }), limits)).outcome);
+  expect(outcomes).toEqual(['queued', 'queued', 'queued', 'dropped', 'dropped']);
+});
+
+test('a group name outside the rule is refused with the field named', () => {
+  expect(() => asyncCall('/x', 1, 'execute', { group: 'has space' })).toThrow(/queue_detail\.group/);
+  expect(() => asyncCall('/x', 1, 'execute', { group: '' })).toThrow(/queue_detail\.group/);
+  expect(() => asyncCall('/x', 1, 'execute', { group: 'x'.repeat(65) })).toThrow(/queue_detail\.group/);
+  expect(asyncCall('/x', 1, 'execute', { group: 'acme:eu-1/team@a' }).queue?.group).toBe('acme:eu-1/team@a');
+});
