@@ -73,12 +73,12 @@ test('a group past its cap is passed over and keeps its place; a finished run fr
 
 test("recovery of a dead worker's runs frees its groups' places", async () => {
   const { store, prefix } = await fresh('groups-recover');
-  await store.register('dead', 50);
+  await store.register('dead', 400);
   for (let i = 0; i < 3; i++) await send(store, `/a${i}`, 'a');
-  const taken = await claim(store, 3, selection({ groupConcurrency: 2 }), 'dead', 50);
+  const taken = await claim(store, 3, selection({ groupConcurrency: 2 }), 'dead', 400);
   expect(taken.map((j) => j.url)).toEqual(['/a0', '/a1']);
   expect(await claim(store, 3, selection({ groupConcurrency: 2 }))).toEqual([]);
-  await new Promise((r) => setTimeout(r, 120));
+  await new Promise((r) => setTimeout(r, 500));
   expect(await store.requeueWorker('dead', 'expired', 5, 100)).toBe(2);
   expect(await redis.hget(keysFor(prefix).groupsRunning, 'a')).toBeNull();
   // Back at the front of the group, in their order.
@@ -142,4 +142,25 @@ test('a group name outside the rule is refused with the field named', () => {
   expect(() => asyncCall('/x', 1, 'execute', { group: '' })).toThrow(/queue_detail\.group/);
   expect(() => asyncCall('/x', 1, 'execute', { group: 'x'.repeat(65) })).toThrow(/queue_detail\.group/);
   expect(asyncCall('/x', 1, 'execute', { group: 'acme:eu-1/team@a' }).queue?.group).toBe('acme:eu-1/team@a');
+});
+
+test('a grouped job is found and deleted by its id, with or without an index entry', async () => {
+  const { store, prefix } = await fresh('groups-lookup');
+  const plain = await send(store, '/a0', 'a');
+  await send(store, '/a1', 'a');
+  const own = await send(store, '/a2', 'a', 'execute', { id: 'mine-1' });
+  const keyed = await send(store, '/k', 'a', 'last', { key: 'k' });
+  expect((await store.lookup(plain.id))?.where).toBe('wL1:execute@a');
+  expect((await store.lookup(plain.id))?.position).toBe(0);
+  expect((await store.lookup(own.id))?.where).toBe('wL1:execute@a');
+  expect((await store.lookup(keyed.id))?.where).toBe('wL1:last@a\nk');
+  expect(await store.deleteJob(plain.id)).toBe('deleted');
+  expect(await store.deleteJob(own.id)).toBe('deleted');
+  expect(await store.deleteJob(keyed.id)).toBe('deleted');
+  expect(await redis.hget(keysFor(prefix).stats, 'L1:grouped')).toBe('1');
+  expect((await claim(store, 5)).map((j) => j.url)).toEqual(['/a1']);
+  expect(await redis.hget(keysFor(prefix).stats, 'L1:grouped')).toBe('0');
+  // The group left the ring once found with nothing in line.
+  expect(await claim(store, 5)).toEqual([]);
+  expect(await redis.zcard(keysFor(prefix).groupRing(1))).toBe(0);
 });

@@ -1,7 +1,7 @@
 // The lookup index entry ({p}:jobs: job id -> where the job is now), its one owner in
 // TypeScript; the scripts write it with the where* helpers and read it with placeOf
 // (scripts/helpers/format/placeOf.lua documents the forms):
-//   wL<level>:<policy>[\n<key>]  r<since>:<token>:<worker>  t<due>  x  d<at>:<status>:<attempt>:<enqueued>:<method>:<url>
+//   wL<level>:<policy>[@<group>][\n<key>]  r<since>:<token>:<worker>  t<due>  x  d<at>:<status>:<attempt>:<enqueued>:<method>:<url>
 // The reader works on text and on the checker's byte strings alike (a key or a worker id is
 // taken as it stands).
 import type { Level } from '../../levels';
@@ -13,8 +13,8 @@ import type { Level } from '../../levels';
 export const INDEX_KEEPER = ':hashtable';
 
 export type IndexEntry =
-  | { kind: 'waiting'; level: Level; policy: 'execute' | 'discard' }
-  | { kind: 'waiting'; level: Level; policy: 'last'; key: string }
+  | { kind: 'waiting'; level: Level; policy: 'execute' | 'discard'; group?: string }
+  | { kind: 'waiting'; level: Level; policy: 'last'; key: string; group?: string }
   | { kind: 'running'; since: number; token: string; worker: string }
   | { kind: 'due'; due: number }
   | { kind: 'dead' }
@@ -25,7 +25,7 @@ export type IndexEntry =
 export function writeIndexEntry(entry: IndexEntry): string {
   switch (entry.kind) {
     case 'waiting':
-      return entry.policy === 'last' ? `wL${entry.level}:last\n${entry.key}` : `wL${entry.level}:${entry.policy}`;
+      return `wL${entry.level}:${entry.policy}${entry.group !== undefined ? `@${entry.group}` : ''}${entry.policy === 'last' ? `\n${entry.key}` : ''}`;
     case 'running':
       return `r${entry.since}:${entry.token}:${entry.worker}`;
     case 'due':
@@ -42,10 +42,10 @@ export function writeIndexEntry(entry: IndexEntry): string {
  * whose details cannot be read (an older form) still reads as done, with what can be read.
  */
 export function readIndexEntry(where: string): IndexEntry | null {
-  let m = /^wL([12]):(execute|discard)$/.exec(where);
-  if (m) return { kind: 'waiting', level: Number(m[1]) as Level, policy: m[2] as 'execute' | 'discard' };
-  m = /^wL([12]):last\n([\s\S]*)$/.exec(where);
-  if (m) return { kind: 'waiting', level: Number(m[1]) as Level, policy: 'last', key: m[2] };
+  let m = /^wL([12]):(execute|discard)(?:@([A-Za-z0-9_.:@/+=-]{1,64}))?$/.exec(where);
+  if (m) return { kind: 'waiting', level: Number(m[1]) as Level, policy: m[2] as 'execute' | 'discard', ...(m[3] !== undefined && { group: m[3] }) };
+  m = /^wL([12]):last(?:@([A-Za-z0-9_.:@/+=-]{1,64}))?\n([\s\S]*)$/.exec(where);
+  if (m) return { kind: 'waiting', level: Number(m[1]) as Level, policy: 'last', key: m[3], ...(m[2] !== undefined && { group: m[2] }) };
   m = /^r(\d+):(\d+):([\s\S]+)$/.exec(where);
   if (m) return { kind: 'running', since: Number(m[1]), token: m[2], worker: m[3] };
   m = /^t(\d+)$/.exec(where);

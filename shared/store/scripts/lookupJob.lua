@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 -- Where a job is and what it holds, for `switchyard job <id>` and the dashboard (read-only).
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order jobs workers delayed dead
--- USES: deadJobOf findWaiting jobId placeOf redisNowMs whereWaiting
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order jobs workers delayed dead stats L1:groups L2:groups
+-- USES: deadJobOf findWaiting groupKey jobId placeOf redisNowMs whereWaiting
 -- ARGV[1] job id  ARGV[2] key prefix with its hash tag, "{p}" (to name a worker's hash)
 -- ARGV[3] most queue entries read to find a waiting job (and its position)
 -- Output: {} for an unknown id, else { where (the index entry, see helpers/format/placeOf.lua),
@@ -15,7 +15,7 @@ local where = redis.call('HGET', K.jobs, id)
 local now = redisNowMs()
 if not where then
   local hit, complete = findWaiting(id, scanMax)
-  if hit then return { whereWaiting(hit.level, hit.policy), hit.payload, hit.position, 0, now } end
+  if hit then return { whereWaiting(hit.level, hit.policy, nil, hit.group), hit.payload, hit.position, 0, now } end
   if complete then return {} end
   return { '', '', scanMax, 0, now }
 end
@@ -23,15 +23,16 @@ local place = placeOf(where) or { kind = 'unreadable' }
 local found, position, leaseUntil = '', -1, 0
 
 if place.kind == 'waiting' then
-  local level, policy = place.level, place.policy
+  local level, policy, group = place.level, place.policy, place.group
   if policy == 'last' then
     local key = place.key
-    found = redis.call('HGET', K['L' .. level .. ':last'], key) or ''
-    local at = redis.call('LPOS', K['L' .. level .. ':last:order'], key, 'RANK', -1)
-    if at then position = redis.call('LLEN', K['L' .. level .. ':last:order']) - 1 - at end
+    local order = group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order']
+    found = redis.call('HGET', group and groupKey(level, group, 'last') or K['L' .. level .. ':last'], key) or ''
+    local at = redis.call('LPOS', order, key, 'RANK', -1)
+    if at then position = redis.call('LLEN', order) - 1 - at end
   else
     -- The tail runs next: read from there, up to scanMax entries.
-    local hit = findWaiting(id, scanMax, level, policy)
+    local hit = findWaiting(id, scanMax, level, policy, group)
     if hit then found, position = hit.payload, hit.position end
   end
 elseif place.kind == 'running' then

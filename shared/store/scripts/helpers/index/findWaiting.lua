@@ -1,18 +1,33 @@
--- USES: jobId
+-- USES: groupKey jobId
 -- Finds job `id` in the waiting lists by reading them: a message waiting in a list has no index
 -- entry unless its id is the caller's (enqueue.lua; requeued messages keep one too). Reads from
 -- the tails (next to run), a thousand entries of each list in turn, at most `budget` entries in
--- all, so no call reads without bound. `level` and `policy` (optional) name the one list to read
--- (an index entry said it waits there).
--- Returns { level, policy, payload, position (0: next to run) } when found; else nil and whether
--- every list was read to its end (false: the job may wait further back).
-local function findWaiting(id, budget, level, policy)
+-- all, so no call reads without bound. The named groups' lists are read too (those of the groups
+-- in each level's ring: a group with a list that is not empty is there), at most 1000 groups a
+-- level. `level` and `policy` (optional, with `group` for a named group's) name the one list to
+-- read (an index entry said it waits there).
+-- Returns { level, policy, group, payload, position (0: next to run) } when found; else nil and
+-- whether every list was read to its end (false: the job may wait further back).
+local function findWaiting(id, budget, level, policy, group)
   local lists = {}
+  local complete = true
+  local function add(l, p, g, key)
+    lists[#lists + 1] = { level = l, policy = p, group = g, key = key, length = redis.call('LLEN', key), read = 0 }
+  end
   for l = 1, 2 do
     for _, p in ipairs({ 'execute', 'discard' }) do
-      if not level or (level == l and policy == p) then
-        local key = (p == 'discard' and K['L' .. l .. ':discard'] or K['L' .. l .. ':execute'])
-        lists[#lists + 1] = { level = l, policy = p, key = key, length = redis.call('LLEN', key), read = 0 }
+      if not level then
+        add(l, p, nil, (p == 'discard' and K['L' .. l .. ':discard'] or K['L' .. l .. ':execute']))
+      elseif level == l and policy == p then
+        if group then add(l, p, group, groupKey(l, group, p)) else add(l, p, nil, (p == 'discard' and K['L' .. l .. ':discard'] or K['L' .. l .. ':execute'])) end
+      end
+    end
+    if not level then
+      local ring = K['L' .. l .. ':groups']
+      if redis.call('ZCARD', ring) > 1000 then complete = false end
+      for _, g in ipairs(redis.call('ZRANGE', ring, 0, 999)) do
+        add(l, 'execute', g, groupKey(l, g, 'execute'))
+        add(l, 'discard', g, groupKey(l, g, 'discard'))
       end
     end
   end
@@ -25,7 +40,7 @@ local function findWaiting(id, budget, level, policy)
         local chunk = redis.call('LRANGE', list.key, -list.read - n, -list.read - 1)
         for i = #chunk, 1, -1 do
           if jobId(chunk[i]) == id then
-            return { level = list.level, policy = list.policy, payload = chunk[i], position = list.read + (#chunk - i) }
+            return { level = list.level, policy = list.policy, group = list.group, payload = chunk[i], position = list.read + (#chunk - i) }
           end
         end
         list.read, scanned = list.read + n, scanned + #chunk
@@ -36,5 +51,5 @@ local function findWaiting(id, budget, level, policy)
   for _, list in ipairs(lists) do
     if list.read < list.length then return nil, false end
   end
-  return nil, true
+  return nil, complete
 end
