@@ -164,3 +164,18 @@ test('a grouped job is found and deleted by its id, with or without an index ent
   expect(await claim(store, 5)).toEqual([]);
   expect(await redis.zcard(keysFor(prefix).groupRing(1))).toBe(0);
 });
+
+test('groups beyond the first 64 in the ring are reached when those before them are at their cap', async () => {
+  const { store, prefix } = await fresh('groups-many');
+  // 70 groups with two jobs each, a cap of one run per group.
+  for (let g = 0; g < 70; g++) for (let i = 0; i < 2; i++) await send(store, `/g${g}/${i}`, `g${String(g).padStart(2, '0')}`);
+  const sel = selection({ groupConcurrency: 1 });
+  const first = await claim(store, 200, sel);
+  expect(first).toHaveLength(70); // one of each group: every group at its cap of 1
+  expect(new Set(first.map((j) => j.group)).size).toBe(70);
+  // Free the places of the last four groups only: their second jobs are reached past 66 capped groups.
+  const lastFour = first.filter((j) => ['g66', 'g67', 'g68', 'g69'].includes(j.group!));
+  await store.finish('w', lastFour.map(done));
+  expect((await claim(store, 200, sel)).map((j) => j.group).sort()).toEqual(['g66', 'g67', 'g68', 'g69']);
+  expect(await redis.hlen(keysFor(prefix).groupsRunning)).toBe(70);
+});

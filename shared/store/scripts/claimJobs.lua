@@ -97,11 +97,12 @@ end
 -- other: this claim's Redis µs, plus one per pick). A group at its cap or not yet due by its
 -- rate is passed over and keeps its place.
 local READ = 64 -- ring members read at a time
+local READS = 16 -- reads of a level's ring per claim at most (1024 members)
 local stamp = clockUs
 local ringEmpty = {} -- level -> the ring has no member (asked once per level)
-local round = {} -- level -> { list of candidates in turn order, whole ring read? }
-local passed = {} -- group -> passed over in this claim (its cap or its rate)
-local blocked = { false, false } -- level -> work was passed over, none taken
+local round = {} -- level -> { list of candidates in turn order, whole ring read?, reads }
+local passed = { {}, {} } -- level -> group -> passed over in this claim (its cap or its rate)
+local passedIn = { 0, 0 } -- level -> members passed over: they keep their places at the ring's front
 local dueIn -- ms until the first group passed over for its rate may run
 local defaultCap, defaultRate = tonumber(ARGV[13]) or 0, tonumber(ARGV[14]) or 0
 local limited -- any limit may apply: a default flag, or an override stored
@@ -151,10 +152,13 @@ local function charge(g)
   end
 end
 
--- The candidates of a level in turn order: the ring's first READ members not passed over, and
--- the default group by its stamp unless its queues were found empty.
+-- The candidates of a level in turn order: the ring's next READ members after those passed over
+-- (they keep the front; the served went to the back), and the default group by its stamp unless
+-- its queues were found empty.
 local function readRound(level)
-  local raw = redis.call('ZRANGE', K['L' .. level .. ':groups'], 0, READ - 1, 'WITHSCORES')
+  local reads = round[level] and round[level].reads + 1 or 1
+  local from = passedIn[level]
+  local raw = redis.call('ZRANGE', K['L' .. level .. ':groups'], from, from + READ - 1, 'WITHSCORES')
   local list = {}
   local defaultAt = (empty[level][0] and empty[level][1] and empty[level][2]) and -1 or nil
   for i = 1, #raw, 2 do
@@ -163,10 +167,11 @@ local function readRound(level)
       list[#list + 1] = false
       defaultAt = #list
     end
-    if not passed[raw[i]] then list[#list + 1] = raw[i] end
+    if not passed[level][raw[i]] then list[#list + 1] = raw[i] end
   end
-  if not defaultAt then list[#list + 1] = false end
-  round[level] = { list = list, whole = #raw < 2 * READ }
+  -- Behind every member read: only when the read reached the ring's end.
+  if not defaultAt and #raw < 2 * READ then list[#list + 1] = false end
+  round[level] = { list = list, whole = #raw < 2 * READ or reads >= READS, reads = reads }
 end
 
 -- Pops the next job of a level by the round of its groups, with its group (nil: the default);
@@ -193,8 +198,8 @@ local function popLevel(level)
         return payload, key
       end
     elseif not mayRun(g) then
-      passed[g] = true
-      blocked[level] = true
+      passed[level][g] = true
+      passedIn[level] = passedIn[level] + 1
     else
       local payload, key = popQueues(level, g, stamp % 3)
       if payload then
