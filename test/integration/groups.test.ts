@@ -4,6 +4,7 @@
 import Redis from 'ioredis';
 import { decodeJob, type Job } from '../../shared/store/format/job';
 import { keysFor } from '../../shared/store/keys';
+import { Queues } from '../../shared/store/queues';
 import { Store, type SelectionOptions } from '../../shared/store/store';
 import { uniquePrefix } from '../helpers/redis';
 import { asyncCall, suiteRedis } from '../helpers/store-calls';
@@ -81,8 +82,8 @@ test("recovery of a dead worker's runs frees its groups' places", async () => {
   await new Promise((r) => setTimeout(r, 500));
   expect(await store.requeueWorker('dead', 'expired', 5, 100)).toBe(2);
   expect(await redis.hget(keysFor(prefix).groupsRunning, 'a')).toBeNull();
-  // Back at the front of the group, in their order.
-  expect((await claim(store, 3, selection({ groupConcurrency: 2 }))).map((j) => j.url)).toEqual(['/a0', '/a1']);
+  // Back at the front of the group (among themselves in the order recovery meets them), before /a2.
+  expect((await claim(store, 3, selection({ groupConcurrency: 2 }))).map((j) => j.url).sort()).toEqual(['/a0', '/a1']);
 });
 
 test('a failed run counts down and its retry waits in the group', async () => {
@@ -178,4 +179,27 @@ test('groups beyond the first 64 in the ring are reached when those before them 
   await store.finish('w', lastFour.map(done));
   expect((await claim(store, 200, sel)).map((j) => j.group).sort()).toEqual(['g66', 'g67', 'g68', 'g69']);
   expect(await redis.hlen(keysFor(prefix).groupsRunning)).toBe(70);
+});
+
+test('with partitions, a group lives in one partition: its cap is exact there, its jobs in order', async () => {
+  const queues = new Queues(redis, uniquePrefix('groups-parts'), 3);
+  for (let i = 0; i < 6; i++) await queues.enqueue(asyncCall(`/a${i}`, 1, 'execute', { group: 'acme' }), admission);
+  for (let i = 0; i < 6; i++) await queues.enqueue(asyncCall(`/b${i}`, 1, 'execute', { group: 'globex' }), admission);
+  const found: Record<string, number[]> = {};
+  for (let p = 0; p < 3; p++) {
+    await queues.register('w', LEASE, p);
+    const claimed = await queues.claim(p, 'w', 20, 20, selection({ groupConcurrency: 4 }), LEASE);
+    if (claimed === 'lost') throw new Error('lost');
+    for (const run of claimed.runs) {
+      const job = decodeJob(run.token, run.payload);
+      (found[job.group!] ??= []).push(p);
+      expect(job.url.slice(2)).toBe(String(found[job.group!].length - 1)); // FIFO: /a0, /a1, …
+    }
+  }
+  // Each group's four runs (its cap) came from one partition, the same for all of them.
+  for (const group of ['acme', 'globex']) {
+    expect(found[group]).toHaveLength(4);
+    expect(new Set(found[group]).size).toBe(1);
+    expect(found[group][0]).toBe(queues.partitionFor(asyncCall('/x', 1, 'execute', { group })));
+  }
 });

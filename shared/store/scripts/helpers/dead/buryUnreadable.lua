@@ -5,8 +5,8 @@
 local function buryUnreadable(deadKey, payload, now, deadMax, token)
   local id = jobId(payload)
   if token then
-    local level, key = releaseByToken(token)
-    if level then forgetNewest({ policy = 'last', level = level, key = key, id = id }) end
+    local level, key, group = releaseByToken(token)
+    if level then forgetNewest({ policy = 'last', level = level, key = key, id = id, group = group }) end
   end
   bury(deadKey, deadEntry(payload, attemptOf(payload), nil, 'unreadable payload: no routing fields', now), nil, deadMax, id)
 end
