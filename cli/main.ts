@@ -5,6 +5,7 @@ import { log, redactUrl, setLogLevel } from '../shared/log';
 import { CHECK_SUMMARY, runCheck } from './check';
 import { MOVE_SLOT_SUMMARY, runMoveSlot } from './move-slot';
 import { runDead } from './dead';
+import { GROUP_SUMMARY, GROUPS_SUMMARY, runGroup } from './group';
 import { runDashboard, runDelete, runJob, runPause, runQueue } from './operations';
 import { startGateway } from './start-gateway';
 import { startAdmin } from './ports';
@@ -15,8 +16,8 @@ import type { RunningPart } from './running-part';
 import { startWorker } from './start-worker';
 import { startTracing } from './otel';
 
-// `check` and `move-slot` read their own few flags (cli/check.ts, cli/move-slot.ts), so they are not config.ts's commands.
-const COMMANDS: Record<CommandName | 'check' | 'move-slot', string> = {
+// `check`, `move-slot` and `group` read their own few flags (cli/check.ts, cli/move-slot.ts, cli/group.ts), so they are not config.ts's commands.
+const COMMANDS: Record<CommandName | 'check' | 'move-slot' | 'group' | 'groups', string> = {
   gateway: 'the gRPC front end: sync calls in-process, async calls into Redis',
   worker: 'runs async jobs from Redis through your app',
   dev: 'gateway and worker in one process (starts a private redis-server if none answers)',
@@ -28,6 +29,8 @@ const COMMANDS: Record<CommandName | 'check' | 'move-slot', string> = {
   resume: 'resume <level>: let workers take a paused level again',
   delete: 'delete <id>: remove a waiting or retrying job',
   dashboard: 'the dashboard on its own port, for a deployment without a gateway at hand',
+  group: GROUP_SUMMARY,
+  groups: GROUPS_SUMMARY,
   check: CHECK_SUMMARY,
   'move-slot': MOVE_SLOT_SUMMARY,
 };
@@ -125,6 +128,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (command === 'check') return runCheck(rest);
   if (command === 'move-slot') return runMoveSlot(rest);
+  if (command === 'group' || command === 'groups') return runGroup(rest, command === 'groups');
   const name = command as CommandName;
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${COMMANDS[name]}\n\n${helpText(name)}\n`);

@@ -11,6 +11,8 @@ import { Queues } from '../shared/store/queues';
 import { SCAN_MAX } from '../shared/store/store';
 import { connectQuietly, createRedis, type RedisClient } from '../shared/store/redis';
 import { createAdminServer } from '../shared/ops/admin';
+import { readDeploymentGroups, summarizeGroups } from '../shared/ops/groups';
+import { formatGroups } from './group';
 import { isAddressInUse, portTaken } from './ports';
 import { onShutdownSignal } from './signals';
 
@@ -85,6 +87,8 @@ export function runQueue(config: Config): Promise<void> {
   return withQueues(config, async (queues) => {
     const policies = config.policy ? [config.policy] : (['execute', 'last', 'discard'] as const);
     const entries = await queues.peek(level, policies, config.limit);
+    // The named groups with messages of this level: they wait in the groups' own queues, not in the level's.
+    const groups = summarizeGroups(await readDeploymentGroups(queues), undefined, level);
     if (config.json) {
       process.stdout.write(`[${entries.map((e) => `{"policy":"${e.policy}","partition":${e.partition},"job":${e.payload}}`).join(',')}]\n`);
       return;
@@ -97,6 +101,7 @@ export function runQueue(config: Config): Promise<void> {
         `${job.id ?? '?'}  ${where}L${level}:${e.policy.padEnd(7)} ${job.method ?? '?'} ${job.url ?? '?'}${job.key ? `  key=${job.key}` : ''}  attempt=${job.attempt}  since ${new Date(job.at ?? 0).toISOString()}\n`,
       );
     }
+    if (groups.top.length > 0) process.stdout.write(['', ...formatGroups(groups, `level ${level} groups`)].join('\n') + '\n');
   });
 }
 

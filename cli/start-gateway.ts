@@ -6,7 +6,8 @@ import type { LoadedApp } from '../shared/call/app';
 import type { Config } from './config';
 import { log, redactUrl } from '../shared/log';
 import { dashboardRoute } from '../server/dashboard/route';
-import { recorders, registerQueueGauges, type Metrics } from '../shared/ops/metrics';
+import { recorders, registerGroupGauges, registerQueueGauges, type Metrics } from '../shared/ops/metrics';
+import { readDeploymentGroups } from '../shared/ops/groups';
 import { Cluster } from 'ioredis';
 import { connectQuietly, createRedis, type RedisClient } from '../shared/store/redis';
 import { Queues } from '../shared/store/queues';
@@ -26,6 +27,7 @@ export async function startGateway(config: Config, app: LoadedApp, admin?: Start
   let serving = false;
   adminServer.addReadiness('gateway', () => ({ ready: serving && redis.status === 'ready', detail: { serving, redis: redis.status } }));
   registerQueueGauges(adminServer.metrics, () => queues.gauges());
+  registerGroupGauges(adminServer.metrics, () => readDeploymentGroups(queues));
   adminServer.addRoute(dashboardRoute({ queues, capacity: config.capacity, adminToken: config.adminToken }));
   const gateway = createGateway({
     app,

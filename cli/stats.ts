@@ -4,6 +4,8 @@ import { redactUrl } from '../shared/log';
 import { Queues } from '../shared/store/queues';
 import { connectQuietly, createRedis } from '../shared/store/redis';
 import type { QueueStats } from '../shared/store/views';
+import { readDeploymentGroups, summarizeGroups, type GroupsSummary } from '../shared/ops/groups';
+import { formatGroups } from './group';
 
 export function formatStats(
   s: QueueStats,
@@ -11,13 +13,15 @@ export function formatStats(
   partitions: Array<QueueStats & { unavailable?: string }> = [],
   masters: string[] = [],
   tags: string[] = [],
+  groups?: GroupsSummary,
 ): string {
   const tagOf = (p: number): string => tags[p] ?? `{${prefix}:${p}}`;
   const lines = [`switchyard stats  {${prefix}}${partitions.length > 1 ? `  ${partitions.length} partitions` : ''}  ${new Date().toISOString()}`, ''];
   lines.push('queue            waiting');
   for (const [name, depth] of Object.entries(s.queues)) lines.push(`  ${name.padEnd(14)} ${String(depth).padStart(7)}`);
   lines.push('');
-  lines.push(`backlog          L1 ${s.backlog.L1}   L2 ${s.backlog.L2}`);
+  const grouped = s.grouped && s.grouped.L1 + s.grouped.L2 > 0 ? `   (in named groups: L1 ${s.grouped.L1}   L2 ${s.grouped.L2})` : '';
+  lines.push(`backlog          L1 ${s.backlog.L1}   L2 ${s.backlog.L2}${grouped}`);
   lines.push(`level 2          ${s.level2Active ? 'active' : 'INACTIVE (refusing)'}`);
   const paused = ([1, 2] as const).filter((l) => s.paused?.[l]);
   if (paused.length > 0) lines.push(`paused           ${paused.map((l) => `level ${l}`).join(', ')} (accepting calls, not claimed)`);
@@ -40,6 +44,7 @@ export function formatStats(
       );
     });
   }
+  if (groups) lines.push('', ...formatGroups(groups));
   const counters = Object.entries(s.counters).sort(([a], [b]) => a.localeCompare(b));
   if (counters.length > 0) {
     lines.push('', 'counters');
@@ -53,12 +58,12 @@ export async function runStats(config: Config): Promise<void> {
   if (!(await connectQuietly(redis))) throw new Error(`redis at ${redactUrl(config.redis)} is not answering`);
   const queues = await Queues.open(redis, config.prefix, config.given.has('partitions') ? config.partitions : undefined);
   const show = async (): Promise<void> => {
-    const { total, partitions } = await queues.stats();
+    const [{ total, partitions }, groups] = await Promise.all([queues.stats(), readDeploymentGroups(queues).then((g) => summarizeGroups(g))]);
     const masters = queues.placement()?.partitions.map((p) => p.master) ?? [];
     // Each partition with its hash tag (and on a Cluster its master): where its keys are.
     const placed = partitions.map((p, i) => ({ ...p, tag: queues.tags[i], ...(masters[i] && { master: masters[i] }) }));
-    const json = partitions.length > 1 ? { ...total, partitions: placed } : total;
-    const text = config.json ? JSON.stringify(json) : formatStats(total, config.prefix, partitions, masters, queues.tags);
+    const json = partitions.length > 1 ? { ...total, groups, partitions: placed } : { ...total, groups };
+    const text = config.json ? JSON.stringify(json) : formatStats(total, config.prefix, partitions, masters, queues.tags, groups);
     process.stdout.write((config.watchMs && !config.json ? '\x1b[2J\x1b[H' : '') + text + '\n');
   };
   await show();

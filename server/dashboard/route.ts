@@ -15,6 +15,7 @@ import { accessOf } from './access';
 import type { Route } from '../../shared/ops/admin';
 import { redactJob, redactWorkers } from './redaction';
 import { log } from '../../shared/log';
+import { readDeploymentGroups, summarizeGroups, type GroupsSummary } from '../../shared/ops/groups';
 
 export interface DashboardOptions {
   queues: Queues;
@@ -74,7 +75,13 @@ function deadLimitOf(query: URLSearchParams): number | { error: string } {
 /** The view the page polls: depths, the switch, counters, workers and what they run. */
 async function overview(o: DashboardOptions, full: boolean, tokenAccepted: boolean): Promise<Record<string, unknown>> {
   const { queues } = o;
-  const [{ total, partitions }, gauges, paused, workers] = await Promise.all([queues.stats(), queues.gauges(), queues.pausedLevels(), queues.workers()]);
+  const [{ total, partitions }, gauges, paused, workers, groups] = await Promise.all([
+    queues.stats(),
+    queues.gauges(),
+    queues.pausedLevels(),
+    queues.workers(),
+    readDeploymentGroups(queues).then((read) => summarizeGroups(read)),
+  ]);
   return {
     deployment: { prefix: queues.prefix, partitions: queues.partitions },
     actions: o.adminToken ? 'token-required' : 'read-only',
@@ -92,8 +99,14 @@ async function overview(o: DashboardOptions, full: boolean, tokenAccepted: boole
     retriesWaiting: total.delayed,
     dead: total.dead,
     workers: full ? workers : redactWorkers(workers),
+    groups: full ? groups : redactGroups(groups),
     partitions: partitions.length > 1 ? partitions.map((p, i) => ({ partition: i, backlog: p.backlog, level2Active: p.level2Active })) : undefined,
   };
+}
+
+/** A group's name is a tenant's (an address, a customer id): shown only with full details, else by its rank. */
+function redactGroups(groups: GroupsSummary): GroupsSummary {
+  return { ...groups, top: groups.top.map((g, i) => ({ ...g, name: `#${i + 1}` })) };
 }
 
 async function deadList(o: DashboardOptions, limit: number, full: boolean): Promise<Record<string, unknown>> {

@@ -3,6 +3,7 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Level } from '../levels';
 import type { QueueGauges } from '../store/store';
+import { GROUPS_TOP_DEFAULT, summarizeGroups, type GroupsRead } from './groups';
 
 type Labels = Record<string, string>;
 
@@ -189,4 +190,86 @@ export function registerQueueGauges(metrics: Metrics, readGauges: () => Promise<
   single('switchyard_dead_jobs', 'Jobs in the dead-letter list', (g) => g.dead);
   single('switchyard_workers_live', 'Workers whose lease holds', (g) => g.liveWorkers);
   single('switchyard_retries_waiting', 'Failed jobs waiting for their retry', (g) => g.retriesWaiting);
+}
+
+/** The label of the groups beyond the top N, summed: `*` is in no group name, so it names none of them. */
+export const OTHER_GROUPS_LABEL = '*other';
+
+/**
+ * The tenant groups' gauges: backlog, runs and held back, for the `top` groups by backlog, the
+ * rest summed under the group label `*other`, so the series stay bounded however many groups
+ * there are; and how many groups are active, and how many were not read (the read's bound).
+ */
+export function registerGroupGauges(metrics: Metrics, readGroups: () => Promise<GroupsRead>, top = GROUPS_TOP_DEFAULT): void {
+  let cached: { at: number; value: Promise<GroupsRead> } | undefined;
+  const current = (): Promise<GroupsRead> => {
+    if (!cached || Date.now() - cached.at > GAUGES_CACHE_MS) {
+      const value = readGroups();
+      cached = { at: Date.now(), value };
+      value.catch(() => (cached = undefined));
+    }
+    return cached.value;
+  };
+  const registers = [metrics.registry];
+  const read = async (gauge: { reset(): void }): Promise<ReturnType<typeof summarizeGroups> | null> => {
+    gauge.reset();
+    return current()
+      .then((r) => summarizeGroups(r, top))
+      .catch(() => null);
+  };
+  const levels: Level[] = [1, 2];
+  new Gauge({
+    name: 'switchyard_group_backlog',
+    help: `Messages waiting in a tenant group's queues, per level (the ${top} largest groups; the rest summed as group="${OTHER_GROUPS_LABEL}")`,
+    labelNames: ['group', 'level'],
+    registers,
+    async collect() {
+      const s = await read(this);
+      if (!s) return;
+      for (const g of s.top) for (const level of levels) this.set({ group: g.name, level }, g.backlog[level]);
+      if (s.other) for (const level of levels) this.set({ group: OTHER_GROUPS_LABEL, level }, s.other.backlog[level]);
+    },
+  });
+  new Gauge({
+    name: 'switchyard_group_running',
+    help: `Runs of a tenant group now (the ${top} largest groups by backlog; the rest summed as group="${OTHER_GROUPS_LABEL}")`,
+    labelNames: ['group'],
+    registers,
+    async collect() {
+      const s = await read(this);
+      if (!s) return;
+      for (const g of s.top) this.set({ group: g.name }, g.running);
+      if (s.other) this.set({ group: OTHER_GROUPS_LABEL }, s.other.running);
+    },
+  });
+  new Gauge({
+    name: 'switchyard_group_limited',
+    help: `1 while a tenant group is held back by its cap or its rate (for group="${OTHER_GROUPS_LABEL}": how many of the rest are)`,
+    labelNames: ['group'],
+    registers,
+    async collect() {
+      const s = await read(this);
+      if (!s) return;
+      for (const g of s.top) this.set({ group: g.name }, g.limited ? 1 : 0);
+      if (s.other) this.set({ group: OTHER_GROUPS_LABEL }, s.other.limited);
+    },
+  });
+  new Gauge({
+    name: 'switchyard_groups_active',
+    help: 'Tenant groups with something in line or running',
+    registers,
+    async collect() {
+      const s = await read(this);
+      if (s) this.set(s.active);
+    },
+  });
+  new Gauge({
+    name: 'switchyard_groups_unread',
+    help: 'Active tenant groups not read for these gauges (more than the read bound per partition): the group figures leave them out',
+    registers,
+    async collect() {
+      const s = await read(this);
+      if (s) this.set(s.unread);
+    },
+  });
 }

@@ -535,6 +535,7 @@ function emptyStats(): QueueStats {
   return {
     queues: Object.fromEntries(names.map((n) => [n, 0])),
     backlog: { L1: 0, L2: 0 },
+    grouped: { L1: 0, L2: 0 },
     level2Active: true,
     paused: { 1: false, 2: false },
     inFlight: 0,
@@ -548,11 +549,19 @@ function emptyStats(): QueueStats {
 
 function sumStats(parts: QueueStats[]): QueueStats {
   if (parts.length === 1) return parts[0];
-  const total: QueueStats = { ...parts[0], queues: { ...parts[0].queues }, backlog: { ...parts[0].backlog }, counters: { ...parts[0].counters } };
+  const total: QueueStats = {
+    ...parts[0],
+    queues: { ...parts[0].queues },
+    backlog: { ...parts[0].backlog },
+    grouped: { ...parts[0].grouped },
+    counters: { ...parts[0].counters },
+  };
   for (const s of parts.slice(1)) {
     for (const [name, n] of Object.entries(s.queues)) total.queues[name] = (total.queues[name] ?? 0) + n;
     total.backlog.L1 += s.backlog.L1;
     total.backlog.L2 += s.backlog.L2;
+    total.grouped.L1 += s.grouped.L1;
+    total.grouped.L2 += s.grouped.L2;
     total.level2Active &&= s.level2Active;
     total.paused = { 1: total.paused[1] || s.paused[1], 2: total.paused[2] || s.paused[2] };
     total.inFlight += s.inFlight;

@@ -9,7 +9,10 @@ import type { RedisClient } from './redis';
 
 export interface QueueStats {
   queues: Record<string, number>;
+  /** Messages waiting per level, the named groups' (`grouped`) included. */
   backlog: { L1: number; L2: number };
+  /** Of those, the messages waiting in named groups' queues ({p}:stats L<n>:grouped). */
+  grouped: { L1: number; L2: number };
   level2Active: boolean;
   /** Levels paused by an operator (accepting calls, not claimed). */
   paused: Record<Level, boolean>;
@@ -66,12 +69,15 @@ export class PartitionViews {
     for (const [err, value] of held) if (!err) inFlight += Number(value);
     const counters: Record<string, number> = {};
     for (const [field, value] of Object.entries(results[8] as Record<string, string>)) counters[field] = Number(value);
+    // Messages of named groups wait in the groups' own queues, counted by the scripts in L<n>:grouped.
+    const grouped = (level: Level): number => counters[`L${level}:grouped`] || 0;
     return {
       queues,
       backlog: {
-        L1: queues['L1:execute'] + queues['L1:last'] + queues['L1:discard'],
-        L2: queues['L2:execute'] + queues['L2:last'] + queues['L2:discard'],
+        L1: queues['L1:execute'] + queues['L1:last'] + queues['L1:discard'] + grouped(1),
+        L2: queues['L2:execute'] + queues['L2:last'] + queues['L2:discard'] + grouped(2),
       },
+      grouped: { L1: grouped(1), L2: grouped(2) },
       level2Active: results[6] !== '0',
       paused: { 1: (results[12] as Array<string | null>)[0] === '1', 2: (results[12] as Array<string | null>)[1] === '1' },
       inFlight,

@@ -25,6 +25,7 @@ const SCRIPTS: ScriptName[] = [
   'deleteDead',
   'pruneDone',
   'checkState',
+  'setGroupLimits',
 ];
 
 test('every script file loads, and every script the code names has a file', () => {

@@ -206,6 +206,24 @@ function drawWorkers(o) {
   }
 }
 
+// The top groups by backlog, the rest summed on one line (the server bounds what it reads).
+function drawGroups(o) {
+  const g = o.groups;
+  $('#groups-card').hidden = !g || (g.active === 0 && g.top.length === 0);
+  if (!g) return;
+  const body = $('#groups tbody');
+  body.replaceChildren();
+  $('#groups-count').textContent = `(${g.active} active${g.unread > 0 ? `; ${g.unread} not read: too many to read at once` : ''})`;
+  const limited = (x) => (x.limited ? `${x.limited}${x.dueInMs ? ` (${x.dueInMs} ms)` : ''}` : '—');
+  for (const x of g.top) body.append(row([x.name, cell(x.backlog[1], 'n'), cell(x.backlog[2], 'n'), cell(x.running, 'n'), limited(x)]));
+  if (g.other) {
+    const o2 = g.other;
+    body.append(
+      row([`${o2.groups} other groups`, cell(o2.backlog[1], 'n'), cell(o2.backlog[2], 'n'), cell(o2.running, 'n'), o2.limited ? `${o2.limited} limited` : '—']),
+    );
+  }
+}
+
 async function drawDead() {
   const entries = await api('dead?limit=20');
   if (!changed('dead', [entries, actionsBlocked()])) return;
@@ -249,6 +267,7 @@ async function refresh() {
   drawSwitch(o);
   drawRates(o);
   drawChart();
+  drawGroups(o);
   drawWorkers(o);
   await drawDead();
   for (const b of document.querySelectorAll('button[data-action]')) enableActions(b);

@@ -40,7 +40,8 @@ export type ScriptName =
   | 'purgeDead'
   | 'deleteDead'
   | 'pruneDone'
-  | 'checkState';
+  | 'checkState'
+  | 'setGroupLimits';
 
 export interface LoadedScript {
   /** The text sent to Redis: shebang, helpers, body, with KEYS[i] and codes written in. */
