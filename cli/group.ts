@@ -5,12 +5,13 @@
 import { eachArg } from './args';
 import { envName } from './config';
 import { redactUrl } from '../shared/log';
-import { parseRate } from '../shared/groups';
 import {
   checkGroupName,
   describeLimits,
   GROUPS_READ_MAX,
   GROUPS_TOP_DEFAULT,
+  parseConcurrencyChange,
+  parseRateChange,
   readDeploymentGroups,
   readGroup,
   setGroupLimits,
@@ -60,20 +61,12 @@ function wholeNumber(raw: string, flag: string, min: number, max: number): numbe
   return Number(raw);
 }
 
-/** `--concurrency`: a whole number ≥ 1, `off` (0: no cap) or `default` (null: the workers' flag). */
-function concurrencyOf(raw: string): number | null {
-  if (raw === 'default') return null;
-  if (raw === 'off' || raw === '0') return 0;
-  return wholeNumber(raw, '--concurrency', 1, 1_000_000);
-}
-
-/** `--rate`: N/s, N/m, N/h (shared/groups.ts parseRate), `off` (0) or `default` (null). */
-function rateOf(raw: string): number | null {
-  if (raw === 'default') return null;
+/** A limit flag's value (shared/ops/groups.ts reads it), or the flag and the reason. */
+function limitOf(flag: string, raw: string, parse: (text: string) => number | null): number | null {
   try {
-    return parseRate(raw);
+    return parse(raw);
   } catch (err) {
-    throw new FlagError(`--rate: ${(err as Error).message}; or off, or default`);
+    throw new FlagError(`${flag}: ${(err as Error).message}`);
   }
 }
 
@@ -97,8 +90,8 @@ export function parseGroupFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
       else if (name === '--prefix') flags.prefix = value();
       else if (name === '--partitions') flags.partitions = wholeNumber(value(), '--partitions', 1, 1024);
       else if (name === '--top') flags.top = wholeNumber(value(), '--top', 1, GROUPS_READ_MAX);
-      else if (name === '--concurrency') flags.change.concurrency = concurrencyOf(value());
-      else if (name === '--rate') flags.change.rate = rateOf(value());
+      else if (name === '--concurrency') flags.change.concurrency = limitOf(name, value(), parseConcurrencyChange);
+      else if (name === '--rate') flags.change.rate = limitOf(name, value(), parseRateChange);
       else if (name.startsWith('-')) throw new FlagError(`unknown flag ${name} (see switchyard group --help)`);
       else if (flags.name === undefined) flags.name = name;
       else throw new FlagError(`one group at a time (got ${JSON.stringify(flags.name)} and ${JSON.stringify(name)})`);

@@ -15,7 +15,16 @@ import { accessOf } from './access';
 import type { Route } from '../../shared/ops/admin';
 import { redactJob, redactWorkers } from './redaction';
 import { log } from '../../shared/log';
-import { readDeploymentGroups, summarizeGroups, type GroupsSummary } from '../../shared/ops/groups';
+import {
+  checkGroupName,
+  parseConcurrencyChange,
+  parseRateChange,
+  readDeploymentGroups,
+  setGroupLimits,
+  summarizeGroups,
+  type GroupsSummary,
+  type LimitsChange,
+} from '../../shared/ops/groups';
 
 export interface DashboardOptions {
   queues: Queues;
@@ -118,6 +127,33 @@ async function deadList(o: DashboardOptions, limit: number, full: boolean): Prom
   return { total: total.dead, items: full ? items : items.map((item) => redactJob(item)) };
 }
 
+/**
+ * `POST /api/groups/<name>/limits?concurrency=…&rate=…`: what `switchyard group <name>
+ * --concurrency … --rate …` sets, or why the request is refused.
+ */
+function limitsChangeOf(segment: string, query: URLSearchParams): { name: string; change: LimitsChange } | { error: string } {
+  const name = decodeSegment(segment);
+  if (name === null) return { error: 'the group name in the path is not valid percent-encoding' };
+  const change: LimitsChange = {};
+  try {
+    checkGroupName(name);
+    for (const [field, parse] of [
+      ['concurrency', parseConcurrencyChange],
+      ['rate', parseRateChange],
+    ] as const) {
+      const given = query.getAll(field);
+      if (given.length > 1) return { error: `${field} given more than once` };
+      if (given.length === 1) change[field] = parse(given[0]);
+    }
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+  if (change.concurrency === undefined && change.rate === undefined)
+    return { error: 'nothing to change: give concurrency=N|off|default and/or rate=R|off|default' };
+  for (const field of query.keys()) if (field !== 'concurrency' && field !== 'rate') return { error: `unknown parameter ${field}` };
+  return { name, change };
+}
+
 /** Errors of our own code (not of Redis): answered 500 by the admin port's guard. */
 function isProgrammingError(err: unknown): boolean {
   return err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError || err instanceof SyntaxError;
@@ -130,7 +166,7 @@ const HOST_REFUSED =
 export function dashboardRoute(o: DashboardOptions): Route {
   const files = assets();
 
-  const actions: Array<[RegExp, (m: RegExpExecArray) => Promise<unknown> | { error: string }]> = [
+  const actions: Array<[RegExp, (m: RegExpExecArray, query: URLSearchParams) => Promise<unknown> | { error: string }]> = [
     [/^\/api\/dead\/requeue-all$/, async () => ({ requeued: await o.queues.requeueAllDead() })],
     [/^\/api\/dead\/purge$/, async () => ({ purged: await o.queues.purgeDead() })],
     [
@@ -148,6 +184,13 @@ export function dashboardRoute(o: DashboardOptions): Route {
       },
     ],
     [/^\/api\/levels\/([12])\/(pause|resume)$/, async (m) => ({ changed: await o.queues.setPaused(Number(m[1]) as Level, m[2] === 'pause') })],
+    [
+      /^\/api\/groups\/([^/]+)\/limits$/,
+      (m, query) => {
+        const asked = limitsChangeOf(m[1], query);
+        return 'error' in asked ? asked : setGroupLimits(o.queues, asked.name, asked.change).then((limits) => ({ group: asked.name, limits }));
+      },
+    ],
   ];
 
   return ({ req, res, path: urlPath, query, bindHost }) => {
@@ -203,7 +246,7 @@ export function dashboardRoute(o: DashboardOptions): Route {
       if (!m) continue;
       if (!o.adminToken) return refuse(403, 'read-only: this dashboard was started without --admin-token');
       if (!access.tokenValid) return refuse(401, 'the admin token is missing or wrong');
-      const work = act(m);
+      const work = act(m, new URLSearchParams(query));
       if ('error' in work) return refuse(400, work.error);
       log.info({ event: 'dashboard_action', action: urlPath }, `dashboard: ${urlPath}`);
       return answer(work);

@@ -7,7 +7,7 @@
 // call (the rest are counted by ZCARD, not read), then one pipeline per partition reads each
 // group's queue lengths and counters. Plain reads, not one atomic step: a group claimed from
 // between two reads shows its state of a moment earlier, which is all a gauge needs.
-import { decodeLimits, formatRate, isGroupName, GROUP_NAME_RULE, type GroupLimits } from '../groups';
+import { decodeLimits, formatRate, isGroupName, parseRate, GROUP_NAME_RULE, type GroupLimits } from '../groups';
 import type { Level } from '../levels';
 import { keyNamed, type Keys } from '../store/keys';
 import { keyNamesOf, runScript } from '../store/scripts';
@@ -204,6 +204,33 @@ export interface LimitsChange {
 }
 
 export class GroupNameError extends Error {}
+
+/** Most runs at once a cap may name (a bigger one is a typo; `off` is no cap). */
+const CONCURRENCY_MAX = 1_000_000;
+
+/**
+ * A concurrency as an operator writes it (`switchyard group --concurrency`, the dashboard): a
+ * whole number ≥ 1, `off` (0: no cap) or `default` (null: the workers' --group-concurrency).
+ * Throws the reason for anything else.
+ */
+export function parseConcurrencyChange(text: string): number | null {
+  if (text === 'default') return null;
+  if (text === 'off' || text === '0') return 0;
+  if (!/^\d{1,7}$/.test(text) || Number(text) > CONCURRENCY_MAX) {
+    throw new RangeError(`a concurrency is a whole number from 1 to ${CONCURRENCY_MAX}, off or default (got ${JSON.stringify(text)})`);
+  }
+  return Number(text);
+}
+
+/** A rate as an operator writes it: 100/s, 30/m, 5/h (shared/groups.ts parseRate), `off` (0) or `default` (null). */
+export function parseRateChange(text: string): number | null {
+  if (text === 'default') return null;
+  try {
+    return parseRate(text);
+  } catch (err) {
+    throw new RangeError(`${(err as Error).message}, off or default`, { cause: err });
+  }
+}
 
 /** Refuses a name no message can carry (shared/groups.ts). */
 export function checkGroupName(name: string): void {

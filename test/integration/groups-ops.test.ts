@@ -6,6 +6,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Redis from 'ioredis';
 import { encodeLimits } from '../../shared/groups';
+import { dashboardRoute } from '../../server/dashboard/route';
+import { createAdminServer } from '../../shared/ops/admin';
 import { readDeploymentGroups, readGroup, readPartitionGroups, setGroupLimits, summarizeGroups } from '../../shared/ops/groups';
 import { Metrics, OTHER_GROUPS_LABEL, registerGroupGauges } from '../../shared/ops/metrics';
 import type { Level } from '../../shared/levels';
@@ -175,6 +177,55 @@ describe('/metrics', () => {
   });
 });
 
+describe('the dashboard', () => {
+  test('the overview lists the groups (names only with full details); the admin sets limits with the token', async () => {
+    const queues = new Queues(redis, uniquePrefix('grp'));
+    const k = queues.keysOf(0);
+    await fill(k, 1, 'tenant@example.com', { execute: 2 });
+    await fill(k, 2, 'b', { execute: 1 });
+    const server = createAdminServer(0, '127.0.0.1');
+    server.addRoute(dashboardRoute({ queues, capacity: 1000, adminToken: 'tok' }));
+    const port = await server.start();
+    try {
+      const get = async (headers: Record<string, string> = {}): Promise<Record<string, unknown>> =>
+        (await fetch(`http://127.0.0.1:${port}/api/overview`, { headers })).json() as Promise<Record<string, unknown>>;
+      expect((await get()).groups).toEqual({
+        top: [
+          { name: 'tenant@example.com', backlog: { 1: 2, 2: 0 }, running: 0, limits: {}, limited: false },
+          { name: 'b', backlog: { 1: 0, 2: 1 }, running: 0, limits: {}, limited: false },
+        ],
+        other: null,
+        active: 2,
+        unread: 0,
+      });
+      // Through a proxy (not a loopback caller), without the token: the tenants' names are not shown.
+      const redacted = (await get({ 'x-forwarded-for': '203.0.113.9' })).groups as { top: Array<{ name: string }> };
+      expect(redacted.top.map((g) => g.name)).toEqual(['#1', '#2']);
+
+      const post = (path: string, token?: string): Promise<Response> =>
+        fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {} });
+      expect((await post('/api/groups/b/limits?concurrency=3')).status).toBe(401);
+      const set = await post('/api/groups/b/limits?concurrency=3&rate=10/s', 'tok');
+      expect([set.status, await set.json()]).toEqual([200, { group: 'b', limits: { concurrency: 3, rate: 10 } }]);
+      expect(await redis.hget(k.groupsLimits, 'b')).toBe('3:10');
+      for (const [path, reason] of [
+        ['/api/groups/b/limits', /nothing to change/],
+        ['/api/groups/b/limits?rate=fast', /a rate is N\/s/],
+        ['/api/groups/b/limits?concurrency=-2', /a concurrency is a whole number/],
+        ['/api/groups/a%20b/limits?concurrency=1', /a group name is/],
+        ['/api/groups/b/limits?concurrency=1&concurrency=2', /more than once/],
+        ['/api/groups/b/limits?concurrency=1&x=1', /unknown parameter x/],
+      ] as Array<[string, RegExp]>) {
+        const r = await post(path, 'tok');
+        expect([path, r.status]).toEqual([path, 400]);
+        expect(((await r.json()) as { error: string }).error).toMatch(reason);
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('the CLI (built dist/)', () => {
   test('group: set, show, list, groups, stats; bad input answered with the reason and exit 2', async () => {
     const prefix = uniquePrefix('grpcli');
@@ -211,8 +262,8 @@ describe('the CLI (built dist/)', () => {
       [['group', ...common], /needs a group name \(or --list\)/],
       [['group', 'a b', ...common], /a group name is 1–64 characters/],
       [['group', 'x', '--rate', 'fast', ...common], /--rate: a rate is N\/s, N\/m or N\/h/],
-      [['group', 'x', '--concurrency', '-1', ...common], /--concurrency must be a whole number/],
-      [['group', 'x', '--concurrency', ...common], /--concurrency must be a whole number|needs a value/],
+      [['group', 'x', '--concurrency', '-1', ...common], /--concurrency: a concurrency is a whole number from 1/],
+      [['group', 'x', '--concurrency', '1.5', ...common], /--concurrency: a concurrency is a whole number/],
       [['group', '--list', 'x', ...common], /--list takes no group name/],
       [['group', 'x', 'y', ...common], /one group at a time/],
       [['group', 'x', '--wat', ...common], /unknown flag --wat/],
