@@ -90,6 +90,26 @@ export const PROBLEMS = {
     means: 'a worker hash has a field that is not a run token (a whole number)',
     advice: 'remove the field with redis-cli HDEL once its worker is gone',
   },
+  GROUP_NOT_IN_RING: {
+    means: "a named group has messages in line in a level ({p}:L<n>:g:<group>:…) but is not in that level's ring ({p}:L<n>:groups): no claim would serve it",
+    repair: 'puts it in the ring, at the back (its turn stamp: Redis time now)',
+  },
+  GROUP_RING_STALE: {
+    means: "a level's ring holds a group with nothing waiting in that level",
+    repair: 'removes it from the ring',
+  },
+  GROUP_RUNNING_MISMATCH: {
+    means: "{p}:groups:running differs from the group's runs in worker hashes: its cap would let too many or too few run",
+    repair: "sets the count to the group's runs in worker hashes (deletes the field at 0)",
+  },
+  GROUPED_MISMATCH: {
+    means: '{p}:stats L<n>:grouped differs from the grouped messages waiting in level n (the level-2 switch and discard read it)',
+    repair: "recounts it from the groups' queues",
+  },
+  GROUP_PAYLOAD_MISPLACED: {
+    means: "a payload in a group's queue names another group (or none), level, policy or key; or a payload in a level's own queue names a group",
+    advice: 'move it by hand (redis-cli) to the queue its routing fields name, or remove it',
+  },
   PARTITION_MISMATCH: {
     means: '{prefix}:partitions disagrees with the partition count checked (or is missing with several partitions)',
     advice: 'give every process the stored --partitions; to change it, drain the queues first',

@@ -7,6 +7,7 @@
 import { PROBLEMS, remedyOf, type ProblemCode } from './codes';
 import { scanDeployment } from './deployment';
 import { checkJobs } from './jobs';
+import { checkGroups } from './groups';
 import { checkKeys, readKeyState } from './keys';
 import { shown } from './payload';
 import { noCounts, PartitionScan, type PartitionCounts } from './scan';
@@ -76,6 +77,7 @@ async function scanPartition(store: Store, partition: number, workerKeys: Set<st
   await readWorkers(scan);
   await readKeyState(scan);
   await checkJobs(scan);
+  await checkGroups(scan);
   checkKeys(scan);
   await scan.confirmPending();
   await checkWorkersAndCounters(scan);

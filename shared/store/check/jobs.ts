@@ -12,6 +12,7 @@ import { entriesOf, hashChunks, listChunks, zsetChunks } from './read';
 import type { PartitionScan } from './scan';
 import type { Answer, Probe } from './state-script';
 import { checkRunHoldsKey, checkWaitingLast } from './keys';
+import { checkUngrouped, groupOfPayload, isGroupedEntry } from './groups';
 
 const LEVELS: readonly Level[] = [1, 2];
 
@@ -54,6 +55,8 @@ function readPayload(scan: PartitionScan, place: Place, payload: Bytes): Route |
       probes: [holdsProbe(place, payload), ['route', payload]],
       holds: ([held, r]) => Number(held) > 0 && Array.isArray(r) && misplaced(place, Number(r[1]), String(r[2]), r[2] === 'last' ? String(r[3]) : undefined),
     });
+  } else if (place.kind === 'queue' || place.kind === 'last') {
+    checkUngrouped(scan, where, holdsProbe(place, payload), payload, route);
   }
   return route;
 }
@@ -154,7 +157,8 @@ async function readRuns(scan: PartitionScan): Promise<void> {
         const route = readPayload(scan, place, payload);
         scan.runs.set(token, { worker, payload, route });
         scan.token(token, hash);
-        if (route?.policy === 'last') checkRunHoldsKey(scan, place, payload, route);
+        // A grouped run's key is held under its group's name (groups.ts checks it).
+        if (route?.policy === 'last' && groupOfPayload(payload) === undefined) checkRunHoldsKey(scan, place, payload, route);
         const id = route?.id ?? jobIdOf(payload);
         if (id) found.push({ id, place, holder: payload, route });
       }
@@ -233,6 +237,10 @@ async function readIndex(scan: PartitionScan): Promise<void> {
     for (const [id, where] of chunk) {
       if (id === INDEX_KEEPER) continue;
       scan.counts.indexEntries += 1;
+      if (isGroupedEntry(where)) {
+        scan.groupedEntries.push([id, where]);
+        continue;
+      }
       const place = placeOfEntry(where);
       if (place?.kind === 'run') scan.token(place.token, `${scan.store.keys.jobs} ${id}`);
       if (scan.seen.has(id) || (place?.kind === 'done' && scan.done.has(id))) continue;

@@ -74,6 +74,8 @@ export function checkRunHoldsKey(scan: PartitionScan, place: Place & { kind: 'ru
 function checkHeldKeys(scan: PartitionScan): void {
   for (const [name, token] of scan.running) {
     scan.token(token, `${scan.store.keys.running} ${shown(name)}`);
+    // A grouped key (G<n>:<group>\n<key>): the groups' check reads it (groups.ts).
+    if (name.startsWith('G')) continue;
     const m = /^L([12]):([\s\S]*)$/.exec(name);
     const level = m ? (Number(m[1]) as Level) : null;
     const key = m ? m[2] : null;

@@ -104,6 +104,8 @@ export class PartitionScan {
   /** The largest run token in use, and where it was seen. */
   maxToken: { value: bigint; where: string } = { value: 0n, where: '' };
   readonly counts: PartitionCounts = noCounts();
+  /** Index entries of grouped waiting jobs, left by the index pass to the groups' check (groups.ts). */
+  readonly groupedEntries: Array<[id: string, where: Bytes]> = [];
 
   constructor(
     readonly store: Store,

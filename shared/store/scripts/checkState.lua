@@ -2,8 +2,8 @@
 -- partition with plain reads while the deployment runs, so every problem it suspects is
 -- confirmed here, in one atomic read, before it is reported; and every repair re-checks its
 -- condition here before it writes (a repair whose condition no longer holds writes nothing).
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 runs jobs done workers delayed dead
--- USES: deadPayloadOf jobId placeOf redisNowMs routeOf runningField wake
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 runs jobs done workers delayed dead L1:groups L2:groups groups:running
+-- USES: deadPayloadOf jobId jsonStringEnd placeOf redisNowMs routeOf runningField wake
 -- ARGV[1] key prefix with its hash tag, "{p}" (to name worker hashes and inboxes)
 -- ARGV[2] worker ids to search besides those in {p}:workers, separated by "\n" (hashes found
 --         by SCAN whose worker is not registered)
@@ -14,6 +14,8 @@
 --         Output: 1 repaired, 0 not done (its condition no longer holds).
 -- A place is named by three words: queue <level> execute|discard, last <level> <key>,
 -- run <worker> <token>, delayed <due|''> '', dead '' '', done '' '', inbox <worker> ''.
+-- A named group's queues (docs/design.md, "Tenants") are named by level, group and policy
+-- (execute|discard|last), their keys built from the tag as the scripts build them.
 local tag, extraWorkers, mode = ARGV[1], ARGV[2], ARGV[3]
 
 local function workerHash(worker)
@@ -66,6 +68,86 @@ local function queueKey(level, policy)
   return (policy == 'discard' and K['L' .. tonumber(level) .. ':discard'] or K['L' .. tonumber(level) .. ':execute'])
 end
 
+-- A named group's key of a level: execute, discard, last, last:order.
+local function groupKey(level, group, suffix)
+  return tag .. ':L' .. tonumber(level) .. ':g:' .. group .. ':' .. suffix
+end
+
+-- The group a payload names ("group" after "key", if any, before "ttl"), or nil: the default group.
+local function payloadGroupName(payload)
+  local i = string.match(payload, '^{"attempt":%d+,()') or 2
+  local p = string.match(payload, '^"id":"[%w_-]+","at":%d+,"level":[12]()', i)
+  if not p then return nil end
+  local policy, q = string.match(payload, '^,"policy":"(%a+)"()', p)
+  if policy then p = q end
+  if policy == 'last' then
+    if string.sub(payload, p, p + 6) ~= ',"key":' then return nil end
+    local close = jsonStringEnd(payload, p + 7)
+    if not close then return nil end
+    p = close + 1
+  end
+  return string.match(payload, '^,"group":"([%w_.:@/+=-]+)"', p)
+end
+
+-- The grouped form of a waiting job's index entry, wL<n>:<policy>@<group>[\n<key>]: its level, policy, group, key ('' none).
+local function groupedEntry(where)
+  local level, policy, group, rest = string.match(where, '^wL([12]):(%a+)@([^\n]+)(.*)$')
+  if not level then return nil end
+  return level, policy, group, string.sub(rest, 2)
+end
+
+-- How many times the job `id` waits in a group's queue of a level (its `last` hash: under `key`).
+local function idAtGroup(id, level, group, policy, key)
+  if policy == 'last' then
+    local payload = redis.call('HGET', groupKey(level, group, 'last'), key)
+    return (payload and jobId(payload) == id) and 1 or 0
+  end
+  if policy ~= 'execute' and policy ~= 'discard' then return 0 end
+  return idsInList(groupKey(level, group, policy), jobId)[id] or 0
+end
+
+-- How many times these exact bytes are in a group's queue (`field`: a `last` key, '' for a list).
+local function groupHolds(level, group, policy, field, value)
+  if policy == 'last' then return redis.call('HGET', groupKey(level, group, 'last'), field) == value and 1 or 0 end
+  return #redis.call('LPOS', groupKey(level, group, policy), value, 'COUNT', 0)
+end
+
+-- A group's lines in a level: { execute, discard, last:order lengths, `last` hash size, in the ring 1|0 }.
+local function groupLines(level, group)
+  return {
+    redis.call('LLEN', groupKey(level, group, 'execute')),
+    redis.call('LLEN', groupKey(level, group, 'discard')),
+    redis.call('LLEN', groupKey(level, group, 'last:order')),
+    redis.call('HLEN', groupKey(level, group, 'last')),
+    redis.call('ZSCORE', K['L' .. tonumber(level) .. ':groups'], group) and 1 or 0,
+  }
+end
+
+-- The runs of a group in worker hashes (reads every run: only on a suspicion, or to repair).
+local function groupRuns(group)
+  local n = 0
+  for _, worker in ipairs(knownWorkers()) do
+    for _, payload in ipairs(redis.call('HVALS', workerHash(worker))) do
+      if payloadGroupName(payload) == group then n = n + 1 end
+    end
+  end
+  return n
+end
+
+-- Grouped messages waiting in a level: in the groups named ("\n" between) and the ring's members.
+local function groupedWaiting(level, names)
+  local seen, n = {}, 0
+  local function add(group)
+    if seen[group] then return end
+    seen[group] = true
+    local lines = groupLines(level, group)
+    n = n + lines[1] + lines[2] + lines[4]
+  end
+  for group in string.gmatch(names, '[^\n]+') do add(group) end
+  for _, group in ipairs(redis.call('ZRANGE', K['L' .. tonumber(level) .. ':groups'], 0, -1)) do add(group) end
+  return n
+end
+
 -- How many times the job `id` is at a place.
 local function idAt(id, kind, a, b)
   if kind == 'queue' then return idsInList(queueKey(a, b), jobId)[id] or 0 end
@@ -112,6 +194,8 @@ local function placeOfEntry(where)
 end
 
 local function idAtEntry(id, where)
+  local level, policy, group, key = groupedEntry(where)
+  if level then return idAtGroup(id, level, group, policy, key) end
   local kind, a, b = placeOfEntry(where)
   if not kind then return 0 end
   return idAt(id, kind, a, b)
@@ -201,6 +285,15 @@ if mode == 'probe' then
     now = { 0, function() return redisNowMs() end },
     delayedByLevel = { 0, delayedByLevel },
     newestAlive = { 3, newestAlive },
+    groupOf = { 1, payloadGroupName },
+    groupHolds = { 5, groupHolds },
+    groupIdAt = { 5, idAtGroup },
+    groupLines = { 2, groupLines },
+    groupRuns = { 1, function(group) return { groupRuns(group), redis.call('HGET', K['groups:running'], group) or false } end },
+    grouped = {
+      2,
+      function(level, names) return { groupedWaiting(level, names), redis.call('HGET', K.stats, 'L' .. tonumber(level) .. ':grouped') or false } end,
+    },
   }
   local out = {}
   local i = 4
@@ -299,6 +392,39 @@ local REPAIRS = {
     return 1
   end,
 }
+
+-- A group with messages in line in a level but not in its ring: in, at the back (Redis µs now).
+REPAIRS.ringAdd = function(level, group)
+  local lines = groupLines(level, group)
+  if lines[5] == 1 or lines[1] + lines[2] + lines[3] == 0 then return 0 end
+  local t = redis.call('TIME')
+  redis.call('ZADD', K['L' .. tonumber(level) .. ':groups'], t[1] .. string.format('%06d', tonumber(t[2])), group)
+  wake(tonumber(level))
+  return 1
+end
+-- A ring member with nothing waiting in that level: out.
+REPAIRS.ringDrop = function(level, group)
+  local lines = groupLines(level, group)
+  if lines[5] == 0 or lines[1] + lines[2] + lines[3] + lines[4] > 0 then return 0 end
+  redis.call('ZREM', K['L' .. tonumber(level) .. ':groups'], group)
+  return 1
+end
+-- A group's count of runs set to its runs in worker hashes (the field deleted at 0).
+REPAIRS.setGroupRunning = function(group)
+  local n = groupRuns(group)
+  if redis.call('HGET', K['groups:running'], group) == (n > 0 and tostring(n) or false) then return 0 end
+  if n == 0 then
+    redis.call('HDEL', K['groups:running'], group)
+  else
+    redis.call('HSET', K['groups:running'], group, n)
+  end
+  return 1
+end
+-- L<n>:grouped recounted from the groups' queues.
+REPAIRS.recountGrouped = function(level, names)
+  redis.call('HSET', K.stats, 'L' .. tonumber(level) .. ':grouped', groupedWaiting(level, names))
+  return 1
+end
 
 local repair = REPAIRS[ARGV[4]]
 if not repair then return redis.error_reply('ERR checkState: unknown repair ' .. tostring(ARGV[4])) end
