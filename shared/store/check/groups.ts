@@ -10,7 +10,7 @@
 // atomic read (checkState.lua) before it is reported.
 import { isGroupName } from '../../groups';
 import type { Level } from '../../levels';
-import { jobIdOf, jsonStringEnd, routeOf, type Route } from '../format/job';
+import { jobIdOf, routeOf, type Route } from '../format/job';
 import { shown, type Bytes } from './payload';
 import { hashChunks, listChunks, readHash, scanKeys, zsetChunks } from './read';
 import type { PartitionScan } from './scan';
@@ -34,24 +34,16 @@ export function groupOfKey(tag: string, key: Bytes): { level: Level; group: stri
 }
 
 /**
- * The group a payload names, as the scripts read it: `"group":"<g>"` right after the routing
- * prefix's key (if any), before "ttl". Undefined: none (the default group).
+ * The group a payload names, read as the scripts' groupOf.lua reads it: the `,"group":"<g>"`
+ * of its routing prefix (before "method": the caller's content comes after). Undefined: none,
+ * the default group.
  */
 export function groupOfPayload(payload: Bytes): string | undefined {
-  const attempt = /^\{"attempt":\d+,/.exec(payload);
-  let p = attempt ? attempt[0].length : 1;
-  const head = /^"id":"[A-Za-z0-9_-]+","at":\d+,"level":[12]/.exec(payload.slice(p));
-  if (!head) return undefined;
-  p += head[0].length;
-  const policy = /^,"policy":"([A-Za-z]+)"/.exec(payload.slice(p));
-  if (policy) p += policy[0].length;
-  if (policy?.[1] === 'last') {
-    if (payload.slice(p, p + 7) !== ',"key":') return undefined;
-    const close = jsonStringEnd(payload, p + 7);
-    if (close === -1) return undefined;
-    p = close + 1;
-  }
-  return /^,"group":"([A-Za-z0-9_.:@/+=-]{1,64})"/.exec(payload.slice(p))?.[1];
+  const at = payload.indexOf(',"group":"');
+  if (at === -1) return undefined;
+  const method = payload.indexOf(',"method":"');
+  if (method !== -1 && method < at) return undefined;
+  return /^([A-Za-z0-9_.:@/+=-]+)"/.exec(payload.slice(at + 10))?.[1];
 }
 
 /** The field of {p}:running a run of a grouped `last` message holds. */

@@ -3,7 +3,7 @@
 -- confirmed here, in one atomic read, before it is reported; and every repair re-checks its
 -- condition here before it writes (a repair whose condition no longer holds writes nothing).
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 runs jobs done workers delayed dead L1:groups L2:groups groups:running
--- USES: deadPayloadOf jobId jsonStringEnd placeOf redisNowMs routeOf runningField wake
+-- USES: deadPayloadOf groupKey groupOf jobId placeOf redisNowMs routeOf runningField wake
 -- ARGV[1] key prefix with its hash tag, "{p}" (to name worker hashes and inboxes)
 -- ARGV[2] worker ids to search besides those in {p}:workers, separated by "\n" (hashes found
 --         by SCAN whose worker is not registered)
@@ -68,27 +68,6 @@ local function queueKey(level, policy)
   return (policy == 'discard' and K['L' .. tonumber(level) .. ':discard'] or K['L' .. tonumber(level) .. ':execute'])
 end
 
--- A named group's key of a level: execute, discard, last, last:order.
-local function groupKey(level, group, suffix)
-  return tag .. ':L' .. tonumber(level) .. ':g:' .. group .. ':' .. suffix
-end
-
--- The group a payload names ("group" after "key", if any, before "ttl"), or nil: the default group.
-local function payloadGroupName(payload)
-  local i = string.match(payload, '^{"attempt":%d+,()') or 2
-  local p = string.match(payload, '^"id":"[%w_-]+","at":%d+,"level":[12]()', i)
-  if not p then return nil end
-  local policy, q = string.match(payload, '^,"policy":"(%a+)"()', p)
-  if policy then p = q end
-  if policy == 'last' then
-    if string.sub(payload, p, p + 6) ~= ',"key":' then return nil end
-    local close = jsonStringEnd(payload, p + 7)
-    if not close then return nil end
-    p = close + 1
-  end
-  return string.match(payload, '^,"group":"([%w_.:@/+=-]+)"', p)
-end
-
 -- The grouped form of a waiting job's index entry, wL<n>:<policy>@<group>[\n<key>]: its level, policy, group, key ('' none).
 local function groupedEntry(where)
   local level, policy, group, rest = string.match(where, '^wL([12]):(%a+)@([^\n]+)(.*)$')
@@ -128,7 +107,7 @@ local function groupRuns(group)
   local n = 0
   for _, worker in ipairs(knownWorkers()) do
     for _, payload in ipairs(redis.call('HVALS', workerHash(worker))) do
-      if payloadGroupName(payload) == group then n = n + 1 end
+      if groupOf(payload) == group then n = n + 1 end
     end
   end
   return n
@@ -285,7 +264,7 @@ if mode == 'probe' then
     now = { 0, function() return redisNowMs() end },
     delayedByLevel = { 0, delayedByLevel },
     newestAlive = { 3, newestAlive },
-    groupOf = { 1, payloadGroupName },
+    groupOf = { 1, groupOf },
     groupHolds = { 5, groupHolds },
     groupIdAt = { 5, idAtGroup },
     groupLines = { 2, groupLines },
