@@ -81,7 +81,8 @@ export async function readPartitionGroups(redis: RedisClient, keys: Keys, maxRea
     for (let i = 0; i < flat.length && names.size < maxRead; i += 2) names.add(flat[i]);
   } while (cursor !== '0');
   const list = [...names].filter(isGroupName);
-  const read = await readGroups(redis, keys, list);
+  // A ring member with nothing left stays until a claim reaches it: not active.
+  const read = (await readGroups(redis, keys, list)).filter((g) => totalBacklog(g) > 0 || g.running > 0);
   if (names.size < maxRead) return { groups: read, active: read.length, unread: 0 };
   // Cut at the bound: the ring entries not read are counted (a group in both rings counts twice there).
   const unread = Math.max(0, ringSize - (await countInRings(redis, keys, list)));

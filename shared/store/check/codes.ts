@@ -94,10 +94,6 @@ export const PROBLEMS = {
     means: "a named group has messages in line in a level ({p}:L<n>:g:<group>:…) but is not in that level's ring ({p}:L<n>:groups): no claim would serve it",
     repair: 'puts it in the ring, at the back (its turn stamp: Redis time now)',
   },
-  GROUP_RING_STALE: {
-    means: "a level's ring holds a group with nothing waiting in that level",
-    repair: 'removes it from the ring',
-  },
   GROUP_RUNNING_MISMATCH: {
     means: "{p}:groups:running differs from the group's runs in worker hashes: its cap would let too many or too few run",
     repair: "sets the count to the group's runs in worker hashes (deletes the field at 0)",

@@ -1,5 +1,6 @@
 // Invariant 9 (docs/design.md, "Invariants the checker verifies"): the tenant groups' structures
-// ("Tenants"). Each level's ring holds exactly the named groups with something in line; each
+// ("Tenants"). Each level's ring holds every named group with messages in line (a member with
+// nothing left stays until the claim next reaches it and removes it: no problem); each
 // group's count of runs is its runs in worker hashes; L<n>:grouped counts the grouped messages
 // waiting; a payload in a group's queue names that group, level and policy (and a payload in the
 // level's own queues names none); a grouped `last` key held by a run is that run's, and each run
@@ -186,22 +187,16 @@ export function checkUngrouped(scan: PartitionScan, where: string, holds: Probe,
   });
 }
 
-/** Ring members with nothing waiting; groups with messages in line outside the ring. */
+/** Groups with messages in line outside the ring (no claim would serve them). */
 function checkRings(scan: PartitionScan, groups: Record<Level, Map<string, GroupLevel>>): void {
   const ring = (level: Level): string => scan.store.keys.groupRing(level);
   for (const level of LEVELS) {
     for (const [group, g] of groups[level]) {
       const [execute, discard, order, last] = g.lengths;
       const lines = (a: Answer): number[] => a as number[];
-      if (g.inRing && execute + discard + order + last === 0) {
-        scan.suspect({
-          code: 'GROUP_RING_STALE',
-          message: `${ring(level)} holds group ${group}, which has nothing waiting in level ${level}`,
-          probes: [['groupLines', String(level), group]],
-          holds: ([a]) => lines(a)[4] === 1 && lines(a)[0] + lines(a)[1] + lines(a)[2] + lines(a)[3] === 0,
-          repair: () => ({ action: 'ringDrop', args: [String(level), group] }),
-        });
-      } else if (!g.inRing && execute + discard + order > 0) {
+      // A member with nothing waiting is no problem: the claim leaves it there and removes it when it next reaches it.
+      if (execute + discard + order + last > 0) scan.counts.groupLevels += 1;
+      if (!g.inRing && execute + discard + order > 0) {
         scan.suspect({
           code: 'GROUP_NOT_IN_RING',
           message: `group ${group} has ${execute + discard + order} message(s) in line in level ${level} but is not in ${ring(level)}: no claim serves it`,

@@ -146,7 +146,7 @@ export function formatReport(report: CheckReport, queues: Pick<Queues, 'keysOf'>
   const what =
     `${c.partitions} partition(s), ${c.waiting} waiting, ${c.running} running, ${c.delayed} delayed, ${c.dead} dead` +
     `${c.deadUnreadable ? ` (${c.deadUnreadable} unreadable)` : ''}, ${c.done} done kept, ${c.indexEntries} index entries, ` +
-    `${c.workers} live worker(s)${c.recoveryPending ? `, ${c.recoveryPending} awaiting recovery` : ''}`;
+    `${c.groupLevels ? `${c.groupLevels} group queue(s) with messages, ` : ''}${c.workers} live worker(s)${c.recoveryPending ? `, ${c.recoveryPending} awaiting recovery` : ''}`;
   const verdict = report.ok
     ? report.repaired.length > 0
       ? `repaired ${report.repaired.length} problem(s); nothing else wrong`

@@ -52,6 +52,8 @@ export interface PartitionCounts {
   unconfirmed: number;
   heldKeys: number;
   newestMarks: number;
+  /** Named groups with messages waiting, counted once per level they wait in. */
+  groupLevels: number;
 }
 
 /** Every count at zero: one partition's before its reading, and the deployment's total. */
@@ -69,6 +71,7 @@ export function noCounts(): PartitionCounts {
     unconfirmed: 0,
     heldKeys: 0,
     newestMarks: 0,
+    groupLevels: 0,
   };
 }
 

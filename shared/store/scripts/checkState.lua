@@ -381,13 +381,6 @@ REPAIRS.ringAdd = function(level, group)
   wake(tonumber(level))
   return 1
 end
--- A ring member with nothing waiting in that level: out.
-REPAIRS.ringDrop = function(level, group)
-  local lines = groupLines(level, group)
-  if lines[5] == 0 or lines[1] + lines[2] + lines[3] + lines[4] > 0 then return 0 end
-  redis.call('ZREM', K['L' .. tonumber(level) .. ':groups'], group)
-  return 1
-end
 -- A group's count of runs set to its runs in worker hashes (the field deleted at 0).
 REPAIRS.setGroupRunning = function(group)
   local n = groupRuns(group)
