@@ -1,6 +1,6 @@
 // Attacks on the tenant groups with real processes (docs/design.md, "Tenants"): the operator's
 // command for a group's limits, and a cap held by two worker processes while one is killed.
-// A test marked FINDING fails on the code it was written against; the others held.
+// A test under "Was a finding" failed on the code it was written against; the others held.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import Redis from 'ioredis';
@@ -47,11 +47,11 @@ function cli(args: string[]): Promise<{ code: number | null; output: string }> {
   });
 }
 
-// FINDING (promise: README "Per group, at run time: `switchyard group acme --concurrency 5 --rate
+// Was a finding, fixed (promise: README "Per group, at run time: `switchyard group acme --concurrency 5 --rate
 // 100/s`", docs/protocol.md section 7, and the --group-concurrency / --group-rate help text): no
 // such command exists (cli: "unknown command \"group\"", exit 2); {p}:groups:limits can only be
 // written by hand, in the format claimJobs.lua:119 reads.
-test("FINDING: `switchyard group acme --concurrency 5 --rate 100/s` sets the group's limits", async () => {
+test("`switchyard group acme --concurrency 5 --rate 100/s` sets the group's limits", async () => {
   const prefix = uniquePrefix('ga-cli');
   const result = await cli(['group', 'acme', '--concurrency', '5', '--rate', '100/s', '--redis', queueRedis.url, '--prefix', prefix]);
   expect({ code: result.code, unknown: /unknown command/.test(result.output) }).toEqual({ code: 0, unknown: false });

@@ -2,8 +2,8 @@
 -- partition with plain reads while the deployment runs, so every problem it suspects is
 -- confirmed here, in one atomic read, before it is reported; and every repair re-checks its
 -- condition here before it writes (a repair whose condition no longer holds writes nothing).
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 runs jobs done workers delayed dead L1:groups L2:groups groups:running
--- USES: deadPayloadOf groupKey groupOf jobId placeOf redisNowMs routeOf runningField wake
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 runs jobs done workers delayed dead L1:groups L2:groups groups:running sched
+-- USES: deadPayloadOf groupKey groupOf jobId joinRing placeOf redisNowMs routeOf runningField wake
 -- ARGV[1] key prefix with its hash tag, "{p}" (to name worker hashes and inboxes)
 -- ARGV[2] worker ids to search besides those in {p}:workers, separated by "\n" (hashes found
 --         by SCAN whose worker is not registered)
@@ -372,12 +372,12 @@ local REPAIRS = {
   end,
 }
 
--- A group with messages in line in a level but not in its ring: in, at the back (Redis µs now).
+-- A group with messages in line in a level but not in its ring: in, at the back (as a group
+-- that just got work joins).
 REPAIRS.ringAdd = function(level, group)
   local lines = groupLines(level, group)
   if lines[5] == 1 or lines[1] + lines[2] + lines[3] == 0 then return 0 end
-  local t = redis.call('TIME')
-  redis.call('ZADD', K['L' .. tonumber(level) .. ':groups'], t[1] .. string.format('%06d', tonumber(t[2])), group)
+  joinRing(tonumber(level), group)
   wake(tonumber(level))
   return 1
 end

@@ -38,12 +38,15 @@ redis.call('ZADD', K.workers, now + leaseMs, worker)
 -- Settled first: a `last` key released here can be claimed again in the same call.
 local acknowledged = finishRuns(15, now, tonumber(ARGV[12]))
 
-local state = redis.call('HMGET', K.sched, 'cw1', 'cw2', 'turn1', 'turn2', 'turn:L1', 'turn:L2')
+local state = redis.call('HMGET', K.sched, 'cw1', 'cw2', 'turn1', 'turn2', 'turn:L1', 'turn:L2', 'seq:L1', 'seq:L2')
 local credit = { tonumber(state[1]) or 0, tonumber(state[2]) or 0 }
 local turn = { tonumber(state[3]) or 0, tonumber(state[4]) or 0 }
 local before = { credit[1], credit[2], turn[1], turn[2] }
 -- The default group's turn stamp in each level's round of groups (compared with the ring's).
 local defaultStamp = { tonumber(state[5]) or 0, tonumber(state[6]) or 0 }
+-- Each level's last turn number given out (a counter: no clock decides a group's place).
+local seq = { tonumber(state[7]) or 0, tonumber(state[8]) or 0 }
+local seqBefore = { seq[1], seq[2] }
 local defaultServed = false
 -- The queues found empty in this call: nothing is pushed to them while it runs (the releases
 -- of the settles above came first), so each is asked once.
@@ -93,12 +96,11 @@ end
 
 -- Tenants (docs/design.md): the named groups of a level with something in line wait in its
 -- ring, a sorted set scored by turn stamp; the default group's stamp is in sched. The lowest
--- stamp is served next, one message per turn, and goes to the back (a stamp above every
--- other: this claim's Redis µs, plus one per pick). A group at its cap or not yet due by its
--- rate is passed over and keeps its place.
+-- stamp is served next, one message per turn, and goes to the back (the level's next turn
+-- number, above every other). A group at its cap or not yet due by its rate is passed over and
+-- keeps its place.
 local READ = 64 -- ring members read at a time
 local READS = 16 -- reads of a level's ring per claim at most (1024 members)
-local stamp = clockUs
 local ringEmpty = {} -- level -> the ring has no member (asked once per level)
 local round = {} -- level -> { list of candidates in turn order, whole ring read?, reads }
 local passed = { {}, {} } -- level -> group -> passed over in this claim (its cap or its rate)
@@ -116,9 +118,9 @@ local function limitsOf(g)
   if limited then
     local own = redis.call('HGET', K['groups:limits'], g)
     if own then
-      local c, r = string.match(own, '^([%d.]*):([%d.]*)$')
-      if c and c ~= '' then st.cap = tonumber(c) end
-      if r and r ~= '' then st.rate = tonumber(r) end
+      local c, r = string.match(own, '^([^:]*):([^:]*)$')
+      if c and tonumber(c) then st.cap = tonumber(c) end
+      if r and tonumber(r) then st.rate = tonumber(r) end
     end
     if st.cap > 0 then st.running = tonumber(redis.call('HGET', K['groups:running'], g)) or 0 end
     if st.rate > 0 then st.tat = tonumber(redis.call('HGET', K['groups:tat'], g)) or 0 end
@@ -157,6 +159,12 @@ end
 -- its queues were found empty.
 local function readRound(level)
   local reads = round[level] and round[level].reads + 1 or 1
+  if reads == 1 then
+    -- No stamp may stand above the counter (one written by an older version, or by hand would
+    -- keep its group behind every other for good): the counter starts above the highest.
+    local last = redis.call('ZRANGE', K['L' .. level .. ':groups'], -1, -1, 'WITHSCORES')
+    if last[2] and tonumber(last[2]) > seq[level] then seq[level] = tonumber(last[2]) end
+  end
   local from = passedIn[level]
   local raw = redis.call('ZRANGE', K['L' .. level .. ':groups'], from, from + READ - 1, 'WITHSCORES')
   local list = {}
@@ -169,8 +177,9 @@ local function readRound(level)
     end
     if not passed[level][raw[i]] then list[#list + 1] = raw[i] end
   end
-  -- Behind every member read: only when the read reached the ring's end.
-  if not defaultAt and #raw < 2 * READ then list[#list + 1] = false end
+  -- Behind every member read: when the read reached the ring's end, or the last read allowed
+  -- (past more groups than a claim reads, all passed over, the default group still has its turn).
+  if not defaultAt and (#raw < 2 * READ or reads >= READS) then list[#list + 1] = false end
   round[level] = { list = list, whole = #raw < 2 * READ or reads >= READS, reads = reads }
 end
 
@@ -189,11 +198,11 @@ local function popLevel(level)
       r = round[level]
     end
     local g = table.remove(r.list, 1)
-    stamp = stamp + 1
     if g == false then
       local payload, key = popQueues(level, nil)
       if payload then
-        defaultStamp[level], defaultServed = stamp, true
+        seq[level] = seq[level] + 1
+        defaultStamp[level], defaultServed = seq[level], true
         if r.whole then r.list[#r.list + 1] = false end
         return payload, key
       end
@@ -201,10 +210,11 @@ local function popLevel(level)
       passed[level][g] = true
       passedIn[level] = passedIn[level] + 1
     else
-      local payload, key = popQueues(level, g, stamp % 3)
+      seq[level] = seq[level] + 1
+      local payload, key = popQueues(level, g, seq[level] % 3)
       if payload then
         count(level, 'grouped', -1)
-        redis.call('ZADD', K['L' .. level .. ':groups'], stamp, g)
+        redis.call('ZADD', K['L' .. level .. ':groups'], seq[level], g)
         if r.whole then r.list[#r.list + 1] = g end
         return payload, key, g
       end
@@ -310,6 +320,7 @@ if credit[1] ~= before[1] or credit[2] ~= before[2] or turn[1] ~= before[3] or t
   redis.call('HSET', K.sched, 'cw1', credit[1], 'cw2', credit[2], 'turn1', turn[1], 'turn2', turn[2])
 end
 if defaultServed then redis.call('HSET', K.sched, 'turn:L1', defaultStamp[1], 'turn:L2', defaultStamp[2]) end
+if seq[1] ~= seqBefore[1] or seq[2] ~= seqBefore[2] then redis.call('HSET', K.sched, 'seq:L1', seq[1], 'seq:L2', seq[2]) end
 if redis.call('GET', K['L2:active']) == '0' and backlog(2) < capacity * tonumber(ARGV[10]) then
   redis.call('SET', K['L2:active'], '1')
 end

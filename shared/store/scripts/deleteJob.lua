@@ -43,7 +43,7 @@ if place.kind == 'due' then
     if route and route.id == id then
       redis.call('ZREM', K.delayed, payload)
       countDelayed(route.level, -1)
-      return gone(route.level, route.policy, route.key)
+      return gone(route.level, route.policy, route.key, route.group)
     end
   end
 elseif place.kind == 'waiting' then

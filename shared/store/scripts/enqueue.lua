@@ -3,7 +3,7 @@
 -- When a worker is blocked idle and nothing of the message's level waits, the message is
 -- handed straight to that worker instead (see handOff below). A message with a delay waits in
 -- the delayed set, as a retry does, until it is due.
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed L1:groups L2:groups
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed L1:groups L2:groups sched
 -- USES: atStamp backlog carryLinks claimable count countDelayed forgetJob groupKey jobId joinRing jsonString jsonStringEnd keepHashtable newToken paused redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
 -- ARGV[1] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
 --         (unique by construction: such a job waiting in a list gets no index entry, below)

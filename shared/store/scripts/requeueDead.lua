@@ -3,8 +3,8 @@
 -- them, oldest first. A `last` job is requeued only while it is still its key's
 -- newest accepted message: a newer one, waiting, running or already finished, wins.
 -- Entries that cannot be read stay in the list.
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs dead L1:groups L2:groups
--- USES: count deadPayloadOf forgetJob forgetNewest requeue routeOf setAttempt
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs dead L1:groups L2:groups sched
+-- USES: count deadPayloadOf forgetJob forgetNewest isNewest requeue routeOf setAttempt
 -- ARGV[1] 'all' or 'one'   ARGV[2] the job id (one): an id is never a pattern, '*' included
 -- Output: for all, the number of jobs requeued; for one id, a code of replies.ts: requeued,
 --         unknown (no such dead job), superseded (a newer message for its key was accepted)
@@ -17,7 +17,7 @@ local function revive(payload)
   -- A dead `last` message keeps its key's newest mark while it is dead (see bury): any other
   -- mark, or none, means a newer message was accepted since, and the newest wins even over the
   -- dead list (it may have run and finished already).
-  if route.policy == 'last' and redis.call('HGET', K['L' .. route.level .. ':last:newest'], route.key) ~= route.id then
+  if not isNewest(route) then
     count(route.level, 'superseded')
     forgetJob(route.id)
     return CODE.superseded

@@ -11,7 +11,7 @@
 -- Each run leaves the hash as it is handed back, so a pass that stopped half-way can be run
 -- again without handing anything back twice; a payload that cannot be routed goes to the dead
 -- list rather than stopping the pass.
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs workers worker inbox idle:L1 idle:L2 dead L1:groups L2:groups groups:running
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs workers worker inbox idle:L1 idle:L2 dead L1:groups L2:groups groups:running sched
 -- USES: attemptOf bury buryUnreadable count deadEntry groupRunEnded leaseHeld redisNowMs releaseKey requeue routeOf setAttempt
 -- ARGV[1] worker id  ARGV[2] expired|shutdown|orphans  ARGV[3] attempts allowed (unless the job
 -- carries its own)  ARGV[4] dead-letter cap

@@ -3,14 +3,15 @@
 -- entry unless its id is the caller's (enqueue.lua; requeued messages keep one too). Reads from
 -- the tails (next to run), a thousand entries of each list in turn, at most `budget` entries in
 -- all, so no call reads without bound. The named groups' lists are read too (those of the groups
--- in each level's ring: a group with a list that is not empty is there), at most 1000 groups a
--- level. `level` and `policy` (optional, with `group` for a named group's) name the one list to
+-- in each level's ring: a group with a list that is not empty is there), as many groups as the
+-- budget allows, each list counted as one entry read besides its entries. `level` and `policy` (optional, with `group` for a named group's) name the one list to
 -- read (an index entry said it waits there).
 -- Returns { level, policy, group, payload, position (0: next to run) } when found; else nil and
 -- whether every list was read to its end (false: the job may wait further back).
 local function findWaiting(id, budget, level, policy, group)
   local lists = {}
   local complete = true
+  local scanned = 0
   local function add(l, p, g, key)
     lists[#lists + 1] = { level = l, policy = p, group = g, key = key, length = redis.call('LLEN', key), read = 0 }
   end
@@ -23,15 +24,18 @@ local function findWaiting(id, budget, level, policy, group)
       end
     end
     if not level then
+      -- Half the budget at most goes to opening groups' lists (two per group).
       local ring = K['L' .. l .. ':groups']
-      if redis.call('ZCARD', ring) > 1000 then complete = false end
-      for _, g in ipairs(redis.call('ZRANGE', ring, 0, 999)) do
+      local most = math.max(1, math.floor(budget / 8))
+      if redis.call('ZCARD', ring) > most then complete = false end
+      for _, g in ipairs(redis.call('ZRANGE', ring, 0, most - 1)) do
         add(l, 'execute', g, groupKey(l, g, 'execute'))
         add(l, 'discard', g, groupKey(l, g, 'discard'))
+        scanned = scanned + 2
       end
     end
   end
-  local scanned, more = 0, true
+  local more = true
   while more and scanned < budget do
     more = false
     for _, list in ipairs(lists) do

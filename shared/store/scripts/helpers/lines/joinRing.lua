@@ -1,7 +1,9 @@
 -- USES:
--- A named group that has just got something in line joins its level's ring, at the back (its
--- turn stamp is now, in Redis µs; a group already there keeps its place).
+-- A named group that has just got something in line joins its level's ring at the back: its
+-- turn stamp is the level's next turn number (a counter, so no clock can misplace it); a group
+-- already there keeps its place.
 local function joinRing(level, group)
-  local t = redis.call('TIME')
-  redis.call('ZADD', K['L' .. level .. ':groups'], 'NX', t[1] * 1000000 + t[2], group)
+  local ring = K['L' .. level .. ':groups']
+  if redis.call('ZSCORE', ring, group) then return end
+  redis.call('ZADD', ring, redis.call('HINCRBY', K.sched, 'seq:L' .. level, 1), group)
 end

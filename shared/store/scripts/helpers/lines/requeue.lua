@@ -1,20 +1,26 @@
 -- USES: count forgetJob groupKey isNewest joinRing runningField setWhere wake whereWaiting
 -- Puts a job back in line (its level's, or its group's): at the front for a job that already
 -- had its turn (crash, shutdown), at the back for a retry. A `last` job that is no longer its
--- key's newest message, or whose key is waiting or running, is dropped instead: the newest
--- message wins. True when queued.
+-- key's newest message, or whose key has a message waiting, is dropped instead: the newest
+-- message wins. The newest message of a key that runs (a delayed one come due while an older
+-- run of its key goes on) waits parked, as enqueue parks it: the run's end puts it in line.
+-- True when queued (or parked).
 local function requeue(payload, route, front)
   local level, group = route.level, route.group
   if route.policy == 'last' then
     local key = route.key
     local hash = group and groupKey(level, group, 'last') or K['L' .. level .. ':last']
-    if not isNewest(route) or redis.call('HEXISTS', hash, key) == 1
-      or redis.call('HEXISTS', K.running, runningField(level, key, group)) == 1 then
+    if not isNewest(route) or redis.call('HEXISTS', hash, key) == 1 then
       count(level, 'superseded')
       forgetJob(route.id)
       return false
     end
     redis.call('HSET', hash, key, payload)
+    if redis.call('HEXISTS', K.running, runningField(level, key, group)) == 1 then
+      if group then count(level, 'grouped') end
+      setWhere(route.id, whereWaiting(level, route.policy, key, group))
+      return true
+    end
     local order = group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order']
     if front then redis.call('RPUSH', order, key) else redis.call('LPUSH', order, key) end
   else
