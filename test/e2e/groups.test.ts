@@ -75,7 +75,12 @@ async function enqueue(jobs: Array<{ group?: string; sleep: number; seq?: number
   for (let i = 0; i < jobs.length; i += 500) {
     const batch = jobs.slice(i, i + 500);
     const answers = await Promise.all(
-      batch.map((j) => store.enqueue(asyncCall('/run', 1, 'execute', j.group === undefined ? {} : { group: j.group }, { group: j.group ?? null, sleep: j.sleep, seq: j.seq ?? null }), admission)),
+      batch.map((j) =>
+        store.enqueue(
+          asyncCall('/run', 1, 'execute', j.group === undefined ? {} : { group: j.group }, { group: j.group ?? null, sleep: j.sleep, seq: j.seq ?? null }),
+          admission,
+        ),
+      ),
     );
     for (const a of answers) {
       expect(a.outcome).toBe('queued');
@@ -185,4 +190,163 @@ test('one big group and nine small ones, 4 workers: the small ones are done befo
   expect(byStart.min).toBeGreaterThanOrEqual(18);
   expect(byStart.max).toBeLessThanOrEqual(22);
   expect([byToken.min, byToken.max]).toEqual([20, 20]);
+}, 60_000);
+
+test('--group-concurrency 2 on 4 workers × 50 slots: never more than 2 runs of a group at once, across a SIGKILL of a worker mid-run and its recovery; every job runs', async () => {
+  const groups = Array.from({ length: 6 }, (_, g) => `tenant-${g}`);
+  const ids = await enqueue([
+    ...groups.flatMap((group) => Array.from({ length: 30 }, (_, seq) => ({ group, sleep: 100, seq }))),
+    // The default group is never capped: its runs overlap freely beside the capped ones.
+    ...Array.from({ length: 40 }, (_, seq) => ({ sleep: 100, seq })),
+  ]);
+  const flags = ['--concurrency', '50', '--group-concurrency', '2', '--lease', '1s'];
+  const started = await startWorkers(4, flags);
+  // Redis's own count, sampled meanwhile.
+  const k = keysFor(prefix);
+  let mostCounted = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      for (const v of Object.values(await redis.hgetall(k.groupsRunning))) mostCounted = Math.max(mostCounted, Number(v));
+      await sleep(10);
+    }
+  })();
+  // The victim: a worker running grouped jobs.
+  const groupedRuns = async (w: SwitchyardProcess): Promise<number> =>
+    (await redis.hvals(k.workerJobs(w.ready.id))).filter((p) => p.includes('"group":"')).length;
+  let victim: SwitchyardProcess | undefined;
+  expect(
+    await waitFor(
+      async () => {
+        for (const w of started) if ((await groupedRuns(w)) >= 2) victim = w;
+        return victim !== undefined;
+      },
+      10_000,
+      5,
+    ),
+  ).toBe(true);
+  const heldAtKill = await groupedRuns(victim!);
+  victim!.kill('SIGKILL');
+  await victim!.exited;
+  await mark({ phase: 'killed', pid: victim!.child.pid! });
+  workers.splice(workers.indexOf(victim!), 1);
+
+  const ended = async (): Promise<boolean> => new Set((await entries()).filter((e) => e.phase === 'end').map((e) => e.id)).size === ids.length;
+  expect(await waitFor(ended, 30_000, 100)).toBe(true);
+  sampling = false;
+  await sampler;
+  const record = await entries();
+  const perGroup = maxOpen(record, (e) => e.group);
+  const recovered = record.filter((e) => e.phase === 'start' && e.group !== null && e.attempt > 1).length;
+  const capped = groups.map((g) => perGroup.get(g) ?? 0);
+  const defaultOpen = maxOpen(record, (e) => (e.group === null ? 'default' : null)).get('default')!;
+  report(
+    `test 2: the victim held ${heldAtKill} grouped runs at SIGKILL, ${recovered} grouped runs recovered; most runs at once per group (list order) ${capped.join(', ')}; ` +
+      `most counted in ${k.groupsRunning} ${mostCounted}; the default group (no cap) ${defaultOpen}`,
+  );
+  expect(Math.max(...capped)).toBe(2);
+  expect(mostCounted).toBeLessThanOrEqual(2);
+  expect(recovered).toBeGreaterThan(0);
+  expect(defaultOpen).toBeGreaterThan(2);
+  expect(await redis.hlen(k.groupsRunning)).toBe(0);
+}, 60_000);
+
+test('--group-rate 20/s: 100 ± 2 runs of that group start in the 5 s from its first; groups with an override of no limit drain at full speed beside it', async () => {
+  const k = keysFor(prefix);
+  const others = Array.from({ length: 4 }, (_, g) => `free-${g}`);
+  for (const g of others) await redis.hset(k.groupsLimits, g, ':0');
+  const ids = await enqueue([
+    ...Array.from({ length: 115 }, (_, seq) => ({ group: 'limited', sleep: 2, seq })),
+    ...others.flatMap((group) => Array.from({ length: 250 }, (_, seq) => ({ group, sleep: 2, seq }))),
+  ]);
+  await startWorkers(4, ['--group-rate', '20/s']);
+  const limitedEnded = async (): Promise<boolean> => (await entries()).filter((e) => e.phase === 'end' && e.group === 'limited').length === 115;
+  expect(await waitFor(limitedEnded, 15_000, 100)).toBe(true);
+  const record = await entries();
+  expect(new Set(record.filter((e) => e.phase === 'end').map((e) => e.id))).toEqual(new Set(ids));
+  const limited = record.filter((e) => e.phase === 'start' && e.group === 'limited').map((e) => e.at);
+  const first = limited[0];
+  const inFive = limited.filter((at) => at < first + 5000).length;
+  const gaps = limited.slice(1).map((at, i) => at - limited[i]);
+  const freeEnds = record.filter((e) => e.phase === 'end' && e.group !== 'limited').map((e) => e.at);
+  const freeStarts = record.filter((e) => e.phase === 'start' && e.group !== 'limited').map((e) => e.at);
+  const freeMs = Math.max(...freeEnds) - Math.min(...freeStarts);
+  const limitedDuringFree = limited.filter((at) => at <= Math.max(...freeEnds)).length;
+  report(
+    `test 3: ${inFive} starts of the 20/s group in the 5 s from its first (gaps ${Math.min(...gaps)}..${Math.max(...gaps)} ms); ` +
+      `the 4 unlimited groups' 1000 runs took ${freeMs} ms (${Math.round(1000 / (freeMs / 1000))}/s), ${limitedDuringFree} runs of the limited group meanwhile`,
+  );
+  expect(inFive).toBeGreaterThanOrEqual(98);
+  expect(inFive).toBeLessThanOrEqual(102);
+  // Full speed: the 1000 runs of the other groups take far less than the limited group's
+  // 5.75 s (at 20/s, 1000 runs would take 50 s).
+  expect(freeMs).toBeLessThan(3000);
+}, 60_000);
+
+test('`last` inside groups, sent through a gateway: newest wins per key after a burst, never two runs of a key at once; the same key in another group is another key', async () => {
+  const gateway = await inProcessGateway(APP, server.url, prefix);
+  try {
+    const address = `127.0.0.1:${gateway.port}`;
+    const scopes: Array<string | undefined> = ['tenant-a', 'tenant-b', undefined];
+    const keys = Array.from({ length: 6 }, (_, i) => `k${i}`);
+    const scopeOf = (group: string | null | undefined, key: string | null): string => `${group ?? '(default)'}/${key}`;
+    const sendVersions = async (group: string | undefined, key: string, from: number, to: number, sleepMs: number): Promise<string[]> => {
+      const states: string[] = [];
+      for (let seq = from; seq <= to; seq++) {
+        const queueDetail = { level: 1, limit_policy: 'last', key, ...(group !== undefined && { group }) };
+        const params = { url: '/run', method: 'POST', reply: false, content: { group: group ?? null, sleep: sleepMs, seq }, queue_detail: queueDetail };
+        const answer = await rawCall(JSON.stringify(params), { address });
+        expect(answer.status).toBe(201);
+        states.push((answer.data as { state: string }).state);
+      }
+      return states;
+    };
+    const all = scopes.flatMap((group) => keys.map((key) => ({ group, key })));
+    const runsOf = (record: Entry[], phase: 'start' | 'end') => record.filter((e) => e.phase === phase);
+
+    // No worker yet: 20 versions of each key wait as one message, the newest.
+    const states = await Promise.all(all.map(({ group, key }) => sendVersions(group, key, 1, 20, 0)));
+    for (const s of states) expect(s).toEqual(['queued', ...Array<string>(19).fill('replaced')]);
+    await startWorkers(2, ['--concurrency', '20', '--group-concurrency', '3']);
+    expect(await waitFor(async () => runsOf(await entries(), 'end').length >= all.length, 10_000)).toBe(true);
+    await sleep(300);
+    const quiet = await entries();
+    expect(
+      runsOf(quiet, 'start')
+        .map((e) => [scopeOf(e.group, e.key), e.seq])
+        .sort(),
+    ).toEqual(all.map(({ group, key }) => [scopeOf(group, key), 20]).sort());
+
+    // A burst while the workers run (each run 40 ms): versions 21..60 of every key, one after another per key.
+    await Promise.all(all.map(({ group, key }) => sendVersions(group, key, 21, 60, 40)));
+    await mark({ phase: 'mark' });
+    const newestRan = async (): Promise<boolean> => runsOf(await entries(), 'end').filter((e) => e.seq === 60).length === all.length;
+    expect(await waitFor(newestRan, 15_000, 100)).toBe(true);
+    await sleep(300);
+    const record = await entries();
+    const burst = record.slice(quiet.length);
+    const afterMark = record.slice(record.findIndex((e) => e.phase === 'mark'));
+    const runsPerScope = new Map<string, number[]>();
+    for (const e of runsOf(burst, 'start')) runsPerScope.set(scopeOf(e.group, e.key), [...(runsPerScope.get(scopeOf(e.group, e.key)) ?? []), e.seq!]);
+    const open = maxOpen(record, (e) => scopeOf(e.group, e.key));
+    const startsAfterMark = runsOf(afterMark, 'start');
+    report(
+      `test 4: burst of 40 versions × ${all.length} keys: ${runsOf(burst, 'start').length} runs (${[...runsPerScope.values()].map((s) => s.length).join(', ')} per key); ` +
+        `${startsAfterMark.length} runs started after the burst, all of the newest; most runs of one key at once ${Math.max(...open.values())}`,
+    );
+    expect(Math.max(...open.values())).toBe(1);
+    for (const { group, key } of all) {
+      const seqs = runsPerScope.get(scopeOf(group, key))!;
+      // Newer messages only, in order, ending with the newest.
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      expect(new Set(seqs).size).toBe(seqs.length);
+      expect(seqs.at(-1)).toBe(60);
+      // After the burst, at most its newest message runs.
+      const late = startsAfterMark.filter((e) => scopeOf(e.group, e.key) === scopeOf(group, key)).map((e) => e.seq);
+      expect(late.length <= 1 && late.every((s) => s === 60)).toBe(true);
+    }
+    expect(runsOf(burst, 'start').length).toBeLessThan(all.length * 40);
+  } finally {
+    await gateway.stop();
+  }
 }, 60_000);
