@@ -147,3 +147,30 @@ test('a group with a rate is never started twice within its interval (1/s: the s
   expect(after - before).toBeLessThan(1000);
   expect(second).toEqual([]);
 });
+
+// docs/design.md: "inside the chosen group its three queues take turns as the level's do".
+// claimJobs.lua starts a group's queues at `stamp % 3` (the claim's clock in µs plus the picks
+// so far): the queue a group's pick tries first is the clock's, not the turn's.
+test("a group's execute, last and discard queues take turns as the default group's do", async () => {
+  const store = new Store(redis, uniquePrefix('group-queues'));
+  await store.register('w', LEASE);
+  const policies = ['execute', 'last', 'discard'] as const;
+  const sequenceOf = async (group?: string): Promise<string[]> => {
+    for (const policy of policies)
+      for (let i = 0; i < 4; i++)
+        await store.enqueue(
+          asyncCall(`/${policy}${i}`, 1, policy, { ...(policy === 'last' && { key: `k${i}` }), ...(group !== undefined && { group }) }),
+          admission,
+        );
+    const taken: string[] = [];
+    for (;;) {
+      const claimed = await store.claim('w', 1, 1, { weights: [3, 1], strict: false, capacity: 100_000 }, LEASE, -1);
+      if (claimed === 'lost') throw new Error('lease lost');
+      if (claimed.runs.length === 0) return taken;
+      taken.push(decodeJob(claimed.runs[0].token, claimed.runs[0].payload).policy);
+    }
+  };
+  const level = await sequenceOf();
+  expect(level).toEqual(['execute', 'last', 'discard', 'execute', 'last', 'discard', 'execute', 'last', 'discard', 'execute', 'last', 'discard']);
+  expect(await sequenceOf('a')).toEqual(level);
+});
