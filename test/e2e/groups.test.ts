@@ -291,7 +291,7 @@ test('--group-rate 20/s: 100 ± 2 runs of that group start in the 5 s from its f
   const limitedDuringFree = limited.filter((at) => at <= Math.max(...freeEnds)).length;
   report(
     `test 3: ${inFive} starts of the 20/s group in the 5 s from its first (gaps ${Math.min(...gaps)}..${Math.max(...gaps)} ms); ` +
-      `the 4 unlimited groups' 240 runs of 20 ms took ${freeMs} ms  ${limitedDuringFree} runs of the limited group meanwhile`,
+      `the 4 unlimited groups' 240 runs of 20 ms took ${freeMs} ms; ${limitedDuringFree} runs of the limited group meanwhile`,
   );
   expect(inFive).toBeGreaterThanOrEqual(98);
   expect(inFive).toBeLessThanOrEqual(102);
