@@ -69,3 +69,67 @@ export function level2ActiveAfterClaim(active: boolean, backlog: number, capacit
 export function level2Room(o: { free: number; concurrency: number; reserve: number; runningLevel2: number; takesLevel2: boolean }): number {
   return o.takesLevel2 ? Math.max(0, Math.min(o.free, o.concurrency - o.reserve - o.runningLevel2)) : 0;
 }
+
+// Tenants (docs/design.md, "Tenants"): the turn of the groups inside a level, stated as the
+// claim's step applies it (claimJobs.lua, popLevel); test/integration/group-rules.test.ts drives
+// both with the same inputs. Rates are left out here: they depend on Redis's clock.
+
+/** The round of a level's groups: the ring of named groups, and the default group's turn stamp. */
+export interface GroupRound {
+  /**
+   * Named group → its turn stamp ({p}:L<n>:groups). A group is in the ring from the message that
+   * finds it out of the ring (it joins at that moment's stamp) until a pick finds it with nothing
+   * in line; the lowest stamp is served next, equal stamps by name.
+   */
+  ring: Readonly<Record<string, number>>;
+  /** The default group's stamp ({p}:sched turn:L<n>, 0 at first); it goes first on a tie. */
+  defaultStamp: number;
+}
+
+/** What a pick needs to know besides the round. */
+export interface GroupLoad {
+  /** Messages in line per named group (absent: none). */
+  waiting: Readonly<Record<string, number>>;
+  /** Messages in line in the default group. */
+  defaultWaiting: number;
+  /** Runs of each named group now ({p}:groups:running; absent: none). */
+  running: Readonly<Record<string, number>>;
+  /** Each named group's cap: its own override, else the workers' flag (absent or 0: no cap). */
+  caps: Readonly<Record<string, number>>;
+}
+
+/** The next pick of a level: a named group, the default group (null), or nothing that may run now. */
+export type GroupPick = { group: string | null } | null;
+
+/**
+ * The next message's group inside a level, and the round after it. With the ring empty, the
+ * default group's queues are served as they were before groups (its stamp does not move).
+ * Otherwise the groups are taken in stamp order, the default group by its stamp among them:
+ * a group at its cap is passed over and keeps its place; a named group with nothing in line
+ * leaves the ring; the default group with nothing in line keeps its stamp. The group served
+ * takes `stamp`, which must be above every stamp of the round: it goes to the back.
+ */
+export function pickGroup(round: GroupRound, load: GroupLoad, stamp: number): { pick: GroupPick; round: GroupRound } {
+  const ring = { ...round.ring };
+  if (Object.keys(ring).length === 0) return { pick: load.defaultWaiting > 0 ? { group: null } : null, round };
+  const inTurn = Object.entries(ring)
+    .sort(([a, sa], [b, sb]) => sa - sb || (a < b ? -1 : a > b ? 1 : 0))
+    .map(([group]) => group);
+  const defaultAt = inTurn.findIndex((group) => round.defaultStamp <= ring[group]);
+  const candidates: Array<string | null> = [...inTurn];
+  candidates.splice(defaultAt === -1 ? candidates.length : defaultAt, 0, null);
+  for (const group of candidates) {
+    if (group === null) {
+      if (load.defaultWaiting > 0) return { pick: { group: null }, round: { ring, defaultStamp: stamp } };
+      continue;
+    }
+    const cap = load.caps[group] ?? 0;
+    if (cap > 0 && (load.running[group] ?? 0) >= cap) continue;
+    if ((load.waiting[group] ?? 0) > 0) {
+      ring[group] = stamp;
+      return { pick: { group }, round: { ring, defaultStamp: round.defaultStamp } };
+    }
+    delete ring[group];
+  }
+  return { pick: null, round: { ring, defaultStamp: round.defaultStamp } };
+}
