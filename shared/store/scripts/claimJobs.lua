@@ -53,7 +53,8 @@ local defaultServed = false
 local empty = { {}, {} }
 
 -- Pops the next job of the default group's queues of a level (group nil), the three taking
--- turns, or of a named group's, the three tried from `start` on; nil when it has none.
+-- turns, or of a named group's, the three tried from `start` on (its turn); nil when it has
+-- none. Also returns the queue that comes next (0 execute, 1 last, 2 discard).
 local function popQueues(level, group, start)
   local empty = group and {} or empty[level]
   local from = group and start or turn[level]
@@ -64,7 +65,7 @@ local function popQueues(level, group, start)
         local payload = redis.call('RPOP', group and groupKey(level, group, 'execute') or K['L' .. level .. ':execute'])
         if payload then
           if not group then turn[level] = 1 end
-          return payload, nil
+          return payload, nil, 1
         end
       elseif q == 1 then
         local order = group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order']
@@ -76,7 +77,7 @@ local function popQueues(level, group, start)
             if payload then
               redis.call('HDEL', hash, key)
               if not group then turn[level] = 2 end
-              return payload, key
+              return payload, key, 2
             end
           end -- a running key stays parked until its run ends (releaseKey)
           key = redis.call('RPOP', order)
@@ -85,7 +86,7 @@ local function popQueues(level, group, start)
         local payload = redis.call('RPOP', group and groupKey(level, group, 'discard') or K['L' .. level .. ':discard'])
         if payload then
           if not group then turn[level] = 0 end
-          return payload, nil
+          return payload, nil, 0
         end
       end
       empty[q] = true
@@ -98,11 +99,13 @@ end
 -- ring, a sorted set scored by turn stamp; the default group's stamp is in sched. The lowest
 -- stamp is served next, one message per turn, and goes to the back (the level's next turn
 -- number, above every other). A group at its cap or not yet due by its rate is passed over and
--- keeps its place.
+-- keeps its place. The turn between a group's own three queues rides in its stamp's fraction:
+-- turn number + queue/4 (0 execute, 1 last, 2 discard), so it costs no key of its own.
 local READ = 64 -- ring members read at a time
 local READS = 16 -- reads of a level's ring per claim at most (1024 members)
 local ringEmpty = {} -- level -> the ring has no member (asked once per level)
 local round = {} -- level -> { list of candidates in turn order, whole ring read?, reads }
+local queueTurn = {} -- group -> its next queue, read from its stamp's fraction
 local passed = { {}, {} } -- level -> group -> passed over in this claim (its cap or its rate)
 local passedIn = { 0, 0 } -- level -> members passed over: they keep their places at the ring's front
 local dueIn -- ms until the first group passed over for its rate may run
@@ -163,7 +166,7 @@ local function readRound(level)
     -- No stamp may stand above the counter (one written by an older version, or by hand would
     -- keep its group behind every other for good): the counter starts above the highest.
     local last = redis.call('ZRANGE', K['L' .. level .. ':groups'], -1, -1, 'WITHSCORES')
-    if last[2] and tonumber(last[2]) > seq[level] then seq[level] = tonumber(last[2]) end
+    if last[2] and tonumber(last[2]) > seq[level] then seq[level] = math.floor(tonumber(last[2])) end
   end
   local from = passedIn[level]
   local raw = redis.call('ZRANGE', K['L' .. level .. ':groups'], from, from + READ - 1, 'WITHSCORES')
@@ -175,7 +178,10 @@ local function readRound(level)
       list[#list + 1] = false
       defaultAt = #list
     end
-    if not passed[level][raw[i]] then list[#list + 1] = raw[i] end
+    if not passed[level][raw[i]] then
+      list[#list + 1] = raw[i]
+      queueTurn[raw[i]] = math.floor((s - math.floor(s)) * 4 + 0.5) % 3
+    end
   end
   -- Behind every member read: when the read reached the ring's end, or the last read allowed
   -- (past more groups than a claim reads, all passed over, the default group still has its turn).
@@ -187,7 +193,10 @@ end
 -- nil when none can be taken now (the caller charges the group once the job is not expired).
 local function popLevel(level)
   if ringEmpty[level] == nil then ringEmpty[level] = redis.call('ZCARD', K['L' .. level .. ':groups']) == 0 end
-  if ringEmpty[level] then return popQueues(level, nil) end
+  if ringEmpty[level] then
+    local payload, key = popQueues(level, nil) -- (not the queue that comes next: no group here)
+    return payload, key
+  end
   if not round[level] then readRound(level) end
   while true do
     local r = round[level]
@@ -211,10 +220,11 @@ local function popLevel(level)
       passedIn[level] = passedIn[level] + 1
     else
       seq[level] = seq[level] + 1
-      local payload, key = popQueues(level, g, seq[level] % 3)
+      local payload, key, nextQueue = popQueues(level, g, queueTurn[g] or 0)
       if payload then
         count(level, 'grouped', -1)
-        redis.call('ZADD', K['L' .. level .. ':groups'], seq[level], g)
+        queueTurn[g] = nextQueue
+        redis.call('ZADD', K['L' .. level .. ':groups'], seq[level] + nextQueue / 4, g)
         if r.whole then r.list[#r.list + 1] = g end
         return payload, key, g
       end

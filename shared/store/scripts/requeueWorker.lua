@@ -51,9 +51,14 @@ end
 redis.call('ZREM', K['idle:L1'], worker)
 redis.call('ZREM', K['idle:L2'], worker)
 redis.call('DEL', K.inbox)
-local runs = redis.call('HGETALL', K.worker)
-for i = 1, #runs, 2 do
-  if mode ~= 'orphans' or not known[runs[i]] then handBack(runs[i], runs[i + 1]) end
+-- In the order they were claimed (run tokens rise; the hash keeps no order of its own): each goes
+-- to the front, so the newest first and the oldest last, which runs next.
+local raw = redis.call('HGETALL', K.worker)
+local runs = {}
+for i = 1, #raw, 2 do
+  if mode ~= 'orphans' or not known[raw[i]] then runs[#runs + 1] = { token = raw[i], payload = raw[i + 1] } end
 end
+table.sort(runs, function(a, b) return (tonumber(a.token) or 0) > (tonumber(b.token) or 0) end)
+for _, run in ipairs(runs) do handBack(run.token, run.payload) end
 if mode ~= 'orphans' then redis.call('ZREM', K.workers, worker) end
 return handedBack
