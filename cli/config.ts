@@ -118,14 +118,14 @@ export const FLAGS = {
     commands: WORKER,
     default: '0',
     min: 0,
-    help: 'runs of one group (queue_detail.group) at once, across all workers (0: no cap; `switchyard group` sets one group\'s)',
+    help: "runs of one group (queue_detail.group) at once, across all workers (0: no cap; `switchyard group` sets one group's)",
   },
   'group-rate': {
     kind: 'rate',
     field: 'groupRate',
     commands: WORKER,
     default: 'off',
-    help: 'runs of one group started per second, like 100/s or 30/m (off: no limit; `switchyard group` sets one group\'s)',
+    help: "runs of one group started per second, like 100/s or 30/m (off: no limit; `switchyard group` sets one group's)",
   },
   concurrency: { kind: 'int', field: 'concurrency', commands: WORKER, default: '50', min: 1, max: 10000, help: 'jobs one worker runs at once' },
   reserve: {

@@ -121,7 +121,10 @@ const schema = z.object({
           .string({ error: expected('a string') })
           .regex(JOB_ID_PATTERN, 'must be 1 to 100 letters, digits, "_" or "-"')
           .optional(),
-        group: z.string({ error: expected('a string') }).regex(GROUP_NAME, `must be ${GROUP_NAME_RULE}`).optional(),
+        group: z
+          .string({ error: expected('a string') })
+          .regex(GROUP_NAME, `must be ${GROUP_NAME_RULE}`)
+          .optional(),
         ttl: positiveSeconds(RANGES.ttl, '2592000 seconds (30 days)').optional(),
         attempts: z
           .number({ error: expected('a whole number of runs') })

@@ -114,7 +114,7 @@ test('a rate-limited group starts no more than its rate; the claim says when it 
   expect((await claim(store, 10, sel)).map((j) => j.url)).toEqual(['/a1', '/b1']);
 });
 
-test('`last` inside a group: newest wins, the key is the group\'s, never two runs of it at once', async () => {
+test("`last` inside a group: newest wins, the key is the group's, never two runs of it at once", async () => {
   const { store } = await fresh('groups-last');
   expect((await send(store, '/v1', 'a', 'last', { key: 'k' })).outcome).toBe('queued');
   expect((await send(store, '/v2', 'a', 'last', { key: 'k' })).outcome).toBe('replaced');
@@ -130,7 +130,7 @@ test('`last` inside a group: newest wins, the key is the group\'s, never two run
   expect((await claim(store, 5)).map((j) => j.url)).toEqual(['/v3']);
 });
 
-test('grouped messages count in the level\'s backlog: discard drops at the threshold', async () => {
+test("grouped messages count in the level's backlog: discard drops at the threshold", async () => {
   const { store } = await fresh('groups-backlog');
   const limits = { capacity: 100, discardThreshold: 3 };
   const outcomes: string[] = [];

@@ -35,7 +35,8 @@ function everyKey(): string[] {
       if (typeof value !== 'function') continue;
       const make = value as (...args: unknown[]) => string;
       // A named group's keys are documented with <g> standing for the group.
-      if (field.startsWith('group') && make.length === 3) for (const level of [1, 2]) for (const policy of ['execute', 'last', 'discard']) names.add(make(level, '<g>', policy));
+      if (field.startsWith('group') && make.length === 3)
+        for (const level of [1, 2]) for (const policy of ['execute', 'last', 'discard']) names.add(make(level, '<g>', policy));
       else if (field.startsWith('group') && make.length === 2) for (const level of [1, 2]) names.add(make(level, '<g>'));
       else if (make.length === 2) for (const level of [1, 2]) for (const policy of ['execute', 'last', 'discard']) names.add(make(level, policy));
       else if (make(1).includes(':L1')) for (const level of [1, 2]) names.add(make(level));

@@ -167,7 +167,9 @@ export interface CallSummary {
 /** Reads a payload for display (lookup, the dashboard, `switchyard queue`); never throws. */
 export function readCall(payload: string): CallSummary {
   try {
-    const raw = JSON.parse(payload) as Partial<Record<'id' | 'key' | 'group' | 'url' | 'method' | 'policy', string> & Record<'level' | 'attempt' | 'at', number>>;
+    const raw = JSON.parse(payload) as Partial<
+      Record<'id' | 'key' | 'group' | 'url' | 'method' | 'policy', string> & Record<'level' | 'attempt' | 'at', number>
+    >;
     return {
       ...(typeof raw.id === 'string' && { id: raw.id }),
       ...((raw.level === 1 || raw.level === 2) && { level: raw.level }),
