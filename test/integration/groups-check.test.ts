@@ -27,7 +27,7 @@ const WORKER = 'w1';
 
 /**
  * A clean state: groups a (level 1, execute and a `last` key in line, one run of a `last` key
- * holding it), b (level 2, discard; one run), c (running only), a waiting grouped job with the
+ * holding it, both keys' newest marks), b (level 2, discard; one run), c (running only), a waiting grouped job with the
  * caller's id indexed, and an ungrouped message in the level's own queue.
  */
 async function cleanState(queues: Queues): Promise<Keys> {
@@ -41,6 +41,8 @@ async function cleanState(queues: Queues): Promise<Keys> {
   m.hset(k.groupQueue(1, 'a', 'last'), 'k1', payload(1, 'a', 'last', 'k1', 'last-a'));
   m.hset(k.jobs, 'last-a', 'wL1:last@a\nk1');
   m.lpush(k.groupOrder(1, 'a'), 'k1');
+  // Each key's newest accepted message: the one waiting (k1), the one running (k2).
+  m.hset(k.groupNewest(1, 'a'), 'k1', 'last-a', 'k2', 'run-a');
   m.zadd(k.groupRing(1), 100, 'a');
   m.lpush(k.groupQueue(2, 'b', 'discard'), payload(2, 'b', 'discard'));
   m.zadd(k.groupRing(2), 101, 'b');
@@ -110,8 +112,9 @@ const CASES: Array<{ name: string; code: ProblemCode; repairable: boolean; corru
     },
   },
   {
+    // Its group agrees with the queue, its level does not: as in a level's own queue.
     name: "a payload of level 2 in a group's level-1 queue",
-    code: 'GROUP_PAYLOAD_MISPLACED',
+    code: 'PAYLOAD_MISPLACED',
     repairable: false,
     corrupt: async (k) => {
       await redis.rpush(k.groupQueue(1, 'a', 'execute'), payload(2, 'a'));
@@ -143,9 +146,10 @@ const CASES: Array<{ name: string; code: ProblemCode; repairable: boolean; corru
     corrupt: (k) => redis.hset(k.jobs, 'gone', 'wL1:execute@a'),
   },
   {
+    // The job is in group a's queue: the entry is rewritten to say so, as for a level's queue.
     name: 'a grouped index entry naming the wrong group',
     code: 'INDEX_WRONG',
-    repairable: false,
+    repairable: true,
     corrupt: (k) => redis.hset(k.jobs, 'callers-id', 'wL1:execute@b'),
   },
 ];
