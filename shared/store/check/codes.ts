@@ -55,7 +55,8 @@ export const PROBLEMS = {
     advice: 'the job would run without a record: remove the inbox entry with redis-cli once its worker is gone',
   },
   LAST_NOT_IN_LINE: {
-    means: 'a waiting `last` message (of a level, or of a group: {p}:L<n>:g:<group>:last) is neither in its order list nor parked behind a run of its key: it would never run',
+    means:
+      'a waiting `last` message (of a level, or of a group: {p}:L<n>:g:<group>:last) is neither in its order list nor parked behind a run of its key: it would never run',
     repair: "puts its key at the front of the line (a group's key: and the group in its ring)",
   },
   LAST_IN_LINE_TWICE: {

@@ -7,7 +7,7 @@
 import type { Level } from '../../levels';
 import { jobIdOf, routeOf, type Route } from '../format/job';
 import { shown, type Bytes } from './payload';
-import { groupedHeldField } from './groups';
+import { groupedHeldField, groupOfPayload } from './groups';
 import { describePlace, samePlace, type Place } from './place';
 import { listChunks, readHash } from './read';
 import type { PartitionScan } from './scan';
@@ -133,11 +133,15 @@ function checkHeldKeys(scan: PartitionScan): void {
     const level = m ? (Number(m[1]) as Level) : null;
     const key = m ? m[2] : null;
     const run = scan.runs.get(token);
-    if (run && run.route?.policy === 'last' && run.route.level === level && run.route.key === key) continue;
+    // A run of a grouped message holds its key under its group's name, never this field.
+    const ofIt = (payload: Bytes, route: Route | null): boolean =>
+      route?.policy === 'last' && route.level === level && route.key === key && groupOfPayload(payload) === undefined;
+    if (run && ofIt(run.payload, run.route)) continue;
+    const group = run ? groupOfPayload(run.payload) : undefined;
     const why = !m
       ? 'a field of no known form'
       : run
-        ? `run ${token} in ${scan.store.keys.workerJobs(run.worker)} is ${run.route ? `of ${run.route.policy === 'last' ? `key ${shown(run.route.key!)} (level ${run.route.level})` : 'no `last` key'}` : 'unreadable'}`
+        ? `run ${token} in ${scan.store.keys.workerJobs(run.worker)} is ${run.route ? `of ${run.route.policy === 'last' ? `key ${shown(run.route.key!)} (level ${run.route.level}${group === undefined ? '' : `, group ${group}`})` : 'no `last` key'}` : 'unreadable'}`
         : `no worker hash holds run ${token}`;
     scan.suspect({
       code: 'HELD_KEY_ORPHANED',
@@ -147,8 +151,7 @@ function checkHeldKeys(scan: PartitionScan): void {
       holds: ([held, found]) => {
         if (held !== token) return false;
         if (!Array.isArray(found)) return true;
-        const route = routeOf(String(found[1]));
-        return !(route?.policy === 'last' && route.level === level && route.key === key);
+        return !ofIt(String(found[1]), routeOf(String(found[1])));
       },
       // Only a key no run holds is released: a run of another key ends by itself.
       repair: ([, found]) => (level !== null && key !== null && !Array.isArray(found) ? { action: 'release', args: [String(level), key, token] } : null),
@@ -200,7 +203,13 @@ export function checkNewest(scan: PartitionScan, scope: LastScope): void {
       message: `${names.newest} says job ${id} is the newest of key ${shown(key)}, but ${
         at
           ? `that job is in ${describePlace(at.place, scan.tag)}${
-              !at.route ? ', its payload unreadable' : at.route.key !== key ? ' with another key' : at.route.group !== group ? ` of ${at.route.group === undefined ? 'no group' : `group ${at.route.group}`}` : ''
+              !at.route
+                ? ', its payload unreadable'
+                : at.route.key !== key
+                  ? ' with another key'
+                  : at.route.group !== group
+                    ? ` of ${at.route.group === undefined ? 'no group' : `group ${at.route.group}`}`
+                    : ''
             }`
           : 'that job is nowhere'
       }`,
