@@ -29,7 +29,7 @@ export const PROBLEMS = {
     advice: 'copy it out with redis-cli and remove it from where it sits; the scripts bury such a payload in the dead list when they meet it',
   },
   PAYLOAD_MISPLACED: {
-    means: "a payload's level, policy or key disagrees with the queue it sits in",
+    means: "a payload's level, policy or key disagrees with the queue it sits in (a level's, or a group's)",
     advice: 'move it by hand (redis-cli) to the queue its routing fields name, or remove it',
   },
   DEAD_ENTRY_MALFORMED: {
@@ -55,8 +55,9 @@ export const PROBLEMS = {
     advice: 'the job would run without a record: remove the inbox entry with redis-cli once its worker is gone',
   },
   LAST_NOT_IN_LINE: {
-    means: 'a waiting `last` message is neither in its order list nor parked behind a run of its key: it would never run',
-    repair: 'puts its key at the front of the line',
+    means:
+      'a waiting `last` message (of a level, or of a group: {p}:L<n>:g:<group>:last) is neither in its order list nor parked behind a run of its key: it would never run',
+    repair: "puts its key at the front of the line (a group's key: and the group in its ring)",
   },
   LAST_IN_LINE_TWICE: {
     means: 'a key is in a `last` order list more than once',
@@ -67,11 +68,11 @@ export const PROBLEMS = {
     repair: 'removes the key from the line',
   },
   NEWEST_MISMATCH: {
-    means: "a waiting `last` message is not its key's newest accepted message ({p}:L<n>:last:newest)",
+    means: "a waiting `last` message is not its key's newest accepted message ({p}:L<n>:last:newest, or its group's {p}:L<n>:g:<group>:last:newest)",
     advice: 'an older message waits while a newer one was accepted: look at both with switchyard job <id> and delete the older one',
   },
   NEWEST_DANGLING: {
-    means: "a key's newest mark points to a message that is not waiting, running, delayed or dead with that key",
+    means: "a key's newest mark points to a message that is not waiting, running, delayed or dead with that key (and group)",
     repair: 'drops the mark',
   },
   COUNTER_INVALID: {
@@ -103,7 +104,7 @@ export const PROBLEMS = {
     repair: "recounts it from the groups' queues",
   },
   GROUP_PAYLOAD_MISPLACED: {
-    means: "a payload in a group's queue names another group (or none), level, policy or key; or a payload in a level's own queue names a group",
+    means: "a payload in a group's queue names another group (or none); or a payload in a level's own queue names a group",
     advice: 'move it by hand (redis-cli) to the queue its routing fields name, or remove it',
   },
   PARTITION_MISMATCH: {

@@ -2,24 +2,23 @@
 // ("Tenants"). Each level's ring holds every named group with messages in line (a member with
 // nothing left stays until the claim next reaches it and removes it: no problem); each
 // group's count of runs is its runs in worker hashes; L<n>:grouped counts the grouped messages
-// waiting; a payload in a group's queue names that group, level and policy (and a payload in the
-// level's own queues names none); a grouped `last` key held by a run is that run's, and each run
-// of a grouped `last` message holds it; a grouped index entry points to its job.
+// waiting; a grouped `last` key held by a run is that run's, and each run of a grouped `last`
+// message holds it. The groups' queues themselves are read by group-queues.ts, as places of
+// jobs (a payload there names that group, level and policy; an index entry pointing there is
+// checked as any other) with `last` structures of their own.
 //
-// Read as the rest of the checker reads: SCAN for the groups' keys, the rings and lists a
-// thousand at a time, one short record per grouped job id; every suspicion confirmed in one
-// atomic read (checkState.lua) before it is reported.
+// Read as the rest of the checker reads: the rings and hashes a thousand entries at a time;
+// every suspicion confirmed in one atomic read (checkState.lua) before it is reported.
 import { isGroupName } from '../../groups';
 import type { Level } from '../../levels';
-import { jobIdOf, routeOf, type Route } from '../format/job';
+import { routeOf, type Route } from '../format/job';
+import type { GroupLevel, GroupsRead } from './group-queues';
 import { shown, type Bytes } from './payload';
-import { hashChunks, listChunks, readHash, scanKeys, zsetChunks } from './read';
+import { readHash } from './read';
 import type { PartitionScan } from './scan';
-import type { Answer, Probe } from './state-script';
+import type { Answer } from './state-script';
 
 const LEVELS: readonly Level[] = [1, 2];
-/** Groups whose queue lengths are read per pipeline. */
-const LENGTHS_BATCH = 200;
 
 /** What follows `{p}:L<n>:g:<group>` (no one is the end of another, so a key parses one way only). */
 const SUFFIXES = [':last:order', ':last:newest', ':execute', ':discard', ':last'] as const;
@@ -50,141 +49,12 @@ export function groupOfPayload(payload: Bytes): string | undefined {
 /** The field of {p}:running a run of a grouped `last` message holds. */
 export const groupedHeldField = (level: Level, group: string, key: Bytes): Bytes => `G${level}:${group}\n${key}`;
 
-/** A grouped waiting job's index entry: wL<n>:<policy>@<group>[\n<key>]. */
-const GROUPED_ENTRY = /^wL([12]):(execute|discard|last)@([^\n]+)(?:\n([\s\S]*))?$/;
-export const isGroupedEntry = (where: Bytes): boolean => /^wL[12]:[a-z]+@/.test(where);
-const groupedEntryOf = (level: Level, group: string, policy: string, key?: Bytes): Bytes =>
-  `wL${level}:${policy}@${group}${policy === 'last' ? `\n${key}` : ''}`;
-
-type GroupPolicy = 'execute' | 'discard' | 'last';
-
-/** Per level: each group with keys or a ring entry, and what the plain reads found. */
-interface GroupLevel {
-  inRing: boolean;
-  /** execute, discard, last:order lengths and the `last` hash's size. */
-  lengths: [number, number, number, number];
-}
-
-export async function checkGroups(scan: PartitionScan): Promise<void> {
-  const { redis, keys } = scan.store;
-  const groups: Record<Level, Map<string, GroupLevel>> = { 1: new Map(), 2: new Map() };
-  const entry = (level: Level, group: string): GroupLevel => {
-    let g = groups[level].get(group);
-    if (!g) groups[level].set(group, (g = { inRing: false, lengths: [0, 0, 0, 0] }));
-    return g;
-  };
-  for await (const key of scanKeys(redis, `${scan.tag.replace(/[*?[\]\\]/g, '\\$&')}:L[12]:g:*`)) {
-    const found = groupOfKey(scan.tag, key);
-    if (found) entry(found.level, found.group);
-  }
-  for (const level of LEVELS) {
-    for await (const chunk of zsetChunks(redis, keys.groupRing(level))) for (const [member] of chunk) entry(level, member).inRing = true;
-  }
-  for (const level of LEVELS) await readLengths(scan, level, groups[level]);
-
-  const waiting: Record<Level, number> = { 1: 0, 2: 0 };
-  /** Grouped jobs waiting: id -> the index entry that would say so. */
-  const waitingIds = new Map<string, Bytes>();
-  for (const level of LEVELS) {
-    for (const group of groups[level].keys()) {
-      if (!isGroupName(group)) continue;
-      waiting[level] += await readGroupQueues(scan, level, group, waitingIds);
-    }
-  }
-  checkRings(scan, groups);
-  await checkGroupRuns(scan, new Set([...groups[1].keys(), ...groups[2].keys()]));
-  await checkGrouped(scan, waiting, groups);
-  checkGroupedEntries(scan, waitingIds);
+/** After the groups' queues were read (group-queues.ts). */
+export async function checkGroups(scan: PartitionScan, read: GroupsRead): Promise<void> {
+  checkRings(scan, read.groups);
+  await checkGroupRuns(scan, new Set([...read.groups[1].keys(), ...read.groups[2].keys()]));
+  await checkGrouped(scan, read.waiting, read.groups);
   await scan.confirmPending();
-}
-
-async function readLengths(scan: PartitionScan, level: Level, groups: Map<string, GroupLevel>): Promise<void> {
-  const { redis, keys } = scan.store;
-  const names = [...groups.keys()];
-  for (let from = 0; from < names.length; from += LENGTHS_BATCH) {
-    const batch = names.slice(from, from + LENGTHS_BATCH);
-    const p = redis.pipeline();
-    for (const g of batch) {
-      p.llen(keys.groupQueue(level, g, 'execute'))
-        .llen(keys.groupQueue(level, g, 'discard'))
-        .llen(keys.groupOrder(level, g))
-        .hlen(keys.groupQueue(level, g, 'last'));
-    }
-    const replies = (await p.exec())!.map(([err, n]) => {
-      if (err) throw err;
-      return Number(n);
-    });
-    batch.forEach((g, i) => (groups.get(g)!.lengths = [replies[i * 4], replies[i * 4 + 1], replies[i * 4 + 2], replies[i * 4 + 3]]));
-  }
-}
-
-const groupHolds = (level: Level, group: string, policy: GroupPolicy, field: Bytes, payload: Bytes): Probe => [
-  'groupHolds',
-  String(level),
-  group,
-  policy,
-  field,
-  payload,
-];
-
-/** Reads a group's queues of a level: each payload must name that group, level and policy. Returns how many wait. */
-async function readGroupQueues(scan: PartitionScan, level: Level, group: string, waitingIds: Map<string, Bytes>): Promise<number> {
-  const { redis, keys } = scan.store;
-  let n = 0;
-  const one = (policy: GroupPolicy, field: Bytes, payload: Bytes): void => {
-    n += 1;
-    scan.counts.waiting += 1;
-    const route = routeOf(payload);
-    const where = `${keys.groupQueue(level, group, policy)}${policy === 'last' ? ` field ${shown(field)}` : ''}`;
-    const named = groupOfPayload(payload);
-    const id = route?.id ?? jobIdOf(payload) ?? undefined;
-    if (!route) {
-      scan.suspect({
-        code: 'PAYLOAD_UNREADABLE',
-        message: `${where}: payload has no routing prefix the scripts can read: ${shown(payload.slice(0, 120))}`,
-        ids: id ? [id] : undefined,
-        probes: [groupHolds(level, group, policy, field, payload), ['route', payload]],
-        holds: ([held, luaRoute]) => Number(held) > 0 && luaRoute === null,
-      });
-      return;
-    }
-    if (id) waitingIds.set(id, groupedEntryOf(level, group, policy, field));
-    if (route.level === level && route.policy === policy && named === group && (policy !== 'last' || route.key === field)) return;
-    scan.suspect({
-      code: 'GROUP_PAYLOAD_MISPLACED',
-      message: `${where}: job ${route.id} says level ${route.level}, ${route.policy}${route.key !== undefined ? ` key ${shown(route.key)}` : ''}, ${named === undefined ? 'no group' : `group ${named}`}`,
-      ids: [route.id],
-      probes: [groupHolds(level, group, policy, field, payload), ['route', payload], ['groupOf', payload]],
-      holds: ([held, r, g]) =>
-        Number(held) > 0 &&
-        Array.isArray(r) &&
-        (Number(r[1]) !== level || r[2] !== policy || (policy === 'last' && r[3] !== field) || (g === null ? undefined : g) !== group),
-    });
-  };
-  for (const policy of ['execute', 'discard'] as const) {
-    for await (const chunk of listChunks(redis, keys.groupQueue(level, group, policy))) {
-      for (const payload of chunk) one(policy, '', payload);
-      await scan.confirmPending();
-    }
-  }
-  for await (const chunk of hashChunks(redis, keys.groupQueue(level, group, 'last'))) {
-    for (const [field, payload] of chunk) one('last', field, payload);
-    await scan.confirmPending();
-  }
-  return n;
-}
-
-/** A payload in a level's own queues (the default group) must name no group (called by jobs.ts for each). */
-export function checkUngrouped(scan: PartitionScan, where: string, holds: Probe, payload: Bytes, route: Route): void {
-  const named = groupOfPayload(payload);
-  if (named === undefined) return;
-  scan.suspect({
-    code: 'GROUP_PAYLOAD_MISPLACED',
-    message: `${where}: job ${route.id} of group ${named} waits in the level's own queue, not in its group's`,
-    ids: [route.id],
-    probes: [holds, ['groupOf', payload]],
-    holds: ([held, g]) => Number(held) > 0 && g === named,
-  });
 }
 
 /** Groups with messages in line outside the ring (no claim would serve them). */
@@ -301,27 +171,4 @@ async function checkGrouped(scan: PartitionScan, waiting: Record<Level, number>,
       repair: () => ({ action: 'recountGrouped', args: [String(level), names] }),
     });
   }
-}
-
-/** A grouped index entry (skipped by jobs.ts's index pass) points to its job, waiting in that group. */
-function checkGroupedEntries(scan: PartitionScan, waitingIds: Map<string, Bytes>): void {
-  for (const [id, where] of scan.groupedEntries) {
-    const expected = waitingIds.get(id);
-    if (expected === where) continue;
-    const m = GROUPED_ENTRY.exec(where);
-    const elsewhere = expected ?? (scan.seen.has(id) ? 'elsewhere' : undefined);
-    scan.suspect({
-      code: elsewhere === undefined ? 'INDEX_DANGLING' : 'INDEX_WRONG',
-      message: `index entry of job ${id} says ${shown(where)}${m ? '' : ', a form no script writes'}, ${elsewhere === undefined ? 'where no such job is' : `but the job is ${expected ? `at ${shown(expected)}` : 'elsewhere'}`}`,
-      ids: [id],
-      probes: [
-        ['entry', id],
-        ['idAtEntry', id, where],
-      ],
-      holds: ([now, there]) => now === where && Number(there) === 0,
-      // Only an entry pointing nowhere goes; one pointing to the wrong place is left (its job is somewhere).
-      repair: () => (elsewhere === undefined ? { action: 'dropEntry', args: [id, where] } : null),
-    });
-  }
-  scan.groupedEntries.length = 0;
 }

@@ -6,8 +6,9 @@
 // before it writes; everything else is left to the operator, with advice.
 import { PROBLEMS, remedyOf, type ProblemCode } from './codes';
 import { scanDeployment } from './deployment';
-import { checkJobs } from './jobs';
+import { checkIndex, checkJobs } from './jobs';
 import { checkGroups } from './groups';
+import { readGroups } from './group-queues';
 import { checkKeys, readKeyState } from './keys';
 import { shown } from './payload';
 import { noCounts, PartitionScan, type PartitionCounts } from './scan';
@@ -77,7 +78,9 @@ async function scanPartition(store: Store, partition: number, workerKeys: Set<st
   await readWorkers(scan);
   await readKeyState(scan);
   await checkJobs(scan);
-  await checkGroups(scan);
+  const groups = await readGroups(scan);
+  await checkIndex(scan);
+  await checkGroups(scan, groups);
   checkKeys(scan);
   await scan.confirmPending();
   await checkWorkersAndCounters(scan);

@@ -1,5 +1,6 @@
 // Where a job can be, and the lookup index entry ({p}:jobs) that says so (the entry's format:
-// shared/store/format/index-entry.ts).
+// shared/store/format/index-entry.ts). A named group's queues (docs/design.md, "Tenants") are
+// places of their own, as the level's are.
 import type { Level } from '../../levels';
 import { readIndexEntry, writeIndexEntry } from '../format/index-entry';
 import { shown, type Bytes } from './payload';
@@ -7,6 +8,8 @@ import { shown, type Bytes } from './payload';
 export type Place =
   | { kind: 'queue'; level: Level; policy: 'execute' | 'discard' }
   | { kind: 'last'; level: Level; key: Bytes }
+  | { kind: 'groupQueue'; level: Level; group: string; policy: 'execute' | 'discard' }
+  | { kind: 'groupLast'; level: Level; group: string; key: Bytes }
   | { kind: 'run'; worker: Bytes; token: string }
   | { kind: 'delayed'; due: number }
   | { kind: 'dead' }
@@ -18,6 +21,11 @@ export function placeOfEntry(where: Bytes): Place | null {
   if (entry === null) return null;
   switch (entry.kind) {
     case 'waiting':
+      if (entry.group !== undefined) {
+        return entry.policy === 'last'
+          ? { kind: 'groupLast', level: entry.level, group: entry.group, key: entry.key }
+          : { kind: 'groupQueue', level: entry.level, group: entry.group, policy: entry.policy };
+      }
       return entry.policy === 'last' ? { kind: 'last', level: entry.level, key: entry.key } : { kind: 'queue', level: entry.level, policy: entry.policy };
     case 'running':
       return { kind: 'run', token: entry.token, worker: entry.worker };
@@ -35,6 +43,10 @@ export function entryFor(place: Place, now: number): Bytes {
       return writeIndexEntry({ kind: 'waiting', level: place.level, policy: place.policy });
     case 'last':
       return writeIndexEntry({ kind: 'waiting', level: place.level, policy: 'last', key: place.key });
+    case 'groupQueue':
+      return writeIndexEntry({ kind: 'waiting', level: place.level, policy: place.policy, group: place.group });
+    case 'groupLast':
+      return writeIndexEntry({ kind: 'waiting', level: place.level, policy: 'last', key: place.key, group: place.group });
     case 'run':
       return writeIndexEntry({ kind: 'running', since: now, token: place.token, worker: place.worker });
     case 'delayed':
@@ -53,6 +65,10 @@ export function samePlace(a: Place, b: Place): boolean {
       return b.kind === 'queue' && a.level === b.level && a.policy === b.policy;
     case 'last':
       return b.kind === 'last' && a.level === b.level && a.key === b.key;
+    case 'groupQueue':
+      return b.kind === 'groupQueue' && a.level === b.level && a.group === b.group && a.policy === b.policy;
+    case 'groupLast':
+      return b.kind === 'groupLast' && a.level === b.level && a.group === b.group && a.key === b.key;
     case 'run':
       return b.kind === 'run' && a.worker === b.worker && a.token === b.token;
     case 'delayed':
@@ -75,6 +91,10 @@ export function describePlace(place: Place, tag: string): string {
       return `${tag}:L${place.level}:${place.policy}`;
     case 'last':
       return `${tag}:L${place.level}:last field ${shown(place.key)}`;
+    case 'groupQueue':
+      return `${tag}:L${place.level}:g:${place.group}:${place.policy}`;
+    case 'groupLast':
+      return `${tag}:L${place.level}:g:${place.group}:last field ${shown(place.key)}`;
     case 'run':
       return `${tag}:worker:${place.worker} run ${place.token}`;
     case 'delayed':
@@ -88,7 +108,7 @@ export function describePlace(place: Place, tag: string): string {
 
 /**
  * A place as the checkState script's arguments name it: kind, then two words (see the
- * script's header).
+ * script's header); a named group's place has `<level>@<group>` for its first word.
  */
 export function placeArgs(place: Place): [string, string, string] {
   switch (place.kind) {
@@ -96,6 +116,10 @@ export function placeArgs(place: Place): [string, string, string] {
       return ['queue', String(place.level), place.policy];
     case 'last':
       return ['last', String(place.level), place.key];
+    case 'groupQueue':
+      return ['groupQueue', `${place.level}@${place.group}`, place.policy];
+    case 'groupLast':
+      return ['groupLast', `${place.level}@${place.group}`, place.key];
     case 'run':
       return ['run', place.worker, place.token];
     case 'delayed':

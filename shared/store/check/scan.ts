@@ -95,7 +95,7 @@ export class PartitionScan {
   /** {p}:running: "L<level>:<key>" -> token. */
   running = new Map<Bytes, Bytes>();
   readonly newest: Record<Level, Map<Bytes, Bytes>> = { 1: new Map(), 2: new Map() };
-  /** `last` keys in line, with how many times each is there. */
+  /** The level's own `last` keys in line, with how many times each is there (a group's: group-queues.ts, while it reads the group). */
   readonly order: Record<Level, Map<Bytes, number>> = { 1: new Map(), 2: new Map() };
   /** `last` keys with a waiting message. */
   readonly waitingLast: Record<Level, Set<Bytes>> = { 1: new Set(), 2: new Set() };
@@ -107,8 +107,6 @@ export class PartitionScan {
   /** The largest run token in use, and where it was seen. */
   maxToken: { value: bigint; where: string } = { value: 0n, where: '' };
   readonly counts: PartitionCounts = noCounts();
-  /** Index entries of grouped waiting jobs, left by the index pass to the groups' check (groups.ts). */
-  readonly groupedEntries: Array<[id: string, where: Bytes]> = [];
 
   constructor(
     readonly store: Store,

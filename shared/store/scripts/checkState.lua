@@ -13,9 +13,11 @@
 -- repair: ARGV[4] action, ARGV[5..] its arguments (see REPAIRS below).
 --         Output: 1 repaired, 0 not done (its condition no longer holds).
 -- A place is named by three words: queue <level> execute|discard, last <level> <key>,
--- run <worker> <token>, delayed <due|''> '', dead '' '', done '' '', inbox <worker> ''.
--- A named group's queues (docs/design.md, "Tenants") are named by level, group and policy
--- (execute|discard|last), their keys built from the tag as the scripts build them.
+-- run <worker> <token>, delayed <due|''> '', dead '' '', done '' '', inbox <worker> '';
+-- a named group's queues (docs/design.md, "Tenants"): groupQueue <level>@<group> execute|discard,
+-- groupLast <level>@<group> <key>, their keys built from the tag as the scripts build them.
+-- A level's `last` structures and a named group's are named by level, key and group ('': the
+-- level's own), the same probes and repairs serving both.
 local tag, extraWorkers, mode = ARGV[1], ARGV[2], ARGV[3]
 
 local function workerHash(worker)
@@ -68,11 +70,27 @@ local function queueKey(level, policy)
   return (policy == 'discard' and K['L' .. tonumber(level) .. ':discard'] or K['L' .. tonumber(level) .. ':execute'])
 end
 
--- The grouped form of a waiting job's index entry, wL<n>:<policy>@<group>[\n<key>]: its level, policy, group, key ('' none).
-local function groupedEntry(where)
-  local level, policy, group, rest = string.match(where, '^wL([12]):(%a+)@([^\n]+)(.*)$')
-  if not level then return nil end
-  return level, policy, group, string.sub(rest, 2)
+-- A named group's place: its first word, <level>@<group>, read back (nil, nil for another form).
+local function groupPlace(a)
+  return string.match(a, '^([12])@(.+)$')
+end
+
+-- A level's `last` hash, order list and newest marks: its own (group '' or nil) or a named group's.
+local function named(group)
+  return group ~= nil and group ~= '' and group or nil
+end
+local function lastHash(level, group)
+  return named(group) and groupKey(level, group, 'last') or K['L' .. tonumber(level) .. ':last']
+end
+local function lastOrder(level, group)
+  return named(group) and groupKey(level, group, 'last:order') or K['L' .. tonumber(level) .. ':last:order']
+end
+local function lastNewest(level, group)
+  return named(group) and groupKey(level, group, 'last:newest') or K['L' .. tonumber(level) .. ':last:newest']
+end
+-- The field of {p}:running a key of that scope holds while it runs.
+local function heldField(level, key, group)
+  return runningField(tonumber(level), key, named(group))
 end
 
 -- How many times the job `id` waits in a group's queue of a level (its `last` hash: under `key`).
@@ -129,6 +147,12 @@ end
 
 -- How many times the job `id` is at a place.
 local function idAt(id, kind, a, b)
+  if kind == 'groupQueue' or kind == 'groupLast' then
+    local level, group = groupPlace(a)
+    if not level then return 0 end
+    if kind == 'groupLast' then return idAtGroup(id, level, group, 'last', b) end
+    return idAtGroup(id, level, group, b, '')
+  end
   if kind == 'queue' then return idsInList(queueKey(a, b), jobId)[id] or 0 end
   if kind == 'dead' then return idsInList(K.dead, deadJobId)[id] or 0 end
   if kind == 'done' then return redis.call('ZSCORE', K.done, id) and 1 or 0 end
@@ -150,6 +174,12 @@ end
 
 -- How many times these exact bytes are at a place.
 local function holds(kind, a, b, value)
+  if kind == 'groupQueue' or kind == 'groupLast' then
+    local level, group = groupPlace(a)
+    if not level or (kind == 'groupQueue' and b ~= 'execute' and b ~= 'discard') then return 0 end
+    if kind == 'groupLast' then return groupHolds(level, group, 'last', b, value) end
+    return groupHolds(level, group, b, '', value)
+  end
   local list
   if kind == 'queue' then list = queueKey(a, b) end
   if kind == 'dead' then list = K.dead end
@@ -165,6 +195,10 @@ end
 local function placeOfEntry(where)
   local place = placeOf(where)
   if not place then return nil end
+  if place.kind == 'waiting' and place.group then
+    if place.policy == 'last' then return 'groupLast', place.level .. '@' .. place.group, place.key end
+    return 'groupQueue', place.level .. '@' .. place.group, place.policy
+  end
   if place.kind == 'waiting' and place.policy == 'last' then return 'last', tostring(place.level), place.key end
   if place.kind == 'waiting' then return 'queue', tostring(place.level), place.policy end
   if place.kind == 'running' then return 'run', place.worker, place.token end
@@ -173,8 +207,6 @@ local function placeOfEntry(where)
 end
 
 local function idAtEntry(id, where)
-  local level, policy, group, key = groupedEntry(where)
-  if level then return idAtGroup(id, level, group, policy, key) end
   local kind, a, b = placeOfEntry(where)
   if not kind then return 0 end
   return idAt(id, kind, a, b)
@@ -189,15 +221,16 @@ local function runOf(token)
   return nil
 end
 
--- Where the message `id` of a `last` key is, if anywhere: waiting, running, delayed or dead
--- with that key. Reads every run, the delayed set and the dead list: only on a suspicion.
-local function newestAlive(level, key, id)
+-- Where the message `id` of a `last` key (of a level's own structures, group '', or a named
+-- group's) is, if anywhere: waiting, running, delayed or dead with that key and group. Reads
+-- every run, the delayed set and the dead list: only on a suspicion.
+local function newestAlive(level, key, id, group)
   local function ofKey(payload)
     if jobId(payload) ~= id then return false end
     local route = routeOf(payload)
-    return route ~= nil and route.level == tonumber(level) and route.key == key
+    return route ~= nil and route.level == tonumber(level) and route.key == key and route.group == named(group)
   end
-  local waiting = redis.call('HGET', K['L' .. tonumber(level) .. ':last'], key)
+  local waiting = redis.call('HGET', lastHash(level, group), key)
   if waiting and ofKey(waiting) then return 'waiting' end
   for _, worker in ipairs(knownWorkers()) do
     for _, payload in ipairs(redis.call('HVALS', workerHash(worker))) do
@@ -247,7 +280,7 @@ if mode == 'probe' then
     },
     hget = { 2, function(suffix, field) return redis.call('HGET', tag .. ':' .. suffix, field) end },
     get = { 1, function(suffix) return redis.call('GET', tag .. ':' .. suffix) end },
-    inLine = { 2, function(level, key) return #redis.call('LPOS', K['L' .. tonumber(level) .. ':last:order'], key, 'COUNT', 0) end },
+    inLine = { 3, function(level, key, group) return #redis.call('LPOS', lastOrder(level, group), key, 'COUNT', 0) end },
     runOf = {
       1,
       function(token)
@@ -263,10 +296,8 @@ if mode == 'probe' then
     },
     now = { 0, function() return redisNowMs() end },
     delayedByLevel = { 0, delayedByLevel },
-    newestAlive = { 3, newestAlive },
+    newestAlive = { 4, newestAlive },
     groupOf = { 1, groupOf },
-    groupHolds = { 5, groupHolds },
-    groupIdAt = { 5, idAtGroup },
     groupLines = { 2, groupLines },
     groupRuns = { 1, function(group) return { groupRuns(group), redis.call('HGET', K['groups:running'], group) or false } end },
     grouped = {
@@ -286,12 +317,14 @@ if mode == 'probe' then
   return out
 end
 
-local function running(level, key)
-  return redis.call('HEXISTS', K.running, runningField(tonumber(level), key)) == 1
+local function running(level, key, group)
+  return redis.call('HEXISTS', K.running, heldField(level, key, group)) == 1
 end
 
-local function putInLine(level, key)
-  redis.call('RPUSH', K['L' .. tonumber(level) .. ':last:order'], key)
+-- At the front of its line; a named group's key puts its group in the ring too (as a release does).
+local function putInLine(level, key, group)
+  redis.call('RPUSH', lastOrder(level, group), key)
+  if named(group) then joinRing(tonumber(level), group) end
   wake(tonumber(level))
 end
 
@@ -318,28 +351,29 @@ local REPAIRS = {
     if redis.call('HEXISTS', K['L' .. tonumber(level) .. ':last'], key) == 1 and not redis.call('LPOS', K['L' .. tonumber(level) .. ':last:order'], key) then putInLine(level, key) end
     return 1
   end,
-  -- A waiting `last` message whose key is neither in line nor running: put in line, at the front.
-  lineUp = function(level, key)
-    if redis.call('HEXISTS', K['L' .. tonumber(level) .. ':last'], key) == 0 or running(level, key) or redis.call('LPOS', K['L' .. tonumber(level) .. ':last:order'], key) then return 0 end
-    putInLine(level, key)
+  -- A waiting `last` message whose key is neither in line nor running: put in line, at the front
+  -- (a named group's: and the group in its ring).
+  lineUp = function(level, key, group)
+    if redis.call('HEXISTS', lastHash(level, group), key) == 0 or running(level, key, group) or redis.call('LPOS', lastOrder(level, group), key) then return 0 end
+    putInLine(level, key, group)
     return 1
   end,
   -- A key in line more than once: the copies nearest the head go, the one nearest the tail (next to run) stays.
-  dedupeLine = function(level, key)
-    local n = #redis.call('LPOS', K['L' .. tonumber(level) .. ':last:order'], key, 'COUNT', 0)
+  dedupeLine = function(level, key, group)
+    local n = #redis.call('LPOS', lastOrder(level, group), key, 'COUNT', 0)
     if n < 2 then return 0 end
-    redis.call('LREM', K['L' .. tonumber(level) .. ':last:order'], n - 1, key)
+    redis.call('LREM', lastOrder(level, group), n - 1, key)
     return 1
   end,
   -- A key in line with no message waiting and no run: out of the line.
-  unline = function(level, key)
-    if redis.call('HEXISTS', K['L' .. tonumber(level) .. ':last'], key) == 1 or running(level, key) then return 0 end
-    return redis.call('LREM', K['L' .. tonumber(level) .. ':last:order'], 0, key) > 0 and 1 or 0
+  unline = function(level, key, group)
+    if redis.call('HEXISTS', lastHash(level, group), key) == 1 or running(level, key, group) then return 0 end
+    return redis.call('LREM', lastOrder(level, group), 0, key) > 0 and 1 or 0
   end,
-  -- A newest mark pointing to a message of that key that is nowhere: it goes.
-  dropNewest = function(level, key, id)
-    if redis.call('HGET', K['L' .. tonumber(level) .. ':last:newest'], key) ~= id or newestAlive(level, key, id) then return 0 end
-    redis.call('HDEL', K['L' .. tonumber(level) .. ':last:newest'], key)
+  -- A newest mark pointing to a message of that key (and group) that is nowhere: it goes.
+  dropNewest = function(level, key, id, group)
+    if redis.call('HGET', lastNewest(level, group), key) ~= id or newestAlive(level, key, id, group) then return 0 end
+    redis.call('HDEL', lastNewest(level, group), key)
     return 1
   end,
   recountDelayed = function()
