@@ -36,7 +36,7 @@ local open = { ARGV[11] ~= '0' and not isPaused[1], level2Room > 0 and not isPau
 if not leaseHeld(K.workers, worker, now) then return CODE.lost end
 redis.call('ZADD', K.workers, now + leaseMs, worker)
 -- Settled first: a `last` key released here can be claimed again in the same call.
-local acknowledged = finishRuns(15, now, tonumber(ARGV[12]))
+local acknowledged = finishRuns(15, now, tonumber(ARGV[12]), true)
 
 local state = redis.call('HMGET', K.sched, 'cw1', 'cw2', 'turn1', 'turn2', 'turn:L1', 'turn:L2', 'seq:L1', 'seq:L2')
 local credit = { tonumber(state[1]) or 0, tonumber(state[2]) or 0 }

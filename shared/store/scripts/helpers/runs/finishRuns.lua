@@ -8,8 +8,10 @@
 -- the same batch): nothing is counted or released for it, so a repeat counts nothing twice.
 -- The caller has checked the lease (finishJobs alone, claimJobs with the acks riding on a
 -- claim). The hash is read and written once per call, the counters once per outcome.
+-- `claiming`: the settles ride on a claim, which takes the places they free itself (and passes
+-- the baton for what it leaves): no idle worker is woken for them.
 -- Returns the number of runs acknowledged.
-local function finishRuns(from, now, keepMs)
+local function finishRuns(from, now, keepMs, claiming)
   -- What a kept job shows: when it finished and how, and the call (read from the payload's
   -- routing fields and the method and url that follow them).
   local function finished(id, payload, status)
@@ -51,7 +53,7 @@ local function finishRuns(from, now, keepMs)
         tally[level] = tally[level] or {}
         tally[level][outcome] = (tally[level][outcome] or 0) + 1
         local group = grouped and groupOf(payload) or nil
-        if group then groupRunEnded(payload) end
+        if group then groupRunEnded(payload, not claiming) end
         if key ~= '' then
           -- The key comes from the worker's decoding of the payload; should its bytes differ from
           -- the payload's, the run's key is still found (by its token), never held for good.
