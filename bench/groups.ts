@@ -16,7 +16,7 @@
 // 3. The claim alone: one claimer in this process takes 50 at a time from the same queues, no
 //    acknowledgement riding along, then settles them 50 at a time (finishJobs): Redis µs per
 //    claim call and per finish call.
-// 4. Memory: used_memory of N jobs in N groups (one each) minus that of N jobs in none, / N =
+// 4. Memory: used_memory of N = 10,000 jobs in N groups (one each) minus that of N jobs in none, / N =
 //    bytes per active group; the same once each of them has one run (claimed, not finished).
 // Rounds interleaved (the order reversed in odd rounds), medians.
 import Redis from 'ioredis';
@@ -229,16 +229,24 @@ function kindOf(key: string): string {
   return 'other keys';
 }
 
-/** MEMORY USAGE (every element counted) of every key, summed by kindOf. */
-async function keyBytes(admin: Redis): Promise<Record<string, number>> {
+/**
+ * MEMORY USAGE (every element counted) of every key, summed by kindOf; on a connection of its
+ * own, closed after, so the admin connection's buffers (read in used_memory) stay small.
+ */
+async function keyBytes(url: string): Promise<Record<string, number>> {
+  const redis = new Redis(url);
   const out: Record<string, number> = {};
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'COUNT', 1000);
-    cursor = next;
-    const sizes = await Promise.all(keys.map((k) => admin.memory('USAGE', k, 'SAMPLES', 0)));
-    keys.forEach((k, i) => (out[kindOf(k)] = (out[kindOf(k)] ?? 0) + Number(sizes[i] ?? 0)));
-  } while (cursor !== '0');
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'COUNT', 1000);
+      cursor = next;
+      const sizes = await Promise.all(keys.map((k) => redis.memory('USAGE', k, 'SAMPLES', 0)));
+      keys.forEach((k, i) => (out[kindOf(k)] = (out[kindOf(k)] ?? 0) + Number(sizes[i] ?? 0)));
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
   return out;
 }
 
@@ -262,7 +270,7 @@ async function memoryOf(
   const before = await settledMemory(admin);
   await enqueueJobs(url, prefix, groups, n);
   const waiting = ((await settledMemory(admin)) - before) / n;
-  const waitingKeys = await keyBytes(admin);
+  const waitingKeys = await keyBytes(url);
   const redis = new Redis(url);
   try {
     const store = new Store(redis, prefix);
@@ -276,7 +284,7 @@ async function memoryOf(
   } finally {
     redis.disconnect();
   }
-  return { waiting, running: ((await settledMemory(admin)) - before) / n, waitingKeys, runningKeys: await keyBytes(admin) };
+  return { waiting, running: ((await settledMemory(admin)) - before) / n, waitingKeys, runningKeys: await keyBytes(url) };
 }
 
 async function memoryRound(url: string, admin: Redis, n: number): Promise<MemoryRound> {
