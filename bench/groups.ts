@@ -26,9 +26,9 @@ import { decodeJob } from '../shared/store/format/job';
 import { Queues } from '../shared/store/queues';
 import { Store } from '../shared/store/store';
 import { drain as drainPeer } from './async';
-import { cpuSeconds, redisCpuSeconds, runCompare, compareTable, type CompareResults } from './compare';
+import { cpuSeconds, prepareRef, redisCpuSeconds, runCompare, compareTable, type CompareResults } from './compare';
 import { loadAverage, median, ROOT, sleep, startNode, startRedisServer, type Child } from './lib';
-import { scriptMicros, usedMemory } from './store-compare';
+import { engineAt, scriptMicros, usedMemory } from './store-compare';
 
 export const BASE_REF = '395746d';
 export const GROUP_COUNTS = [0, 1, 100, 10_000] as const;
@@ -159,6 +159,49 @@ async function drainGroups(url: string, admin: Redis, groups: number, workers: n
     throw new Error(`${workers} worker(s) did not drain ${n} jobs in ${groups} groups in 120 s`);
   } finally {
     await Promise.all(started.map((w) => w.stop()));
+  }
+}
+
+/** Redis calls and µs of one claim call with no group anywhere, for the base and this tree. */
+export interface ClaimCallCost {
+  /** Claims of one job from a queue of many; claims with nothing waiting. */
+  oneMicros: number;
+  emptyMicros: number;
+  /** Redis commands the script ran per call (INFO commandstats), by name. */
+  one: Record<string, number>;
+  empty: Record<string, number>;
+}
+
+/**
+ * Each build's claim with no group in use, 5,000 calls one after another: claim 1 from a queue,
+ * then with nothing waiting. What a claim call costs before any job is taken shows here, which
+ * a claim of 50 spreads over its jobs.
+ */
+async function claimCallCost(root: string, name: string, url: string, admin: Redis): Promise<ClaimCallCost> {
+  const engine = engineAt(root, name);
+  const calls = 5000;
+  await admin.flushall();
+  const redis = new Redis(url, { enableAutoPipelining: true });
+  try {
+    const store = new engine.Store(redis, `calls-${name}`);
+    const call = engine.parseParams(
+      JSON.stringify({ url: '/noop', method: 'POST', content: { a: 1 }, reply: false, queue_detail: { level: 1, limit_policy: 'execute' } }),
+      LIMITS,
+    );
+    await Promise.all(Array.from({ length: calls }, () => store.enqueue(call, ADMISSION)));
+    await store.register('w', LEASE);
+    const measure = async (): Promise<{ micros: number; commands: Record<string, number> }> => {
+      await admin.config('RESETSTAT');
+      for (let i = 0; i < calls; i++) if ((await store.claim('w', 1, 1, SELECTION, LEASE)) === 'lost') throw new Error('lease lost');
+      const commands: Record<string, number> = {};
+      for (const [command, { calls: n }] of await commandStats(admin)) if (!OWN_COMMANDS.has(command)) commands[command] = n / calls;
+      return { micros: (await scriptMicros(admin)) / calls, commands };
+    };
+    const one = await measure();
+    const empty = await measure();
+    return { oneMicros: one.micros, emptyMicros: empty.micros, one: one.commands, empty: empty.commands };
+  } finally {
+    redis.disconnect();
   }
 }
 
@@ -315,6 +358,8 @@ export interface GroupsResults {
   loadBefore: string;
   loadAfter: string;
   base: CompareResults;
+  /** Keyed `base` and `tree`. */
+  claimCalls: Record<string, ClaimCallCost[]>;
   /** Keyed `<groups>x<workers>`. */
   drain: Record<string, GroupDrainRound[]>;
   bullmq: Record<string, { jobsPerSecond: number; bytesPerJob: number }[]>;
@@ -332,15 +377,35 @@ export async function benchGroups(options: {
   memoryGroups: number[];
 }): Promise<GroupsResults> {
   const loadBefore = loadAverage();
+  // The base is checked out and built here unless given built: its queue engine is loaded again after the gate.
+  const prepared = options.baseRoot ? undefined : prepareRef(options.baseRef);
+  const baseRoot = options.baseRoot ?? prepared!.root;
+  try {
+    return await benchGroupsWith(baseRoot, options, loadBefore);
+  } finally {
+    prepared?.remove();
+  }
+}
+
+async function benchGroupsWith(
+  baseRoot: string,
+  options: { rounds: number; jobs: number; baseRef: string; memoryGroups: number[] },
+  loadBefore: string,
+): Promise<GroupsResults> {
   process.stderr.write(`groups: no groups, ${options.baseRef} against this tree (the regression gate)…\n`);
-  const base = await runCompare({
-    ref: options.baseRef,
-    refRoot: options.baseRoot,
-    rounds: options.rounds,
+  const base = await runCompare({ ref: options.baseRef, refRoot: baseRoot, rounds: options.rounds, jobs: options.jobs, requests: options.jobs });
+  const results: GroupsResults = {
     jobs: options.jobs,
-    requests: options.jobs,
-  });
-  const results: GroupsResults = { jobs: options.jobs, rounds: options.rounds, loadBefore, loadAfter: '', base, drain: {}, bullmq: {}, claim: {}, memory: {} };
+    rounds: options.rounds,
+    loadBefore,
+    loadAfter: '',
+    base,
+    claimCalls: {},
+    drain: {},
+    bullmq: {},
+    claim: {},
+    memory: {},
+  };
   const steps: Step[] = [
     ...WORKER_COUNTS.flatMap((workers) => GROUP_COUNTS.map((groups): Step => ({ kind: 'switchyard', groups, workers }))),
     ...WORKER_COUNTS.map((workers): Step => ({ kind: 'bullmq', workers })),
@@ -348,7 +413,14 @@ export async function benchGroups(options: {
   const server = await startRedisServer();
   const admin = new Redis(server.url);
   try {
+    const builds = [
+      { name: 'base', root: baseRoot },
+      { name: 'tree', root: ROOT },
+    ];
     for (let round = 0; round < options.rounds; round++) {
+      for (const build of round % 2 ? [...builds].reverse() : builds) {
+        (results.claimCalls[build.name] ??= []).push(await claimCallCost(build.root, build.name, server.url, admin));
+      }
       for (const step of round % 2 ? [...steps].reverse() : steps) {
         if (step.kind === 'bullmq') {
           const r = await drainPeer('bullmq', step.workers, options.jobs, server.url, admin, round);
@@ -388,6 +460,32 @@ export async function benchGroups(options: {
 
 const fmt = (x: number, digits = 0): string => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
+/** Base and tree, a claim call with no group anywhere: Redis µs, and the commands whose count differs. */
+function claimCallTable(r: GroupsResults): string[] {
+  const base = r.claimCalls.base ?? [];
+  const tree = r.claimCalls.tree ?? [];
+  if (base.length === 0 || tree.length === 0) return [];
+  const med = (rows: ClaimCallCost[], pick: (x: ClaimCallCost) => number): number => median(rows.map(pick));
+  const differing = (which: 'one' | 'empty'): string => {
+    const names = new Set([...Object.keys(base[0][which]), ...Object.keys(tree[0][which])]);
+    const diffs: string[] = [];
+    for (const name of [...names].sort()) {
+      const b = med(base, (x) => x[which][name] ?? 0);
+      const t = med(tree, (x) => x[which][name] ?? 0);
+      if (Math.abs(t - b) >= 0.01) diffs.push(`${name.toUpperCase()} ${b.toFixed(2)} → ${t.toFixed(2)}`);
+    }
+    return diffs.join(', ') || 'none';
+  };
+  return [
+    'A claim call with no group anywhere (5,000 calls one after another; Redis µs per call from INFO commandstats; the commands whose count per call differs):',
+    '',
+    '| | base, µs per call | tree, µs per call | ratio | commands per call, base → tree |',
+    '|---|---|---|---|---|',
+    `| claim 1 from a queue of many | ${med(base, (x) => x.oneMicros).toFixed(2)} | ${med(tree, (x) => x.oneMicros).toFixed(2)} | ${(med(tree, (x) => x.oneMicros) / med(base, (x) => x.oneMicros)).toFixed(2)} | ${differing('one')} |`,
+    `| claim with nothing waiting | ${med(base, (x) => x.emptyMicros).toFixed(2)} | ${med(tree, (x) => x.emptyMicros).toFixed(2)} | ${(med(tree, (x) => x.emptyMicros) / med(base, (x) => x.emptyMicros)).toFixed(2)} | ${differing('empty')} |`,
+  ];
+}
+
 export function groupsTable(r: GroupsResults): string {
   const med = <T>(rows: T[] | undefined, pick: (x: T) => number): number => median((rows ?? []).map(pick));
   const groupsLabel = (g: number): string => (g === 0 ? 'no group' : `${fmt(g)} group${g === 1 ? '' : 's'}`);
@@ -398,6 +496,8 @@ export function groupsTable(r: GroupsResults): string {
     `**1. No groups: the base (${r.base.commit.slice(0, 7)}, before groups) against this tree** (the regression gate, bench/compare.ts)`,
     '',
     compareTable(r.base),
+    '',
+    ...claimCallTable(r),
     '',
     '**2. Drain by worker processes** (--concurrency 50 each, no-op route, no group cap or rate; between 10 % and 90 % drained; ' +
       'Redis figures from INFO over the same window: every script the workers ran, claims with their settles riding along, settles alone, lease renewals)',

@@ -11,7 +11,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { median, startRedisServer } from './lib';
 
-interface StoreLike {
+export interface StoreLike {
   enqueue(call: unknown, limits: { capacity: number; discardThreshold: number }): Promise<unknown>;
   register(workerId: string, leaseMs: number): Promise<boolean>;
   claim(
@@ -27,14 +27,14 @@ interface StoreLike {
   promoteDue(deadMax: number, max?: number): Promise<number>;
 }
 
-interface Engine {
+export interface Engine {
   name: string;
   Store: new (redis: Redis, prefix: string) => StoreLike;
   parseParams: (text: string, limits: { maxParamsBytes: number; maxBodyBytes: number }) => unknown;
   decodeJob: (token: number, payload: string) => unknown;
 }
 
-function engineAt(root: string, name: string): Engine {
+export function engineAt(root: string, name: string): Engine {
   const dist = path.join(root, 'dist', 'shared');
   /* eslint-disable @typescript-eslint/no-require-imports -- two builds of one module, loaded by path */
   return {
