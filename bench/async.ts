@@ -12,7 +12,7 @@ import { Queues } from '../shared/store/queues';
 import { machineClockMs } from './clock';
 import { h2load, median, percentile, sleep, startGateway, startNode, startRedisServer, type Child, type LoadResult } from './lib';
 
-type System = 'switchyard' | 'bullmq' | 'bee-queue';
+export type System = 'switchyard' | 'bullmq' | 'bee-queue';
 type WakePath = System | 'switchyard-store';
 const SYSTEMS: System[] = ['switchyard', 'bullmq', 'bee-queue'];
 
@@ -78,7 +78,7 @@ async function startWorker(system: System, name: string, url: string, app = 'dis
 }
 
 /** Jobs/s between 10% and 90% drained (start-up of the worker processes left out). */
-async function drain(system: System, workers: number, n: number, url: string, redis: Redis, round: number): Promise<{ rate: number; bytes: number }> {
+export async function drain(system: System, workers: number, n: number, url: string, redis: Redis, round: number): Promise<{ rate: number; bytes: number }> {
   const name = `drain-${system}-${workers}-${round}`;
   const bytes = await prequeue(system, name, redis, n);
   const key = waitingKey(system, name);

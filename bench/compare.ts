@@ -35,6 +35,11 @@ export interface CompareOptions {
    * no ref is built, and the queue engine phase, which no environment changes, is skipped.
    */
   sameTree?: { env: Record<Side, NodeJS.ProcessEnv> };
+  /**
+   * A checkout of the ref already built (its dist/ and node_modules in place): measured as it is,
+   * neither checked out nor built nor removed here.
+   */
+  refRoot?: string;
 }
 
 const APP = path.join(ROOT, 'dist', 'bench', 'minimal-app.js');
@@ -62,7 +67,7 @@ function git(args: string[], cwd = ROOT): string {
 }
 
 /** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   // Fields after the command name (which sits in parentheses and may hold spaces): utime is the 14th field overall.
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -146,6 +151,13 @@ export function prepareRef(ref: string): PreparedRef {
     remove();
     throw err;
   }
+}
+
+/** A checkout of the ref built beforehand, used in place (`refRoot`). */
+function builtCheckout(root: string): PreparedRef {
+  if (!existsSync(path.join(root, 'bin', 'switchyard.js')) || !existsSync(path.join(root, 'dist')))
+    throw new Error(`${root} is not a built checkout (bin/switchyard.js and dist/ expected: npx tsc -p tsconfig.build.json there)`);
+  return { root, commit: git(['rev-parse', 'HEAD'], root), installed: 'linked', remove: () => undefined };
 }
 
 /** The first of `candidates` (paths under root/dist) that exists, required; the layout moved files over time. */
@@ -255,7 +267,7 @@ async function gatewayPhase(roots: Record<Side, string>, options: CompareOptions
   }
 }
 
-async function redisCpuSeconds(redis: Redis): Promise<number> {
+export async function redisCpuSeconds(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
   const field = (name: string): number => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? NaN);
   return field('used_cpu_user') + field('used_cpu_sys');
@@ -348,7 +360,11 @@ async function drainPhase(roots: Record<Side, string>, options: CompareOptions, 
 export async function runCompare(options: CompareOptions): Promise<CompareResults> {
   const loadBefore = loadAverage();
   const busyBefore = await machineBusy(1000);
-  const prepared: PreparedRef = options.sameTree ? { root: ROOT, commit: 'work tree', installed: 'linked', remove: () => undefined } : prepareRef(options.ref);
+  const prepared: PreparedRef = options.sameTree
+    ? { root: ROOT, commit: 'work tree', installed: 'linked', remove: () => undefined }
+    : options.refRoot
+      ? builtCheckout(options.refRoot)
+      : prepareRef(options.ref);
   const empty = <T>(): Record<Side, T[]> => ({ ref: [], tree: [] });
   const results: CompareResults = {
     ref: options.ref,

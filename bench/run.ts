@@ -1,9 +1,12 @@
-// npm run bench [-- --only sync|async|wake|cluster] [--quick]: every section side by side in one run,
+// npm run bench [-- --only sync|async|wake|cluster|groups] [--quick]: every section side by side in one run,
 // medians of interleaved rounds, written to docs-ready markdown on stdout and JSON in bench/results/.
 // npm run bench -- --compare <git ref> [--rounds 3] [--jobs 20000] [--quick]: the regression gate
 // (bench/compare.ts), the ref's build against the work tree's, into bench/results/compare-latest.*.
 // npm run bench -- --tracing [--rounds 3] [--jobs 20000] [--quick]: the work tree without and with
 // tracing (bench/tracing.ts), into bench/results/tracing-latest.*.
+// npm run bench -- --only groups [--rounds 3] [--jobs 20000] [--base 395746d] [--base-root <built
+// checkout>] [--quick]: tenant groups (bench/groups.ts), into bench/results/groups-latest.*; not part
+// of the full run.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -14,6 +17,7 @@ import { benchCluster, clusterTable } from './cluster';
 import { benchSync, syncTable } from './sync';
 import { compareTable, runCompare } from './compare';
 import { benchTracing } from './tracing';
+import { BASE_REF, benchGroups, groupsTable } from './groups';
 
 function write(name: string, json: unknown, text: string): void {
   mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
@@ -48,6 +52,22 @@ async function main(): Promise<void> {
       requests: quick ? 20_000 : 60_000,
     });
     write('tracing-latest', results, `### Tracing: off (first column) against on, exporting every span (second column)\n\n${compareTable(results)}`);
+    process.exit(0);
+  }
+  if (only === 'groups') {
+    const flag = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+    const rounds = Number(flag('--rounds') ?? (quick ? 1 : 3));
+    const jobs = Number(flag('--jobs') ?? (quick ? 10_000 : 20_000));
+    if (!(rounds >= 1) || !(jobs >= 1000)) throw new Error('--rounds must be ≥ 1 and --jobs ≥ 1000');
+    const header = `date ${new Date().toISOString()}, node ${process.version}, ioredis ${versionOf('ioredis')}, bullmq ${versionOf('bullmq')}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`;
+    const results = await benchGroups({
+      rounds,
+      jobs,
+      baseRef: flag('--base') ?? BASE_REF,
+      baseRoot: flag('--base-root'),
+      memoryGroups: [10_000],
+    });
+    write('groups-latest', { header, ...results }, `### Tenant groups\n\n${header}\n\n${groupsTable(results)}`);
     process.exit(0);
   }
   const header = [

@@ -1,7 +1,8 @@
 // The queue engine of this checkout against another build of it, side by side in one run, on one
 // redis-server: enqueue (execute and last) and drain (claim in batches, acknowledge), rounds
 // interleaved, medians. Redis time per job comes from INFO commandstats (every script call is an
-// EVALSHA), reset before each phase.
+// EVALSHA), reset before each phase; memory per waiting job from INFO memory's used_memory, before
+// and after the execute phase's enqueue (Redis flushed before it).
 //   npm run build && node dist/bench/store-compare.js --other /path/to/other/checkout [--jobs 20000] [--rounds 3]
 // The other checkout must be built (its dist/). Prints a markdown table.
 // compareStores() is the same measurement for other benchmarks (bench/compare.ts, the regression gate).
@@ -10,7 +11,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { median, startRedisServer } from './lib';
 
-interface StoreLike {
+export interface StoreLike {
   enqueue(call: unknown, limits: { capacity: number; discardThreshold: number }): Promise<unknown>;
   register(workerId: string, leaseMs: number): Promise<boolean>;
   claim(
@@ -26,14 +27,14 @@ interface StoreLike {
   promoteDue(deadMax: number, max?: number): Promise<number>;
 }
 
-interface Engine {
+export interface Engine {
   name: string;
   Store: new (redis: Redis, prefix: string) => StoreLike;
   parseParams: (text: string, limits: { maxParamsBytes: number; maxBodyBytes: number }) => unknown;
   decodeJob: (token: number, payload: string) => unknown;
 }
 
-function engineAt(root: string, name: string): Engine {
+export function engineAt(root: string, name: string): Engine {
   const dist = path.join(root, 'dist', 'shared');
   /* eslint-disable @typescript-eslint/no-require-imports -- two builds of one module, loaded by path */
   return {
@@ -62,8 +63,15 @@ export async function scriptMicros(admin: Redis): Promise<number> {
   return usec;
 }
 
+/** INFO memory's used_memory: the bytes Redis's allocator holds. */
+export async function usedMemory(admin: Redis): Promise<number> {
+  return Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
+}
+
 export interface StoreRound {
   enqueuePerSecond: number;
+  /** Redis bytes per waiting execute job (used_memory after the enqueue - before, / jobs). */
+  bytesPerJob: number;
   enqueueMicros: number;
   lastPerSecond: number;
   lastMicros: number;
@@ -98,7 +106,9 @@ async function round(engine: Engine, url: string, admin: Redis, jobs: number): P
       await Promise.all(batch);
     }
   };
+  const memoryBefore = await usedMemory(admin);
   const execute = await timed(() => enqueueAll('execute', jobs));
+  const bytesPerJob = ((await usedMemory(admin)) - memoryBefore) / jobs;
   const drain = await timed(async () => {
     await store.register('w', LEASE);
     for (;;) {
@@ -155,6 +165,7 @@ async function round(engine: Engine, url: string, admin: Redis, jobs: number): P
     promoteMicros: promote.micros / promoteCalls,
     enqueuePerSecond: jobs / execute.seconds,
     enqueueMicros: execute.micros / jobs,
+    bytesPerJob,
     lastPerSecond: jobs / last.seconds,
     lastMicros: last.micros / jobs,
     drainPerSecond: jobs / drain.seconds,
@@ -165,6 +176,7 @@ async function round(engine: Engine, url: string, admin: Redis, jobs: number): P
 export const STORE_ROWS: ReadonlyArray<[string, keyof StoreRound, number]> = [
   ['enqueue execute, jobs/s', 'enqueuePerSecond', 0],
   ['enqueue execute, Redis µs per job', 'enqueueMicros', 2],
+  ['Redis bytes per waiting job (execute)', 'bytesPerJob', 1],
   ['enqueue last (1,000 keys), jobs/s', 'lastPerSecond', 0],
   ['enqueue last, Redis µs per job', 'lastMicros', 2],
   ['drain (claim 50, finish), jobs/s', 'drainPerSecond', 0],
