@@ -111,7 +111,11 @@ local passedIn = { 0, 0 } -- level -> members passed over: they keep their place
 local dueIn -- ms until the first group passed over for its rate may run
 local defaultCap, defaultRate = tonumber(ARGV[13]) or 0, tonumber(ARGV[14]) or 0
 local limited -- any limit may apply: a default flag, or an override stored
-local groups = {} -- group -> { cap, rate, running, tat } as read and charged in this claim
+local groups = {} -- group -> { cap, rate, running, tat, started } as read and charged in this claim
+-- Written once per claim, not per pick: each group's runs started and limiter, the level's
+-- grouped count, the served groups' new stamps (placed before any second read of the ring).
+local groupedTaken = { 0, 0 }
+local newStamp = { {}, {} } -- level -> group -> its stamp after this claim
 
 local function limitsOf(g)
   local st = groups[g]
@@ -149,12 +153,16 @@ end
 local function charge(g)
   local st = limitsOf(g)
   st.running = st.running + 1
-  redis.call('HINCRBY', K['groups:running'], g, 1)
+  st.started = (st.started or 0) + 1
   if st.rate > 0 then
     local interval = 1000 / st.rate
     st.tat = math.max(st.tat, now - interval / 2) + interval
-    redis.call('HSET', K['groups:tat'], g, string.format('%.3f', st.tat))
   end
+end
+
+local function placeServed(level)
+  for g, score in pairs(newStamp[level]) do redis.call('ZADD', K['L' .. level .. ':groups'], score, g) end
+  newStamp[level] = {}
 end
 
 -- The candidates of a level in turn order: the ring's next READ members after those passed over
@@ -162,6 +170,7 @@ end
 -- its queues were found empty.
 local function readRound(level)
   local reads = round[level] and round[level].reads + 1 or 1
+  if reads > 1 then placeServed(level) end -- the served at the back before the ring is read again
   if reads == 1 then
     -- No stamp may stand above the counter (one written by an older version, or by hand would
     -- keep its group behind every other for good): the counter starts above the highest.
@@ -192,7 +201,6 @@ end
 -- Pops the next job of a level by the round of its groups, with its group (nil: the default);
 -- nil when none can be taken now (the caller charges the group once the job is not expired).
 local function popLevel(level)
-  if ringEmpty[level] == nil then ringEmpty[level] = redis.call('ZCARD', K['L' .. level .. ':groups']) == 0 end
   if ringEmpty[level] then
     local payload, key = popQueues(level, nil) -- (not the queue that comes next: no group here)
     return payload, key
@@ -222,12 +230,13 @@ local function popLevel(level)
       seq[level] = seq[level] + 1
       local payload, key, nextQueue = popQueues(level, g, queueTurn[g] or 0)
       if payload then
-        count(level, 'grouped', -1)
+        groupedTaken[level] = groupedTaken[level] + 1
         queueTurn[g] = nextQueue
-        redis.call('ZADD', K['L' .. level .. ':groups'], seq[level] + nextQueue / 4, g)
+        newStamp[level][g] = seq[level] + nextQueue / 4
         if r.whole then r.list[#r.list + 1] = g end
         return payload, key, g
       end
+      newStamp[level][g] = nil
       redis.call('ZREM', K['L' .. level .. ':groups'], g) -- nothing in line: it leaves the round
     end
   end
@@ -262,7 +271,11 @@ end
 local drops = 0
 -- Whether a level has anything to claim, asked once; `emptied`: this call found it empty (at
 -- the start, or by the pop that found nothing), so the baton below need not ask again.
-local has = { open[1] and claimable(1), open[2] and claimable(2) }
+local has, ringed = {}, {}
+for level = 1, 2 do
+  if open[level] then has[level], ringed[level] = claimable(level) end
+  ringEmpty[level] = not ringed[level]
+end
 local emptied = { open[1] and not has[1], open[2] and not has[2] }
 -- Tokens are handed out in sequence from the first (one read of {p}:runs), written back once.
 local nextToken
@@ -305,6 +318,17 @@ while #out < 2 * n and drops < 1000 do
     if level == 2 then level2Taken = level2Taken + 1 end
     out[#out + 1] = token
     out[#out + 1] = payload
+  end
+end
+-- What the group round changed, written once.
+for level = 1, 2 do
+  placeServed(level)
+  if groupedTaken[level] > 0 then count(level, 'grouped', -groupedTaken[level]) end
+end
+for g, st in pairs(groups) do
+  if st.started and st.started > 0 then
+    redis.call('HINCRBY', K['groups:running'], g, st.started)
+    if st.rate > 0 then redis.call('HSET', K['groups:tat'], g, string.format('%.3f', st.tat)) end
   end
 end
 if nextToken then

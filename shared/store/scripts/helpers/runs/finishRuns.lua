@@ -1,4 +1,4 @@
--- USES: attemptOf count forgetJob forgetNewest groupOf groupRunEnded jsonString jsonStringEnd releaseByToken releaseKey setWhere whereDone
+-- USES: attemptOf count forgetJob forgetNewest groupOf groupRunsEnded jsonString jsonStringEnd releaseByToken releaseKey setWhere whereDone
 -- Acknowledges finished runs of the calling worker (its hash K.worker), given in ARGV from index
 -- `from` on, in groups of 6: run token, job id, level, coalescing key ('' unless `last`),
 -- outcome (done|dropped), status of the answer. Each run leaves the worker's hash, its outcome
@@ -24,8 +24,9 @@ local function finishRuns(from, now, keepMs, claiming)
   end
 
   -- A grouped run is counted in {p}:groups:running while it lives: with none counted, no payload
-  -- is read for its group (a deployment without groups pays one EXISTS per call).
-  local grouped = redis.call('EXISTS', K['groups:running']) == 1
+  -- is read for its group (a deployment without groups pays one EXISTS per call that settles).
+  local grouped = from <= #ARGV and redis.call('EXISTS', K['groups:running']) == 1
+  local ended = { {}, {} } -- level -> group -> runs: counted down once per group
   local acknowledged = 0
   local tally = {} -- level -> outcome -> runs: one HINCRBY per outcome
   local taken = {}
@@ -53,7 +54,7 @@ local function finishRuns(from, now, keepMs, claiming)
         tally[level] = tally[level] or {}
         tally[level][outcome] = (tally[level][outcome] or 0) + 1
         local group = grouped and groupOf(payload) or nil
-        if group then groupRunEnded(payload, not claiming) end
+        if group then ended[level][group] = (ended[level][group] or 0) + 1 end
         if key ~= '' then
           -- The key comes from the worker's decoding of the payload; should its bytes differ from
           -- the payload's, the run's key is still found (by its token), never held for good.
@@ -66,6 +67,9 @@ local function finishRuns(from, now, keepMs, claiming)
         if keepMs > 0 then finished(id, payload, ARGV[i + 5]) else forgetJob(id) end
       end
     end
+  end
+  for level = 1, 2 do
+    for group, runs in pairs(ended[level]) do groupRunsEnded(group, level, runs, not claiming) end
   end
   for level, outcomes in pairs(tally) do
     for outcome, n in pairs(outcomes) do count(level, outcome, n) end
