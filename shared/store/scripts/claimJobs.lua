@@ -55,8 +55,13 @@ local empty = { {}, {} }
 -- Pops the next job of the default group's queues of a level (group nil), the three taking
 -- turns, or of a named group's, the three tried from `start` on (its turn); nil when it has
 -- none. Also returns the queue that comes next (0 execute, 1 last, 2 discard).
+local groupEmpty = {} -- level .. group -> its queues found empty in this call (as `empty`)
 local function popQueues(level, group, start)
-  local empty = group and {} or empty[level]
+  local empty = empty[level]
+  if group then
+    empty = groupEmpty[level .. group] or {}
+    groupEmpty[level .. group] = empty
+  end
   local from = group and start or turn[level]
   for i = 0, 2 do
     local q = (from + i) % 3
@@ -271,10 +276,16 @@ end
 local drops = 0
 -- Whether a level has anything to claim, asked once; `emptied`: this call found it empty (at
 -- the start, or by the pop that found nothing), so the baton below need not ask again.
+-- One call tells whether any named group waits in either level (a deployment without groups
+-- asks nothing more of the rings).
+local anyRing = redis.call('EXISTS', K['L1:groups'], K['L2:groups']) > 0
+local noRing = {}
 local has, ringed = {}, {}
 for level = 1, 2 do
-  if open[level] then has[level], ringed[level] = claimable(level) end
+  if open[level] then has[level], ringed[level] = claimable(level, not anyRing) end
   ringEmpty[level] = not ringed[level]
+  -- Known empty: no ring at all, or this level's asked (a level not open here was not).
+  noRing[level] = not anyRing or (open[level] and not ringed[level])
 end
 local emptied = { open[1] and not has[1], open[2] and not has[2] }
 -- Tokens are handed out in sequence from the first (one read of {p}:runs), written back once.
@@ -362,11 +373,12 @@ end
 local left = 0
 -- (A level this call found empty stays empty: only a level it did not empty is asked. A level
 -- whose groups were all passed over counts as emptied: another worker could take no more.)
-if not isPaused[1] and not emptied[1] and claimable(1) then
+-- (A ring empty at the start is empty still: nothing joins one during a claim.)
+if not isPaused[1] and not emptied[1] and claimable(1, noRing[1]) then
   wake(1)
   left = 1
 end
-if not isPaused[2] and not emptied[2] and claimable(2) then
+if not isPaused[2] and not emptied[2] and claimable(2, noRing[2]) then
   wake(2)
   left = left + 2
 end
