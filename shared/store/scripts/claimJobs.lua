@@ -38,16 +38,10 @@ redis.call('ZADD', K.workers, now + leaseMs, worker)
 -- Settled first: a `last` key released here can be claimed again in the same call.
 local acknowledged = finishRuns(15, now, tonumber(ARGV[12]), true)
 
-local state = redis.call('HMGET', K.sched, 'cw1', 'cw2', 'turn1', 'turn2', 'turn:L1', 'turn:L2', 'seq:L1', 'seq:L2')
+local state = redis.call('HMGET', K.sched, 'cw1', 'cw2', 'turn1', 'turn2')
 local credit = { tonumber(state[1]) or 0, tonumber(state[2]) or 0 }
 local turn = { tonumber(state[3]) or 0, tonumber(state[4]) or 0 }
 local before = { credit[1], credit[2], turn[1], turn[2] }
--- The default group's turn stamp in each level's round of groups (compared with the ring's).
-local defaultStamp = { tonumber(state[5]) or 0, tonumber(state[6]) or 0 }
--- Each level's last turn number given out (a counter: no clock decides a group's place).
-local seq = { tonumber(state[7]) or 0, tonumber(state[8]) or 0 }
-local seqBefore = { seq[1], seq[2] }
-local defaultServed = false
 -- The queues found empty in this call: nothing is pushed to them while it runs (the releases
 -- of the settles above came first), so each is asked once.
 local empty = { {}, {} }
@@ -55,13 +49,9 @@ local empty = { {}, {} }
 -- Pops the next job of the default group's queues of a level (group nil), the three taking
 -- turns, or of a named group's, the three tried from `start` on (its turn); nil when it has
 -- none. Also returns the queue that comes next (0 execute, 1 last, 2 discard).
-local groupEmpty = {} -- level .. group -> its queues found empty in this call (as `empty`)
-local function popQueues(level, group, start)
-  local empty = empty[level]
-  if group then
-    empty = groupEmpty[level .. group] or {}
-    groupEmpty[level .. group] = empty
-  end
+-- `found`: for a named group, its queues found empty in this call (as `empty` for the level's).
+local function popQueues(level, group, start, found)
+  local empty = group and found or empty[level]
   local from = group and start or turn[level]
   for i = 0, 2 do
     local q = (from + i) % 3
@@ -106,145 +96,189 @@ end
 -- number, above every other). A group at its cap or not yet due by its rate is passed over and
 -- keeps its place. The turn between a group's own three queues rides in its stamp's fraction:
 -- turn number + queue/4 (0 execute, 1 last, 2 discard), so it costs no key of its own.
-local READ = 64 -- ring members read at a time
-local READS = 16 -- reads of a level's ring per claim at most (1024 members)
+-- Built on a claim's first look at a ring with members: a claim with no group waiting makes none
+-- of its state or functions (Redis runs the whole script on every call).
 local ringEmpty = {} -- level -> the ring has no member (asked once per level)
-local round = {} -- level -> { list of candidates in turn order, whole ring read?, reads }
-local queueTurn = {} -- group -> its next queue, read from its stamp's fraction
-local passed = { {}, {} } -- level -> group -> passed over in this claim (its cap or its rate)
-local passedIn = { 0, 0 } -- level -> members passed over: they keep their places at the ring's front
-local dueIn -- ms until the first group passed over for its rate may run
-local defaultCap, defaultRate = tonumber(ARGV[13]) or 0, tonumber(ARGV[14]) or 0
-local limited -- any limit may apply: a default flag, or an override stored
-local groups = {} -- group -> { cap, rate, running, tat, started } as read and charged in this claim
--- Written once per claim, not per pick: each group's runs started and limiter, the level's
--- grouped count, the served groups' new stamps (placed before any second read of the ring).
-local groupedTaken = { 0, 0 }
-local newStamp = { {}, {} } -- level -> group -> its stamp after this claim
+local function groupRound()
+  local READ = 64 -- ring members read at a time
+  local READS = 16 -- reads of a level's ring per claim at most (1024 members)
+  local stored = redis.call('HMGET', K.sched, 'turn:L1', 'turn:L2', 'seq:L1', 'seq:L2')
+  -- The default group's turn stamp per level; each level's last turn number given out (a
+  -- counter: no clock decides a group's place).
+  local defaultStamp = { tonumber(stored[1]) or 0, tonumber(stored[2]) or 0 }
+  local seq = { tonumber(stored[3]) or 0, tonumber(stored[4]) or 0 }
+  local seqBefore = { seq[1], seq[2] }
+  local defaultServed = false
+  local round = {} -- level -> { list of candidates in turn order, whole ring read?, reads }
+  local queueTurn = {} -- group -> its next queue, read from its stamp's fraction
+  local found = {} -- level .. group -> its queues found empty in this call
+  local passed = { {}, {} } -- level -> group -> passed over in this claim (its cap or its rate)
+  local passedIn = { 0, 0 } -- level -> members passed over: they keep their places at the ring's front
+  local dueIn -- ms until the first group passed over for its rate may run
+  local defaultCap, defaultRate = tonumber(ARGV[13]) or 0, tonumber(ARGV[14]) or 0
+  local limited -- any limit may apply: a default flag, or an override stored
+  local groups = {} -- group -> { cap, rate, running, tat, started } as read and charged in this claim
+  -- Written once per claim, not per pick: each group's runs started and limiter, the level's
+  -- grouped count, the served groups' new stamps (placed before any second read of the ring).
+  local groupedTaken = { 0, 0 }
+  local newStamp = { {}, {} } -- level -> group -> its stamp after this claim
 
-local function limitsOf(g)
-  local st = groups[g]
-  if st then return st end
-  if limited == nil then limited = defaultCap > 0 or defaultRate > 0 or redis.call('EXISTS', K['groups:limits']) == 1 end
-  st = { cap = defaultCap, rate = defaultRate, running = 0, tat = 0 }
-  if limited then
-    local own = redis.call('HGET', K['groups:limits'], g)
-    if own then
-      local c, r = string.match(own, '^([^:]*):([^:]*)$')
-      if c and tonumber(c) then st.cap = tonumber(c) end
-      if r and tonumber(r) then st.rate = tonumber(r) end
+  local function limitsOf(g)
+    local st = groups[g]
+    if st then return st end
+    if limited == nil then limited = defaultCap > 0 or defaultRate > 0 or redis.call('EXISTS', K['groups:limits']) == 1 end
+    st = { cap = defaultCap, rate = defaultRate, running = 0, tat = 0, started = 0 }
+    if limited then
+      local own = redis.call('HGET', K['groups:limits'], g)
+      if own then
+        local c, r = string.match(own, '^([^:]*):([^:]*)$')
+        if c and tonumber(c) then st.cap = tonumber(c) end
+        if r and tonumber(r) then st.rate = tonumber(r) end
+      end
+      if st.cap > 0 then st.running = tonumber(redis.call('HGET', K['groups:running'], g)) or 0 end
+      if st.rate > 0 then st.tat = tonumber(redis.call('HGET', K['groups:tat'], g)) or 0 end
     end
-    if st.cap > 0 then st.running = tonumber(redis.call('HGET', K['groups:running'], g)) or 0 end
-    if st.rate > 0 then st.tat = tonumber(redis.call('HGET', K['groups:tat'], g)) or 0 end
+    groups[g] = st
+    return st
   end
-  groups[g] = st
-  return st
-end
 
--- May group g run one more now? A group passed over for its rate sets dueIn.
-local function mayRun(g)
-  local st = limitsOf(g)
-  if st.cap > 0 and st.running >= st.cap then return false end
-  if st.rate > 0 and now < st.tat then
-    local wait = math.ceil(st.tat - now)
-    if not dueIn or wait < dueIn then dueIn = wait end
-    return false
-  end
-  return true
-end
-
--- One run of group g starts: counted, and its limiter advanced (GCRA, interval 1000/rate ms;
--- a late claim keeps the schedule for up to half an interval, so the rate holds on average).
-local function charge(g)
-  local st = limitsOf(g)
-  st.running = st.running + 1
-  st.started = (st.started or 0) + 1
-  if st.rate > 0 then
-    local interval = 1000 / st.rate
-    st.tat = math.max(st.tat, now - interval / 2) + interval
-  end
-end
-
-local function placeServed(level)
-  for g, score in pairs(newStamp[level]) do redis.call('ZADD', K['L' .. level .. ':groups'], score, g) end
-  newStamp[level] = {}
-end
-
--- The candidates of a level in turn order: the ring's next READ members after those passed over
--- (they keep the front; the served went to the back), and the default group by its stamp unless
--- its queues were found empty.
-local function readRound(level)
-  local reads = round[level] and round[level].reads + 1 or 1
-  if reads > 1 then placeServed(level) end -- the served at the back before the ring is read again
-  if reads == 1 then
-    -- No stamp may stand above the counter (one written by an older version, or by hand would
-    -- keep its group behind every other for good): the counter starts above the highest.
-    local last = redis.call('ZRANGE', K['L' .. level .. ':groups'], -1, -1, 'WITHSCORES')
-    if last[2] and tonumber(last[2]) > seq[level] then seq[level] = math.floor(tonumber(last[2])) end
-  end
-  local from = passedIn[level]
-  local raw = redis.call('ZRANGE', K['L' .. level .. ':groups'], from, from + READ - 1, 'WITHSCORES')
-  local list = {}
-  local defaultAt = (empty[level][0] and empty[level][1] and empty[level][2]) and -1 or nil
-  for i = 1, #raw, 2 do
-    local s = tonumber(raw[i + 1])
-    if not defaultAt and defaultStamp[level] <= s then
-      list[#list + 1] = false
-      defaultAt = #list
+  -- May group g run one more now? A group passed over for its rate sets dueIn.
+  local function mayRun(g)
+    local st = limitsOf(g)
+    if st.cap > 0 and st.running >= st.cap then return false end
+    if st.rate > 0 and now < st.tat then
+      local wait = math.ceil(st.tat - now)
+      if not dueIn or wait < dueIn then dueIn = wait end
+      return false
     end
-    if not passed[level][raw[i]] then
-      list[#list + 1] = raw[i]
-      queueTurn[raw[i]] = math.floor((s - math.floor(s)) * 4 + 0.5) % 3
+    return true
+  end
+
+  local function placeServed(level)
+    for g, score in pairs(newStamp[level]) do redis.call('ZADD', K['L' .. level .. ':groups'], score, g) end
+    newStamp[level] = {}
+  end
+
+  -- The candidates of a level in turn order: the ring's next READ members after those passed
+  -- over (they keep the front; the served went to the back), and the default group by its stamp
+  -- unless its queues were found empty.
+  local function readRound(level)
+    local reads = round[level] and round[level].reads + 1 or 1
+    if reads > 1 then placeServed(level) end -- the served at the back before the ring is read again
+    if reads == 1 then
+      -- No stamp may stand above the counter (one written by an older version, or by hand, would
+      -- keep its group behind every other for good): the counter starts above the highest.
+      local last = redis.call('ZRANGE', K['L' .. level .. ':groups'], -1, -1, 'WITHSCORES')
+      if last[2] and tonumber(last[2]) > seq[level] then seq[level] = math.floor(tonumber(last[2])) end
+    end
+    local from = passedIn[level]
+    local raw = redis.call('ZRANGE', K['L' .. level .. ':groups'], from, from + READ - 1, 'WITHSCORES')
+    local list = {}
+    local defaultAt = (empty[level][0] and empty[level][1] and empty[level][2]) and -1 or nil
+    for i = 1, #raw, 2 do
+      local s = tonumber(raw[i + 1])
+      if not defaultAt and defaultStamp[level] <= s then
+        list[#list + 1] = false
+        defaultAt = #list
+      end
+      if not passed[level][raw[i]] then
+        list[#list + 1] = raw[i]
+        queueTurn[raw[i]] = math.floor((s - math.floor(s)) * 4 + 0.5) % 3
+      end
+    end
+    -- Behind every member read: when the read reached the ring's end, or the last read allowed
+    -- (past more groups than a claim reads, all passed over, the default group still has its turn).
+    if not defaultAt and (#raw < 2 * READ or reads >= READS) then list[#list + 1] = false end
+    round[level] = { list = list, whole = #raw < 2 * READ or reads >= READS, reads = reads }
+  end
+
+  local R = {}
+
+  -- Pops the next job of a level by the round of its groups, with its group (nil: the default);
+  -- nil when none can be taken now (the caller charges the group once the job is not expired).
+  function R.pop(level)
+    if not round[level] then readRound(level) end
+    while true do
+      local r = round[level]
+      if #r.list == 0 then
+        if r.whole then return nil end
+        readRound(level) -- the served went to the back, behind members not read yet
+        if #round[level].list == 0 then return nil end
+        r = round[level]
+      end
+      local g = table.remove(r.list, 1)
+      if g == false then
+        local payload, key = popQueues(level, nil)
+        if payload then
+          seq[level] = seq[level] + 1
+          defaultStamp[level], defaultServed = seq[level], true
+          if r.whole then r.list[#r.list + 1] = false end
+          return payload, key
+        end
+      elseif not mayRun(g) then
+        passed[level][g] = true
+        passedIn[level] = passedIn[level] + 1
+      else
+        seq[level] = seq[level] + 1
+        local emptyFound = found[level .. g] or {}
+        found[level .. g] = emptyFound
+        local payload, key, nextQueue = popQueues(level, g, queueTurn[g] or 0, emptyFound)
+        if payload then
+          groupedTaken[level] = groupedTaken[level] + 1
+          queueTurn[g] = nextQueue
+          newStamp[level][g] = seq[level] + nextQueue / 4
+          if r.whole then r.list[#r.list + 1] = g end
+          return payload, key, g
+        end
+        newStamp[level][g] = nil
+        redis.call('ZREM', K['L' .. level .. ':groups'], g) -- nothing in line: it leaves the round
+      end
     end
   end
-  -- Behind every member read: when the read reached the ring's end, or the last read allowed
-  -- (past more groups than a claim reads, all passed over, the default group still has its turn).
-  if not defaultAt and (#raw < 2 * READ or reads >= READS) then list[#list + 1] = false end
-  round[level] = { list = list, whole = #raw < 2 * READ or reads >= READS, reads = reads }
-end
 
--- Pops the next job of a level by the round of its groups, with its group (nil: the default);
--- nil when none can be taken now (the caller charges the group once the job is not expired).
+  -- One run of group g starts: counted, and its limiter advanced (GCRA, interval 1000/rate ms;
+  -- a late claim keeps the schedule for up to half an interval, so the rate holds on average).
+  function R.charge(g)
+    local st = limitsOf(g)
+    st.running = st.running + 1
+    st.started = st.started + 1
+    if st.rate > 0 then
+      local interval = 1000 / st.rate
+      st.tat = math.max(st.tat, now - interval / 2) + interval
+    end
+  end
+
+  -- What the round changed, written once; returns the ms until a group held back by its rate
+  -- may run (0: none is).
+  function R.finish()
+    for level = 1, 2 do
+      placeServed(level)
+      if groupedTaken[level] > 0 then count(level, 'grouped', -groupedTaken[level]) end
+    end
+    for g, st in pairs(groups) do
+      if st.started > 0 then
+        redis.call('HINCRBY', K['groups:running'], g, st.started)
+        if st.rate > 0 then redis.call('HSET', K['groups:tat'], g, string.format('%.3f', st.tat)) end
+      end
+    end
+    if defaultServed then redis.call('HSET', K.sched, 'turn:L1', defaultStamp[1], 'turn:L2', defaultStamp[2]) end
+    if seq[1] ~= seqBefore[1] or seq[2] ~= seqBefore[2] then redis.call('HSET', K.sched, 'seq:L1', seq[1], 'seq:L2', seq[2]) end
+    return dueIn or 0
+  end
+
+  return R
+end
+local groupsServed -- the group round, once built
+
+-- Pops the next job of a level (its queues, or by the round of its groups when one waits), with
+-- its group (nil: the default); nil when none can be taken now.
 local function popLevel(level)
   if ringEmpty[level] then
     local payload, key = popQueues(level, nil) -- (not the queue that comes next: no group here)
     return payload, key
   end
-  if not round[level] then readRound(level) end
-  while true do
-    local r = round[level]
-    if #r.list == 0 then
-      if r.whole then return nil end
-      readRound(level) -- the served went to the back, behind members not read yet
-      if #round[level].list == 0 then return nil end
-      r = round[level]
-    end
-    local g = table.remove(r.list, 1)
-    if g == false then
-      local payload, key = popQueues(level, nil)
-      if payload then
-        seq[level] = seq[level] + 1
-        defaultStamp[level], defaultServed = seq[level], true
-        if r.whole then r.list[#r.list + 1] = false end
-        return payload, key
-      end
-    elseif not mayRun(g) then
-      passed[level][g] = true
-      passedIn[level] = passedIn[level] + 1
-    else
-      seq[level] = seq[level] + 1
-      local payload, key, nextQueue = popQueues(level, g, queueTurn[g] or 0)
-      if payload then
-        groupedTaken[level] = groupedTaken[level] + 1
-        queueTurn[g] = nextQueue
-        newStamp[level][g] = seq[level] + nextQueue / 4
-        if r.whole then r.list[#r.list + 1] = g end
-        return payload, key, g
-      end
-      newStamp[level][g] = nil
-      redis.call('ZREM', K['L' .. level .. ':groups'], g) -- nothing in line: it leaves the round
-    end
-  end
+  groupsServed = groupsServed or groupRound()
+  return groupsServed.pop(level)
 end
 
 -- A message older than its ttl is dropped here, on Redis's clock. Only payloads that carry a
@@ -323,7 +357,7 @@ while #out < 2 * n and drops < 1000 do
     nextToken = nextToken + 1
     held[#held + 1] = token
     held[#held + 1] = payload
-    if group then charge(group) end
+    if group then groupsServed.charge(group) end
     if key then redis.call('HSET', K.running, runningField(level, key, group), token) end
     setWhere(jobId(payload), whereRunning(now, token, worker))
     if level == 2 then level2Taken = level2Taken + 1 end
@@ -331,17 +365,7 @@ while #out < 2 * n and drops < 1000 do
     out[#out + 1] = payload
   end
 end
--- What the group round changed, written once.
-for level = 1, 2 do
-  placeServed(level)
-  if groupedTaken[level] > 0 then count(level, 'grouped', -groupedTaken[level]) end
-end
-for g, st in pairs(groups) do
-  if st.started and st.started > 0 then
-    redis.call('HINCRBY', K['groups:running'], g, st.started)
-    if st.rate > 0 then redis.call('HSET', K['groups:tat'], g, string.format('%.3f', st.tat)) end
-  end
-end
+local dueIn = groupsServed and groupsServed.finish() or 0
 if nextToken then
   redis.call('SET', K.runs, string.format('%.0f', nextToken - 1))
   for i = 1, #held, 1000 do redis.call('HSET', K.worker, unpack(held, i, math.min(#held, i + 999))) end
@@ -364,8 +388,6 @@ end
 if credit[1] ~= before[1] or credit[2] ~= before[2] or turn[1] ~= before[3] or turn[2] ~= before[4] then
   redis.call('HSET', K.sched, 'cw1', credit[1], 'cw2', credit[2], 'turn1', turn[1], 'turn2', turn[2])
 end
-if defaultServed then redis.call('HSET', K.sched, 'turn:L1', defaultStamp[1], 'turn:L2', defaultStamp[2]) end
-if seq[1] ~= seqBefore[1] or seq[2] ~= seqBefore[2] then redis.call('HSET', K.sched, 'seq:L1', seq[1], 'seq:L2', seq[2]) end
 if redis.call('GET', K['L2:active']) == '0' and backlog(2) < capacity * tonumber(ARGV[10]) then
   redis.call('SET', K['L2:active'], '1')
 end
@@ -382,7 +404,7 @@ if not isPaused[2] and not emptied[2] and claimable(2, noRing[2]) then
   wake(2)
   left = left + 2
 end
-table.insert(out, 1, dueIn or 0)
+table.insert(out, 1, dueIn)
 table.insert(out, 1, acknowledged)
 table.insert(out, 1, left)
 return out
