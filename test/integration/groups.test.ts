@@ -203,3 +203,18 @@ test('with partitions, a group lives in one partition: its cap is exact there, i
     expect(found[group][0]).toBe(queues.partitionFor(asyncCall('/x', 1, 'execute', { group })));
   }
 });
+
+test('a group with work in one queue only is popped there first; work arriving in another of its queues gets its turn at once', async () => {
+  const { store, prefix } = await fresh('groups-alone');
+  for (let i = 0; i < 6; i++) await send(store, `/e${i}`, 'a');
+  // One claim at a time: the group's other queues are found empty once, then its stamp marks it.
+  expect((await claim(store, 1)).map((j) => j.url)).toEqual(['/e0']);
+  expect((await claim(store, 1)).map((j) => j.url)).toEqual(['/e1']);
+  const score = Number(await redis.zscore(keysFor(prefix).groupRing(1), 'a'));
+  expect(score - Math.floor(score)).toBe(0.5); // execute (0) + 4, over 8: alone
+  await send(store, '/d0', 'a', 'discard');
+  const after = Number(await redis.zscore(keysFor(prefix).groupRing(1), 'a'));
+  expect(after - Math.floor(after)).toBe(0); // the mark is gone: its queues take turns again
+  expect((await claim(store, 2)).map((j) => j.url)).toEqual(['/e2', '/d0']);
+  expect((await claim(store, 5)).map((j) => j.url)).toEqual(['/e3', '/e4', '/e5']);
+});

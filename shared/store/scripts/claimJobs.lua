@@ -94,8 +94,11 @@ end
 -- ring, a sorted set scored by turn stamp; the default group's stamp is in sched. The lowest
 -- stamp is served next, one message per turn, and goes to the back (the level's next turn
 -- number, above every other). A group at its cap or not yet due by its rate is passed over and
--- keeps its place. The turn between a group's own three queues rides in its stamp's fraction:
--- turn number + queue/4 (0 execute, 1 last, 2 discard), so it costs no key of its own.
+-- keeps its place. The turn between a group's own three queues rides in its stamp's fraction,
+-- so it costs no key of its own: turn number + code/8, code = the queue to try first (0 execute,
+-- 1 last, 2 discard), + 4 when that queue alone had work when last looked at ("alone": its
+-- other queues were found empty; joinRing clears the mark when one of them gets work). A group
+-- with work in one queue only then costs one pop per pick, not three.
 -- Built on a claim's first look at a ring with members: a claim with no group waiting makes none
 -- of its state or functions (Redis runs the whole script on every call).
 local ringEmpty = {} -- level -> the ring has no member (asked once per level)
@@ -111,6 +114,7 @@ local function groupRound()
   local defaultServed = false
   local round = {} -- level -> { list of candidates in turn order, whole ring read?, reads }
   local queueTurn = {} -- group -> its next queue, read from its stamp's fraction
+  local alone = {} -- group -> that queue alone has work (the stamp's mark)
   local found = {} -- level .. group -> its queues found empty in this call
   local passed = { {}, {} } -- level -> group -> passed over in this claim (its cap or its rate)
   local passedIn = { 0, 0 } -- level -> members passed over: they keep their places at the ring's front
@@ -183,7 +187,8 @@ local function groupRound()
       end
       if not passed[level][raw[i]] then
         list[#list + 1] = raw[i]
-        queueTurn[raw[i]] = math.floor((s - math.floor(s)) * 4 + 0.5) % 3
+        local code = math.floor((s - math.floor(s)) * 8 + 0.5)
+        queueTurn[raw[i]], alone[raw[i]] = code % 4 % 3, code >= 4
       end
     end
     -- Behind every member read: when the read reached the ring's end, or the last read allowed
@@ -222,11 +227,19 @@ local function groupRound()
         seq[level] = seq[level] + 1
         local emptyFound = found[level .. g] or {}
         found[level .. g] = emptyFound
-        local payload, key, nextQueue = popQueues(level, g, queueTurn[g] or 0, emptyFound)
+        local start = queueTurn[g] or 0
+        local payload, key, nextQueue = popQueues(level, g, start, emptyFound)
         if payload then
           groupedTaken[level] = groupedTaken[level] + 1
-          queueTurn[g] = nextQueue
-          newStamp[level][g] = seq[level] + nextQueue / 4
+          -- The queue taken from, alone with work: it was so marked and gave the pick at once, or
+          -- the group's other two queues were just found empty.
+          local q = (nextQueue + 2) % 3
+          if (alone[g] and q == start) or (emptyFound[(q + 1) % 3] and emptyFound[(q + 2) % 3]) then
+            queueTurn[g], alone[g] = q, true
+          else
+            queueTurn[g], alone[g] = nextQueue, false
+          end
+          newStamp[level][g] = seq[level] + (queueTurn[g] + (alone[g] and 4 or 0)) / 8
           if r.whole then r.list[#r.list + 1] = g end
           return payload, key, g
         end

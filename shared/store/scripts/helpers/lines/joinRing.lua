@@ -1,9 +1,16 @@
 -- USES:
--- A named group that has just got something in line joins its level's ring at the back: its
--- turn stamp is the level's next turn number (a counter, so no clock can misplace it); a group
--- already there keeps its place.
+-- A named group that has just got something in line (a queue of it that was empty) joins its
+-- level's ring at the back: its turn stamp is the level's next turn number (a counter, so no
+-- clock can misplace it). A group already there keeps its place; if the claim had marked it as
+-- having work in one queue only (its stamp's fraction: queue + 4, see claimJobs.lua), the mark
+-- goes: its queues take turns again.
 local function joinRing(level, group)
   local ring = K['L' .. level .. ':groups']
-  if redis.call('ZSCORE', ring, group) then return end
-  redis.call('ZADD', ring, redis.call('HINCRBY', K.sched, 'seq:L' .. level, 1), group)
+  local score = redis.call('ZSCORE', ring, group)
+  if not score then
+    redis.call('ZADD', ring, redis.call('HINCRBY', K.sched, 'seq:L' .. level, 1), group)
+    return
+  end
+  score = tonumber(score)
+  if score - math.floor(score) >= 0.5 then redis.call('ZADD', ring, score - 0.5, group) end
 end
