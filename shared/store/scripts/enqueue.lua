@@ -169,7 +169,7 @@ elseif policy == 'last' then
       redis.call('LPUSH', lastOrder, key)
       if group then
         count(level, 'grouped')
-        joinRing(level, group)
+        joinRing(level, group, 1)
       end
       setWhere(id, whereWaiting(level, policy, key, group))
     else
@@ -189,7 +189,7 @@ else
   -- set, a no-op): the runs its claims will write are then fast from the start.
   if redis.call('LPUSH', list, payload) == 1 then
     keepHashtable()
-    if group then joinRing(level, group) end
+    if group then joinRing(level, group, policy == 'discard' and 2 or 0) end
   end
   if group then count(level, 'grouped') end
   -- A message waiting in a list is found by reading the lists (lookupJob, deleteJob): only a

@@ -10,7 +10,7 @@ local function releaseKey(level, key, token, group)
   local hash = group and groupKey(level, group, 'last') or K['L' .. level .. ':last']
   if redis.call('HEXISTS', hash, key) == 1 then
     redis.call('RPUSH', group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order'], key)
-    if group then joinRing(level, group) end
+    if group then joinRing(level, group, 1) end
     wake(level)
   end
   return true

@@ -34,7 +34,7 @@ local function requeue(payload, route, front)
   end
   if group then
     count(level, 'grouped')
-    joinRing(level, group)
+    joinRing(level, group, route.policy == 'last' and 1 or route.policy == 'discard' and 2 or 0)
   end
   setWhere(route.id, whereWaiting(level, route.policy, route.key, group))
   wake(level)
