@@ -1,8 +1,8 @@
 // `switchyard check`: verifies every invariant of a deployment's stored state (the work is
 // shared/store/check/index.ts's); prints one line per problem and a summary, or JSON; exit 1 when a
 // problem is left, 0 when the state is clean (or every problem found was repaired).
-import { eachArg } from './args';
-import { envName, parseDuration } from './config';
+import { deploymentFlagsFrom, eachArg, takeDeploymentFlag } from './args';
+import { parseDuration } from './config';
 import { redactUrl } from '../shared/log';
 import { checkDeployment, formatReport } from '../shared/store/check';
 import { deploymentKeys } from '../shared/store/keys';
@@ -38,28 +38,15 @@ const HELP = [
 class FlagError extends Error {}
 
 function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): CheckFlags {
-  const flags: CheckFlags = {
-    redis: env[envName('redis')] || 'redis://127.0.0.1:6379',
-    prefix: env[envName('prefix')] || 'sy',
-    json: false,
-    repair: false,
-    graceMs: 32_000,
-  };
-  const partitions = (raw: string, source: string): number => {
-    if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 1024)
-      throw new FlagError(`${source} must be a whole number from 1 to 1024 (got ${JSON.stringify(raw)})`);
-    return Number(raw);
-  };
-  if (env[envName('partitions')]) flags.partitions = partitions(env[envName('partitions')]!, envName('partitions'));
+  const fail = (message: string): Error => new FlagError(message);
+  const flags: CheckFlags = { ...deploymentFlagsFrom(env, fail), json: false, repair: false, graceMs: 32_000 };
   eachArg(
     argv,
     (name) => new FlagError(`${name} needs a value`),
     (name, value) => {
+      if (takeDeploymentFlag(flags, name, value, fail)) return;
       if (name === '--json') flags.json = true;
       else if (name === '--repair') flags.repair = true;
-      else if (name === '--redis') flags.redis = value();
-      else if (name === '--prefix') flags.prefix = value();
-      else if (name === '--partitions') flags.partitions = partitions(value(), '--partitions');
       else if (name === '--recovery-grace') {
         const raw = value();
         try {

@@ -2,8 +2,7 @@
 // group's run-time limits in {p}:groups:limits (every partition), or with no limit flag shows the
 // group; `switchyard group --list` (or `switchyard groups`) lists the active groups. The Redis
 // side is shared/ops/groups.ts (the dashboard uses it too).
-import { eachArg } from './args';
-import { envName } from './config';
+import { deploymentFlagsFrom, eachArg, takeDeploymentFlag, wholeNumber } from './args';
 import { redactUrl } from '../shared/log';
 import {
   checkGroupName,
@@ -55,12 +54,6 @@ const HELP = [
 
 class FlagError extends Error {}
 
-function wholeNumber(raw: string, flag: string, min: number, max: number): number {
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max)
-    throw new FlagError(`${flag} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
-  return Number(raw);
-}
-
 /** A limit flag's value (shared/ops/groups.ts reads it), or the flag and the reason. */
 function limitOf(flag: string, raw: string, parse: (text: string) => number | null): number | null {
   try {
@@ -71,25 +64,16 @@ function limitOf(flag: string, raw: string, parse: (text: string) => number | nu
 }
 
 export function parseGroupFlags(argv: readonly string[], env: NodeJS.ProcessEnv, list = false): GroupFlags {
-  const flags: GroupFlags = {
-    redis: env[envName('redis')] || 'redis://127.0.0.1:6379',
-    prefix: env[envName('prefix')] || 'sy',
-    json: false,
-    list,
-    top: GROUPS_TOP_DEFAULT,
-    change: {},
-  };
-  if (env[envName('partitions')]) flags.partitions = wholeNumber(env[envName('partitions')]!, envName('partitions'), 1, 1024);
+  const fail = (message: string): Error => new FlagError(message);
+  const flags: GroupFlags = { ...deploymentFlagsFrom(env, fail), json: false, list, top: GROUPS_TOP_DEFAULT, change: {} };
   eachArg(
     argv,
     (name) => new FlagError(`${name} needs a value`),
     (name, value) => {
+      if (takeDeploymentFlag(flags, name, value, fail)) return;
       if (name === '--json') flags.json = true;
       else if (name === '--list') flags.list = true;
-      else if (name === '--redis') flags.redis = value();
-      else if (name === '--prefix') flags.prefix = value();
-      else if (name === '--partitions') flags.partitions = wholeNumber(value(), '--partitions', 1, 1024);
-      else if (name === '--top') flags.top = wholeNumber(value(), '--top', 1, GROUPS_READ_MAX);
+      else if (name === '--top') flags.top = wholeNumber(value(), '--top', 1, GROUPS_READ_MAX, fail);
       else if (name === '--concurrency') flags.change.concurrency = limitOf(name, value(), parseConcurrencyChange);
       else if (name === '--rate') flags.change.rate = limitOf(name, value(), parseRateChange);
       else if (name.startsWith('-')) throw new FlagError(`unknown flag ${name} (see switchyard group --help)`);

@@ -68,7 +68,9 @@ export function storedAt(ms: number): number {
   return ms > AT_EPOCH_MS ? ms - AT_EPOCH_MS : ms;
 }
 
-const processTag = randomBytes(6).toString('base64url');
+// Never a leading '-': an id is given to the command line as a word (`switchyard job <id>`), where
+// it would read as a flag.
+const processTag = randomBytes(6).toString('base64url').replace(/^-/, 'A');
 let sequence = 0;
 
 /** Unique across processes: 8 random characters per process, then a counter. */
