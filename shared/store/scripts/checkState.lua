@@ -3,7 +3,7 @@
 -- confirmed here, in one atomic read, before it is reported; and every repair re-checks its
 -- condition here before it writes (a repair whose condition no longer holds writes nothing).
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 runs jobs done workers delayed dead L1:groups L2:groups groups:running sched
--- USES: deadPayloadOf groupKey groupOf jobId joinRing placeOf redisNowMs routeOf runningField wake
+-- USES: deadPayloadOf groupKey groupOf jobId joinRing placeOf queueKey redisNowMs routeOf runningField wake
 -- ARGV[1] key prefix with its hash tag, "{p}" (to name worker hashes and inboxes)
 -- ARGV[2] worker ids to search besides those in {p}:workers, separated by "\n" (hashes found
 --         by SCAN whose worker is not registered)
@@ -66,10 +66,6 @@ local function idsInList(key, idOf)
   return idCounts[key]
 end
 
-local function queueKey(level, policy)
-  return (policy == 'discard' and K['L' .. tonumber(level) .. ':discard'] or K['L' .. tonumber(level) .. ':execute'])
-end
-
 -- A named group's place: its first word, <level>@<group>, read back (nil, nil for another form).
 local function groupPlace(a)
   return string.match(a, '^([12])@(.+)$')
@@ -80,13 +76,13 @@ local function named(group)
   return group ~= nil and group ~= '' and group or nil
 end
 local function lastHash(level, group)
-  return named(group) and groupKey(level, group, 'last') or K['L' .. tonumber(level) .. ':last']
+  return queueKey(tonumber(level), named(group), 'last')
 end
 local function lastOrder(level, group)
-  return named(group) and groupKey(level, group, 'last:order') or K['L' .. tonumber(level) .. ':last:order']
+  return queueKey(tonumber(level), named(group), 'last:order')
 end
 local function lastNewest(level, group)
-  return named(group) and groupKey(level, group, 'last:newest') or K['L' .. tonumber(level) .. ':last:newest']
+  return queueKey(tonumber(level), named(group), 'last:newest')
 end
 -- The field of {p}:running a key of that scope holds while it runs.
 local function heldField(level, key, group)
@@ -153,7 +149,7 @@ local function idAt(id, kind, a, b)
     if kind == 'groupLast' then return idAtGroup(id, level, group, 'last', b) end
     return idAtGroup(id, level, group, b, '')
   end
-  if kind == 'queue' then return idsInList(queueKey(a, b), jobId)[id] or 0 end
+  if kind == 'queue' then return idsInList(queueKey(tonumber(a), nil, b), jobId)[id] or 0 end
   if kind == 'dead' then return idsInList(K.dead, deadJobId)[id] or 0 end
   if kind == 'done' then return redis.call('ZSCORE', K.done, id) and 1 or 0 end
   local payload
@@ -181,7 +177,7 @@ local function holds(kind, a, b, value)
     return groupHolds(level, group, b, '', value)
   end
   local list
-  if kind == 'queue' then list = queueKey(a, b) end
+  if kind == 'queue' then list = queueKey(tonumber(a), nil, b) end
   if kind == 'dead' then list = K.dead end
   if kind == 'inbox' then list = workerHash(a) .. ':inbox' end
   if list then return #redis.call('LPOS', list, value, 'COUNT', 0) end

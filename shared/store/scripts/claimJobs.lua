@@ -7,7 +7,7 @@
 -- reading), then delivers what enqueue already handed to this worker (its inbox). A worker that
 -- gets nothing is about to block: it is registered idle, so enqueue can hand it the next job.
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused sched workers worker inbox idle:L1 idle:L2 done L1:groups L2:groups groups:running groups:limits groups:tat
--- USES: backlog claimable count finishRuns firstToken forgetJob forgetNewest groupKey jobId leaseHeld redisClock routeOf runningField setWhere wake whereRunning
+-- USES: backlog claimable count finishRuns firstToken forgetJob forgetNewest jobId leaseHeld queueKey redisClock routeOf runningField setWhere wake whereRunning
 -- ARGV[1] worker id  ARGV[2] lease (ms)  ARGV[3] n  ARGV[4] most level-2 jobs allowed
 -- ARGV[5] weight L1  ARGV[6] weight L2  ARGV[7] strict ('1'|'0')  ARGV[8] level-2 capacity
 -- ARGV[9] how long an idle registration stays fresh (ms; longer than the worker's block timeout)
@@ -57,14 +57,13 @@ local function popQueues(level, group, start, found)
     local q = (from + i) % 3
     if not empty[q] then
       if q == 0 then
-        local payload = redis.call('RPOP', group and groupKey(level, group, 'execute') or K['L' .. level .. ':execute'])
+        local payload = redis.call('RPOP', queueKey(level, group, 'execute'))
         if payload then
           if not group then turn[level] = 1 end
           return payload, nil, 1
         end
       elseif q == 1 then
-        local order = group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order']
-        local hash = group and groupKey(level, group, 'last') or K['L' .. level .. ':last']
+        local order, hash = queueKey(level, group, 'last:order'), queueKey(level, group, 'last')
         local key = redis.call('RPOP', order)
         while key do
           if redis.call('HEXISTS', K.running, runningField(level, key, group)) == 0 then
@@ -78,7 +77,7 @@ local function popQueues(level, group, start, found)
           key = redis.call('RPOP', order)
         end
       else
-        local payload = redis.call('RPOP', group and groupKey(level, group, 'discard') or K['L' .. level .. ':discard'])
+        local payload = redis.call('RPOP', queueKey(level, group, 'discard'))
         if payload then
           if not group then turn[level] = 0 end
           return payload, nil, 0

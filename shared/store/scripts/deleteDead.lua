@@ -2,7 +2,7 @@
 -- Removes one dead job, by id, from the dead-letter list: the entry leaves the list, its job the
 -- lookup index, and a dead `last` message its key's newest mark (which it keeps while dead), as
 -- a purge does for every entry; the others stay. Counted in `dead:deleted`.
--- KEYS: L1:last:newest L2:last:newest stats jobs dead
+-- KEYS: L1:last:newest L2:last:newest stats jobs dead L1:execute L2:execute L1:discard L2:discard L1:last L2:last L1:last:order L2:last:order
 -- USES: deadJobOf forgetDead
 -- ARGV[1] the job id: an id is never a pattern, '*' included
 -- Output: a code of replies.ts: deleted, unknown (no dead job has that id)

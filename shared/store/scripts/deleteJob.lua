@@ -2,7 +2,7 @@
 -- Removes a waiting job, or one waiting for its retry (or its delay), found through the lookup
 -- index or, for a message waiting in a list without an entry, by reading the lists. A running, dead or finished job is not removed (dead jobs: `dead purge`).
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest stats jobs delayed L1:groups L2:groups
--- USES: count countDelayed findWaiting forgetJob forgetNewest groupKey jobId placeOf routeOf
+-- USES: count countDelayed findWaiting forgetJob forgetNewest jobId placeOf queueKey routeOf
 -- ARGV[1] job id   ARGV[2] most queue entries read to find a waiting job
 -- Output: {code, the index entry}: a code of replies.ts: deleted, unknown, running, dead,
 --         finished, notWhereIndexed (not found where the index said: the entry is dropped),
@@ -21,12 +21,8 @@ end
 if not where then
   local hit, complete = findWaiting(id, scanMax)
   if hit then
-    if hit.group then
-      redis.call('LREM', groupKey(hit.level, hit.group, hit.policy), -1, hit.payload)
-      count(hit.level, 'grouped', -1)
-    else
-      redis.call('LREM', (hit.policy == 'discard' and K['L' .. hit.level .. ':discard'] or K['L' .. hit.level .. ':execute']), -1, hit.payload)
-    end
+    redis.call('LREM', queueKey(hit.level, hit.group, hit.policy), -1, hit.payload)
+    if hit.group then count(hit.level, 'grouped', -1) end
     return gone(hit.level, hit.policy, nil)
   end
   return { complete and CODE.unknown or CODE.notWithinScan, '' }
@@ -50,23 +46,19 @@ elseif place.kind == 'waiting' then
   local level, policy, group = place.level, place.policy, place.group
   if policy == 'last' then
     local key = place.key
-    local hash = group and groupKey(level, group, 'last') or K['L' .. level .. ':last']
+    local hash = queueKey(level, group, 'last')
     local payload = redis.call('HGET', hash, key)
     if payload and jobId(payload) == id then
       redis.call('HDEL', hash, key)
-      redis.call('LREM', group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order'], 1, key)
+      redis.call('LREM', queueKey(level, group, 'last:order'), 1, key)
       if group then count(level, 'grouped', -1) end
       return gone(level, policy, key, group)
     end
   else
     local hit, complete = findWaiting(id, scanMax, level, policy, group)
     if hit then
-      if group then
-        redis.call('LREM', groupKey(level, group, policy), -1, hit.payload)
-        count(level, 'grouped', -1)
-      else
-        redis.call('LREM', (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute']), -1, hit.payload)
-      end
+      redis.call('LREM', queueKey(level, group, policy), -1, hit.payload)
+      if group then count(level, 'grouped', -1) end
       return gone(level, policy, nil)
     end
     if not complete then return { CODE.notWithinScan, where } end

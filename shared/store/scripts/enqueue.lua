@@ -4,7 +4,7 @@
 -- handed straight to that worker instead (see handOff below). A message with a delay waits in
 -- the delayed set, as a retry does, until it is due.
 -- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 L2:active runs jobs paused idle:L1 idle:L2 delayed L1:groups L2:groups sched
--- USES: atStamp backlog carryLinks claimable count countDelayed forgetJob groupKey jobId joinRing jsonString jsonStringEnd keepHashtable newToken paused redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
+-- USES: atStamp backlog carryLinks claimable count countDelayed forgetJob jobId joinRing jsonString jsonStringEnd keepHashtable newToken paused queueKey redisClock redisNowMs runningField setWhere wake whereDue whereRunning whereWaiting
 -- ARGV[1] '1' when the id is the caller's (queue_detail.id), '' for one the gateway made
 --         (unique by construction: such a job waiting in a list gets no index entry, below)
 -- ARGV[2] payload JSON (format/job.ts), its enqueue time written as "at":0 (stamped here): the
@@ -47,9 +47,7 @@ end
 local group = string.match(payload, '^,"group":"([%w_.:@/+=-]+)"', afterKey)
 local lastHash, lastOrder, lastNewest
 if policy == 'last' then
-  lastHash = group and groupKey(level, group, 'last') or K['L' .. level .. ':last']
-  lastOrder = group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order']
-  lastNewest = group and groupKey(level, group, 'last:newest') or K['L' .. level .. ':last:newest']
+  lastHash, lastOrder, lastNewest = queueKey(level, group, 'last'), queueKey(level, group, 'last:order'), queueKey(level, group, 'last:newest')
 end
 
 -- A caller's id still known (the call sent again: a retry after an unknown outcome) queues
@@ -179,12 +177,7 @@ elseif policy == 'last' then
 elseif handOff(nil) then
   queued = false
 else
-  local list
-  if group then
-    list = groupKey(level, group, policy)
-  else
-    list = (policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute'])
-  end
+  local list = queueKey(level, group, policy)
   -- The first message of an empty list also sees that the lookup index is a hashtable (once
   -- set, a no-op): the runs its claims will write are then fast from the start.
   if redis.call('LPUSH', list, payload) == 1 then

@@ -1,7 +1,7 @@
 #!lua flags=allow-oom
 -- Settles a run that failed: schedules the job's retry, or buries it in the dead-letter list.
 -- The retry payload and the dead-letter entry are written here, from the stored payload.
--- KEYS: L1:last L1:last:order L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs workers worker delayed dead L1:groups L2:groups groups:running sched
+-- KEYS: L1:last L1:last:order L2:last L2:last:order L1:last:newest L2:last:newest running stats wake:L1 wake:L2 jobs workers worker delayed dead L1:groups L2:groups groups:running sched L1:execute L2:execute L1:discard L2:discard
 -- USES: attemptOf bury buryUnreadable count countDelayed deadEntry forgetJob groupRunEnded isNewest leaseHeld redisNowMs releaseKey routeOf setAttempt setWhere whereDue
 -- ARGV[1] worker id  ARGV[2] run token  ARGV[3] retry|dead  ARGV[4] retry delay (ms)
 -- ARGV[5] status of the failed run ('' when none)  ARGV[6] error text  ARGV[7] dead-letter cap

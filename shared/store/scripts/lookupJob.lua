@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 -- Where a job is and what it holds, for `switchyard job <id>` and the dashboard (read-only).
--- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order jobs workers delayed dead stats L1:groups L2:groups
--- USES: deadJobOf findWaiting groupKey jobId placeOf redisNowMs whereWaiting
+-- KEYS: L1:execute L1:discard L1:last L1:last:order L2:execute L2:discard L2:last L2:last:order jobs workers delayed dead stats L1:groups L2:groups L1:last:newest L2:last:newest
+-- USES: deadJobOf findWaiting jobId placeOf queueKey redisNowMs whereWaiting
 -- ARGV[1] job id  ARGV[2] key prefix with its hash tag, "{p}" (to name a worker's hash)
 -- ARGV[3] most queue entries read to find a waiting job (and its position)
 -- Output: {} for an unknown id, else { where (the index entry, see helpers/format/placeOf.lua),
@@ -26,8 +26,8 @@ if place.kind == 'waiting' then
   local level, policy, group = place.level, place.policy, place.group
   if policy == 'last' then
     local key = place.key
-    local order = group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order']
-    found = redis.call('HGET', group and groupKey(level, group, 'last') or K['L' .. level .. ':last'], key) or ''
+    local order = queueKey(level, group, 'last:order')
+    found = redis.call('HGET', queueKey(level, group, 'last'), key) or ''
     local at = redis.call('LPOS', order, key, 'RANK', -1)
     if at then position = redis.call('LLEN', order) - 1 - at end
   else

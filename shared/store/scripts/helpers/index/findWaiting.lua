@@ -1,4 +1,4 @@
--- USES: groupKey jobId
+-- USES: jobId queueKey
 -- Finds job `id` in the waiting lists by reading them: a message waiting in a list has no index
 -- entry unless its id is the caller's (enqueue.lua; requeued messages keep one too). Reads from
 -- the tails (next to run), a thousand entries of each list in turn, at most `budget` entries in
@@ -18,9 +18,9 @@ local function findWaiting(id, budget, level, policy, group)
   for l = 1, 2 do
     for _, p in ipairs({ 'execute', 'discard' }) do
       if not level then
-        add(l, p, nil, (p == 'discard' and K['L' .. l .. ':discard'] or K['L' .. l .. ':execute']))
+        add(l, p, nil, queueKey(l, nil, p))
       elseif level == l and policy == p then
-        if group then add(l, p, group, groupKey(l, group, p)) else add(l, p, nil, (p == 'discard' and K['L' .. l .. ':discard'] or K['L' .. l .. ':execute'])) end
+        add(l, p, group, queueKey(l, group, p))
       end
     end
     if not level then
@@ -29,8 +29,8 @@ local function findWaiting(id, budget, level, policy, group)
       local most = math.max(1, math.floor(budget / 8))
       if redis.call('ZCARD', ring) > most then complete = false end
       for _, g in ipairs(redis.call('ZRANGE', ring, 0, most - 1)) do
-        add(l, 'execute', g, groupKey(l, g, 'execute'))
-        add(l, 'discard', g, groupKey(l, g, 'discard'))
+        add(l, 'execute', g, queueKey(l, g, 'execute'))
+        add(l, 'discard', g, queueKey(l, g, 'discard'))
         scanned = scanned + 2
       end
     end

@@ -1,4 +1,4 @@
--- USES: groupKey joinRing runningField wake
+-- USES: joinRing queueKey runningField wake
 -- Ends the run `token` of a `last` key of a level (of a named group, or the default group's)
 -- (a run that does not own the key releases nothing). A message that arrived during the run
 -- waited outside the line (its key parked); it now goes to the front, where its key would have
@@ -7,9 +7,8 @@ local function releaseKey(level, key, token, group)
   local field = runningField(level, key, group)
   if redis.call('HGET', K.running, field) ~= tostring(token) then return false end
   redis.call('HDEL', K.running, field)
-  local hash = group and groupKey(level, group, 'last') or K['L' .. level .. ':last']
-  if redis.call('HEXISTS', hash, key) == 1 then
-    redis.call('RPUSH', group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order'], key)
+  if redis.call('HEXISTS', queueKey(level, group, 'last'), key) == 1 then
+    redis.call('RPUSH', queueKey(level, group, 'last:order'), key)
     if group then joinRing(level, group, 1) end
     wake(level)
   end

@@ -1,4 +1,4 @@
--- USES: count forgetJob groupKey isNewest joinRing runningField setWhere wake whereWaiting
+-- USES: count forgetJob isNewest joinRing queueKey runningField setWhere wake whereWaiting
 -- Puts a job back in line (its level's, or its group's): at the front for a job that already
 -- had its turn (crash, shutdown), at the back for a retry. A `last` job that is no longer its
 -- key's newest message, or whose key has a message waiting, is dropped instead: the newest
@@ -9,7 +9,7 @@ local function requeue(payload, route, front)
   local level, group = route.level, route.group
   if route.policy == 'last' then
     local key = route.key
-    local hash = group and groupKey(level, group, 'last') or K['L' .. level .. ':last']
+    local hash = queueKey(level, group, 'last')
     if not isNewest(route) or redis.call('HEXISTS', hash, key) == 1 then
       count(level, 'superseded')
       forgetJob(route.id)
@@ -21,15 +21,10 @@ local function requeue(payload, route, front)
       setWhere(route.id, whereWaiting(level, route.policy, key, group))
       return true
     end
-    local order = group and groupKey(level, group, 'last:order') or K['L' .. level .. ':last:order']
+    local order = queueKey(level, group, 'last:order')
     if front then redis.call('RPUSH', order, key) else redis.call('LPUSH', order, key) end
   else
-    local list
-    if group then
-      list = groupKey(level, group, route.policy)
-    else
-      list = (route.policy == 'discard' and K['L' .. level .. ':discard'] or K['L' .. level .. ':execute'])
-    end
+    local list = queueKey(level, group, route.policy)
     if front then redis.call('RPUSH', list, payload) else redis.call('LPUSH', list, payload) end
   end
   if group then
