@@ -9,7 +9,7 @@ import type { Job } from '../shared/store/format/job';
 import type { Queues } from '../shared/store/queues';
 import { Claimer } from './claimer';
 import { LeaseKeeper } from './lease-keeper';
-import { createDonePruner, createRecoverer, createRetryMover } from './maintenance';
+import { createDonePruner, createLimiterPruner, createRecoverer, createRetryMover } from './maintenance';
 import { DONE_KEPT_MAX } from '../shared/policy';
 import { Runner } from './runner';
 
@@ -75,6 +75,7 @@ export function createWorker(o: WorkerOptions): Worker {
   const recoverer = createRecoverer(chores);
   const retryMover = createRetryMover(chores);
   const donePruner = createDonePruner({ ...chores, keepDoneMs: o.keepDoneMs, keepMax: DONE_KEPT_MAX });
+  const limiterPruner = createLimiterPruner(chores);
   const claimer = new Claimer({
     queues: o.queues,
     blocking: o.blocking,
@@ -98,6 +99,7 @@ export function createWorker(o: WorkerOptions): Worker {
       recoverer.start();
       retryMover.start();
       donePruner.start();
+      limiterPruner.start();
       claimer.start();
     },
     async stop(graceMs) {
@@ -120,6 +122,7 @@ export function createWorker(o: WorkerOptions): Worker {
           );
       });
       await donePruner.stop();
+      await limiterPruner.stop();
       await retryMover.stop();
       await recoverer.stop();
       await keeper.stop();

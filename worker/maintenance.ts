@@ -62,3 +62,16 @@ export function createDonePruner(o: MaintenanceOptions & { keepDoneMs: number; k
     while ((await o.queues.pruneDone(p, o.keepDoneMs, o.keepMax, PRUNE_BATCH)) === PRUNE_BATCH);
   });
 }
+
+/** How often idle group rate limiters are forgotten, and after how long idle (docs/design.md, Tenants). */
+const LIMITER_PRUNE_EVERY_MS = 60_000;
+export const LIMITER_IDLE_MS = 2 * 3_600_000;
+
+/** Forgets the rate limiters of groups idle for LIMITER_IDLE_MS: one pass over {p}:groups:tat per round. */
+export function createLimiterPruner(o: MaintenanceOptions): Part {
+  return perPartition('group limiter pruning', o.queues, LIMITER_PRUNE_EVERY_MS, async (p) => {
+    let cursor = '0';
+    do cursor = await o.queues.pruneLimiters(p, cursor, LIMITER_IDLE_MS);
+    while (cursor !== '0');
+  });
+}

@@ -271,6 +271,12 @@ export class Queues {
     return this.#stores[partition].promoteDue(deadMax, max);
   }
 
+  /** Forgets one partition's idle group rate limiters (Store.pruneLimiters). */
+  async pruneLimiters(partition: number, cursor: string, idleMs: number): Promise<string> {
+    if (!this.#located) await this.locate();
+    return this.#stores[partition].pruneLimiters(cursor, idleMs);
+  }
+
   /** Forgets one partition's kept finished jobs that are due (Store.pruneDone). */
   async pruneDone(partition: number, keepMs: number, keepMax: number, batch?: number): Promise<number> {
     if (!this.#located) await this.locate();

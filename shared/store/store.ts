@@ -251,6 +251,11 @@ export class Store {
     return runScript<number>(this.redis, 'pruneDone', this.keysOf('pruneDone'), [keepMs, keepMax, batch]);
   }
 
+  /** Forgets group rate limiters idle more than idleMs, a thousand fields from `cursor` on; the next cursor ('0': done). */
+  async pruneLimiters(cursor: string, idleMs: number): Promise<string> {
+    return String(await runScript<string>(this.redis, 'pruneLimiters', this.keysOf('pruneLimiters'), [cursor, idleMs]));
+  }
+
   /** Moves due retries back into their queues (Redis's clock decides what is due). */
   promoteDue(deadMax: number, max = 200): Promise<number> {
     return runScript<number>(this.redis, 'promoteDue', this.keysOf('promoteDue'), [max, deadMax]);

@@ -218,3 +218,16 @@ test('a group with work in one queue only is popped there first; work arriving i
   expect((await claim(store, 2)).map((j) => j.url)).toEqual(['/e2', '/d0']);
   expect((await claim(store, 5)).map((j) => j.url)).toEqual(['/e3', '/e4', '/e5']);
 });
+
+test('rate limiters of groups idle past the prune time are forgotten; the others stay', async () => {
+  const { store, prefix } = await fresh('groups-prune');
+  const k = keysFor(prefix);
+  const [s] = await redis.time();
+  const nowMs = Number(s) * 1000;
+  await redis.hset(k.groupsTat, 'idle', String(nowMs - 3 * 3_600_000), 'recent', String(nowMs - 60_000), 'due', String(nowMs + 500));
+  for (let i = 0; i < 2500; i++) await redis.hset(k.groupsTat, `old${i}`, '1000');
+  let cursor = '0';
+  do cursor = await store.pruneLimiters(cursor, 2 * 3_600_000);
+  while (cursor !== '0');
+  expect((await redis.hkeys(k.groupsTat)).sort()).toEqual(['due', 'recent']);
+});

@@ -24,6 +24,7 @@ const SCRIPTS: ScriptName[] = [
   'purgeDead',
   'deleteDead',
   'pruneDone',
+  'pruneLimiters',
   'checkState',
   'setGroupLimits',
 ];

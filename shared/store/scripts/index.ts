@@ -40,6 +40,7 @@ export type ScriptName =
   | 'purgeDead'
   | 'deleteDead'
   | 'pruneDone'
+  | 'pruneLimiters'
   | 'checkState'
   | 'setGroupLimits';
 
