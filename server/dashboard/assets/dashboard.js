@@ -259,6 +259,9 @@ async function refresh() {
   const mode = $('#mode');
   mode.textContent = actions === 'read-only' ? 'read-only' : tokenAccepted ? 'admin token accepted' : 'actions need the admin token';
   mode.className = `badge ${actions === 'read-only' ? '' : tokenAccepted ? 'ok' : 'warn'}`;
+  // The buttons follow the badge at once (the page is read by people and tests as one state);
+  // rows drawn below get theirs as they are made, and all are set again at the end.
+  for (const b of document.querySelectorAll('button[data-action]')) enableActions(b);
   tokenInput.hidden = actions === 'read-only';
   const details = $('#details');
   details.hidden = o.details !== 'redacted';
